@@ -1,0 +1,190 @@
+"""The configuration (``<home>/config.toml``) as pydantic models with the spec's defaults.
+
+``parse_config(text)`` validates TOML text and raises ``ConfigError`` whose message is one
+line naming the field, what is wrong and the value given. ``render_config`` writes the
+commented default file that ``evo init`` puts in a workspace. Importing this module costs
+~70 ms (pydantic); the heartbeat path never does (see ``adapters.workspace``).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from evo_core.errors import DomainError
+from evo_core.events import BudgetLimits
+
+HARD_CAP = 8  # the most students one window may ever train at once, whatever the config says
+Strategy = Literal["recent_weighted", "uniform_sample", "high_karma_weighted"]
+STRATEGIES: tuple[Strategy, ...] = ("recent_weighted", "uniform_sample", "high_karma_weighted")
+
+
+class ConfigError(DomainError):
+    """The config file is malformed or a value is out of range."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class BudgetConfig(_Section):
+    """Hard limits per candidate; the first breach hard-fails it (spec: Budget)."""
+
+    max_steps: int = Field(2000, gt=0, description="optimizer steps")
+    max_walltime_minutes: float = Field(60.0, gt=0, description="wall time of the training run")
+    max_gpu_memory_gb: float = Field(
+        12.0, gt=0, description="peak allocated CUDA memory (CPU: peak resident memory)"
+    )
+    max_tokens_processed: int = Field(10_000_000, gt=0, description="tokens through the student")
+    max_disk_gb: float = Field(5.0, gt=0, description="size of the candidate's output folder")
+
+    def limits(self) -> BudgetLimits:
+        return BudgetLimits(**self.model_dump())
+
+
+class GateConfig(_Section):
+    """Gate thresholds (spec: epsilon, delta, theta)."""
+
+    epsilon: float = Field(0.05, ge=0, description="recall may drop at most this below HEAD's")
+    delta: float = Field(0.02, ge=0, description="generalize must beat HEAD's by at least this")
+    theta: float = Field(0.05, ge=0, le=1, description="tone drift must stay at or under this")
+
+
+class ScoreConfig(_Section):
+    """Composite score = recall*recall + generalize*generalize + tone*(1 - tone_drift)."""
+
+    recall: float = Field(0.4, ge=0)
+    generalize: float = Field(0.4, ge=0)
+    tone: float = Field(0.2, ge=0)
+
+    def weights(self) -> tuple[float, float, float]:
+        return (self.recall, self.generalize, self.tone)
+
+
+class DistillConfig(_Section):
+    """Two-teacher distillation (spec: alpha, beta, temperature)."""
+
+    alpha: float = Field(0.1, ge=0, description="weight of the hard-label loss")
+    beta: float = Field(0.9, ge=0, description="weight of the distillation loss")
+    temperature: float = Field(2.0, gt=0, description="softmax temperature of the KD targets")
+    stabilizer_weight: float = Field(
+        0.3, ge=0, le=1, description="share of G(N-1) in the blended teacher targets"
+    )
+
+
+class ShadowConfig(_Section):
+    """The shadow phase after approval (spec: 10% of TRIVIAL queries for 1000 cycles)."""
+
+    traffic_percent: float = Field(10.0, gt=0, le=100)
+    cycles: int = Field(1000, gt=0)
+    parity_threshold: float = Field(0.9, ge=0, le=1, description="mean similarity to pass")
+    min_samples: int = Field(20, ge=1, description="fewer comparisons: inconclusive")
+
+
+class BurnInConfig(_Section):
+    """The burn-in after cutover (spec: 100 cycles)."""
+
+    cycles: int = Field(100, gt=0)
+    max_error_rate: float = Field(0.02, ge=0, le=1, description="errors or empty answers")
+    max_law_violations: int = Field(0, ge=0)
+    max_latency_ratio: float = Field(2.0, gt=0, description="median latency vs the old HEAD's")
+
+
+class LedgerConfig(_Section):
+    snapshot_every: int = Field(10_000, ge=1, description="records between state snapshots")
+
+
+class EvoConfig(_Section):
+    agent_name: str = Field("Luna", pattern=r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
+    evo_period_cycles: int = Field(10_000, ge=1, description="heartbeats between windows")
+    max_concurrent_experiments: int = Field(
+        3, ge=1, le=HARD_CAP, description=f"students per window (hard cap {HARD_CAP})"
+    )
+    seed_base: int = Field(424242, ge=0, description="branch i trains with seed_base + i")
+    data_strategies: tuple[Strategy, ...] = Field(STRATEGIES, min_length=1)
+    budget: BudgetConfig = BudgetConfig()
+    gates: GateConfig = GateConfig()
+    score: ScoreConfig = ScoreConfig()
+    distill: DistillConfig = DistillConfig()
+    shadow: ShadowConfig = ShadowConfig()
+    burn_in: BurnInConfig = BurnInConfig()
+    ledger: LedgerConfig = LedgerConfig()
+
+    @field_validator("data_strategies")
+    @classmethod
+    def _distinct(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(value)) != len(value):
+            raise ValueError("strategies must be distinct")
+        return value
+
+
+def _describe(error: dict[str, Any]) -> str:
+    where = ".".join(str(p) for p in error["loc"]) or "(top level)"
+    msg = str(error["msg"])
+    if error["type"] == "extra_forbidden":
+        return f"{where}: unknown setting (check its spelling; `evo init` writes every setting)"
+    return f"{where}: {msg} (got {error.get('input')!r})"
+
+
+def validate_config(data: dict[str, Any], source: str = "config.toml") -> EvoConfig:
+    try:
+        return EvoConfig.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors()
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise ConfigError(f"{source}: {_describe(dict(errors[0]))}{more}") from None
+
+
+def parse_config(text: str, source: str = "config.toml") -> EvoConfig:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    return validate_config(data, source)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, int):
+        return f"{value:_}" if abs(value) >= 10_000 else str(value)
+    return repr(value)
+
+
+def _render_fields(model: type[BaseModel], values: BaseModel) -> list[str]:
+    lines = []
+    for name, field in model.model_fields.items():
+        value = getattr(values, name)
+        if isinstance(value, BaseModel):
+            continue
+        if field.description:
+            lines.append(f"# {field.description}")
+        lines.append(f"{name} = {_toml_value(value)}")
+    return lines
+
+
+def render_config(config: EvoConfig | None = None) -> str:
+    """The commented TOML of a config (the defaults when none is given)."""
+    config = config or EvoConfig()
+    out = [
+        "# evo configuration. Every value here has the spec's default unless you changed it.",
+        "# Edit and save; commands validate it on their next run (errors name the field).",
+        "",
+    ]
+    out += _render_fields(EvoConfig, config)
+    for name, field in EvoConfig.model_fields.items():
+        section = getattr(config, name)
+        if not isinstance(section, BaseModel):
+            continue
+        out += ["", f"[{name}]"]
+        doc = (type(section).__doc__ or "").split("\n")[0].strip()
+        if doc:
+            out.insert(len(out) - 1, f"# {doc}")
+        out += _render_fields(type(section), section)
+    return "\n".join(out) + "\n"

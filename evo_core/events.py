@@ -1,0 +1,360 @@
+"""The events: everything that ever happened to the scheduler, in the past tense.
+
+Each event is a frozen, keyword-only msgspec Struct on one tagged base; its tag (the
+``"type"`` key in the ledger) is the class name. The ledger is forever, so:
+
+- a new field always gets a default (old records still decode);
+- a field never changes type, and a tag is never reused or renamed;
+- an unknown tag in a ledger is an error, never silently skipped.
+
+``decode_event`` / ``encode_event`` are the one codec; the ledger embeds the encoded event
+as the ``"event"`` value of a record.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Union
+
+import msgspec
+
+# --------------------------------------------------------------------------- values
+
+
+class Value(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=False):
+    """A value carried inside events (never a ledger record on its own)."""
+
+
+class Metrics(Value, frozen=True):
+    """The four probe results of the spec (step 4, EVAL)."""
+
+    recall: float
+    generalize: float
+    tone_drift: float
+    law_violations: int
+
+
+class BudgetUsed(Value, frozen=True):
+    """What a candidate consumed (the spec's ``budget_used``)."""
+
+    steps: int = 0
+    walltime_minutes: float = 0.0
+    gpu_memory_gb: float = 0.0
+    tokens_processed: int = 0
+    disk_gb: float = 0.0
+
+
+class BudgetLimits(Value, frozen=True):
+    """The hard budget a candidate trained under (frozen into its spawn event)."""
+
+    max_steps: int
+    max_walltime_minutes: float
+    max_gpu_memory_gb: float
+    max_tokens_processed: int
+    max_disk_gb: float
+
+
+class TrainingStats(Value, frozen=True):
+    steps: int = 0
+    loss_start: float = 0.0
+    loss_final: float = 0.0
+
+
+class GateResult(Value, frozen=True):
+    """One gate: its verdict, the measured value, the threshold it met or missed, and the margin
+    (positive = passed with room to spare, negative = failed by that much)."""
+
+    name: str
+    passed: bool
+    value: float
+    threshold: float
+    margin: float
+
+
+class Proposal(Value, frozen=True):
+    """The promotion proposal (spec step 7). Its blake3 over ``encode_value(proposal)`` is the
+    proposal hash an approval must name."""
+
+    window: int
+    candidate: str
+    current_head: str
+    reason: str
+    score: float
+    head_score: float
+    improvement: float
+    metrics: Metrics
+    gates: tuple[GateResult, ...]
+    model_hash: str
+    manifest_hash: str
+
+
+# --------------------------------------------------------------------------- events
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag=True):
+    """Base of every ledger event."""
+
+
+class Heartbeat(Event, frozen=True):
+    """The agent lived one more cycle. The only clock the scheduler knows."""
+
+    cycle: int
+
+
+class GenerationRegistered(Event, frozen=True):
+    """A genesis generation (G000) was registered as HEAD: the base model everything descends from."""
+
+    generation: str
+    gen: int = 0
+    source: str = ""
+    model_hash: str = ""
+    archive_hash: str = ""
+
+
+class WindowOpened(Event, frozen=True):
+    """An evolution window opened at ``cycle`` (a multiple of ``period``), reached or crossed by
+    the heartbeat at ``heartbeat_cycle``. It will breed generation ``gen`` from ``head``."""
+
+    window: int
+    cycle: int
+    heartbeat_cycle: int
+    period: int
+    gen: int
+    head: str
+    parent: str | None = None
+
+
+class WindowSkipped(Event, frozen=True):
+    """``count`` window multiples from ``first_cycle`` to ``last_cycle`` did not open a window."""
+
+    first_cycle: int
+    last_cycle: int
+    count: int
+    heartbeat_cycle: int
+    reason: str
+
+
+class CandidateSpawned(Event, frozen=True):
+    """A student was planned: initialised from ``parent`` (G(N)), with ``stabilizer`` (G(N-1))."""
+
+    window: int
+    candidate: str
+    gen: int
+    branch: str
+    seed: int
+    strategy: str
+    parent: str
+    stabilizer: str | None
+    budget: BudgetLimits
+
+
+class TrainingStarted(Event, frozen=True):
+    candidate: str
+    attempt: int = 1
+
+
+class TrainingFinished(Event, frozen=True):
+    candidate: str
+    stats: TrainingStats
+    budget_used: BudgetUsed
+
+
+class TrainingFailed(Event, frozen=True):
+    """Training crashed (worker died, exception): the candidate is hard-failed."""
+
+    candidate: str
+    reason: str
+    budget_used: BudgetUsed = BudgetUsed()
+
+
+class BudgetBreached(Event, frozen=True):
+    """The first budget breach stopped training: the candidate is hard-failed."""
+
+    candidate: str
+    resource: str
+    limit: float
+    used: float
+    budget_used: BudgetUsed
+
+
+class BaselineEvaluated(Event, frozen=True):
+    """HEAD's own metrics on this window's probes: what the gates compare against."""
+
+    window: int
+    generation: str
+    metrics: Metrics
+    score: float
+
+
+class GateEvaluated(Event, frozen=True):
+    """A trained candidate's metrics and the verdict of every gate (spec: five gates)."""
+
+    candidate: str
+    metrics: Metrics
+    gates: tuple[GateResult, ...]
+    passed: bool
+    score: float
+
+
+class CandidatesRanked(Event, frozen=True):
+    """The window's candidates, best first (passing ones by score, then failing ones)."""
+
+    window: int
+    ranking: tuple[str, ...]
+
+
+class CandidateFrozen(Event, frozen=True):
+    """A candidate's artifacts were archived, immutable, under ``archive``."""
+
+    candidate: str
+    status: str
+    archive: str
+    archive_hash: str
+    model_hash: str = ""
+    manifest_hash: str = ""
+
+
+class Proposed(Event, frozen=True):
+    proposal: Proposal
+    proposal_hash: str
+
+
+class NoPromotion(Event, frozen=True):
+    window: int
+    reason: str
+
+
+class Approved(Event, frozen=True):
+    proposal_hash: str
+    operator: str
+    signature: str = ""
+    key_id: str = ""
+
+
+class Rejected(Event, frozen=True):
+    proposal_hash: str
+    operator: str
+    reason: str
+    signature: str = ""
+    key_id: str = ""
+
+
+class ShadowStarted(Event, frozen=True):
+    generation: str
+    start_cycle: int
+    until_cycle: int
+    traffic_percent: float
+
+
+class ShadowCompared(Event, frozen=True):
+    """One mirrored TRIVIAL query: HEAD's and the shadow's answers compared (never returned)."""
+
+    generation: str
+    cycle: int
+    exact: bool
+    similarity: float
+    query_id: str = ""
+
+
+Outcome = Literal["passed", "failed", "inconclusive"]
+
+
+class ShadowCompleted(Event, frozen=True):
+    """The shadow analysis (Argo Rollouts style): passed, failed, or inconclusive (too few
+    samples: the shadow runs on until ``until_cycle``)."""
+
+    generation: str
+    outcome: Outcome
+    samples: int
+    parity: float
+    threshold: float
+    until_cycle: int = 0
+
+
+class Promoted(Event, frozen=True):
+    """The cutover: GEN_HEAD now points at ``generation``; burn-in runs until ``burn_in_until``."""
+
+    generation: str
+    previous_head: str
+    proposal_hash: str
+    cycle: int
+    burn_in_until: int
+
+
+class BurnInPassed(Event, frozen=True):
+    """Burn-in held: "GEN_HEAD advanced"."""
+
+    generation: str
+    answers: int = 0
+    errors: int = 0
+    law_violations: int = 0
+
+
+class BurnInFailed(Event, frozen=True):
+    generation: str
+    reason: str
+    answers: int = 0
+    errors: int = 0
+    law_violations: int = 0
+
+
+class RolledBack(Event, frozen=True):
+    """GEN_HEAD was pointed back at ``to_generation`` (one command, or automatic after burn-in)."""
+
+    from_generation: str
+    to_generation: str
+    reason: str
+    operator: str = ""
+    automatic: bool = False
+
+
+AnyEvent = Union[
+    Heartbeat,
+    GenerationRegistered,
+    WindowOpened,
+    WindowSkipped,
+    CandidateSpawned,
+    TrainingStarted,
+    TrainingFinished,
+    TrainingFailed,
+    BudgetBreached,
+    BaselineEvaluated,
+    GateEvaluated,
+    CandidatesRanked,
+    CandidateFrozen,
+    Proposed,
+    NoPromotion,
+    Approved,
+    Rejected,
+    ShadowStarted,
+    ShadowCompared,
+    ShadowCompleted,
+    Promoted,
+    BurnInPassed,
+    BurnInFailed,
+    RolledBack,
+]
+
+EVENT_TYPES: dict[str, type[Event]] = {cls.__name__: cls for cls in AnyEvent.__args__}  # type: ignore[attr-defined]
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(AnyEvent)
+
+
+def encode_event(event: Event) -> bytes:
+    """Compact JSON of one event, tag first."""
+    return _encoder.encode(event)
+
+
+def decode_event(data: bytes | str) -> Event:
+    """Decode one event; raises ``msgspec.ValidationError`` for an unknown tag or a bad field."""
+    event: Event = _decoder.decode(data)
+    return event
+
+
+def encode_value(value: Value) -> bytes:
+    """Canonical bytes of a value (what a proposal hash is computed over)."""
+    return _encoder.encode(value)
+
+
+def event_name(event: Event) -> str:
+    return type(event).__name__

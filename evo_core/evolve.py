@@ -1,0 +1,233 @@
+"""``evolve(state, event) -> state``: the one pure, total fold of the ledger.
+
+Replay is ``functools.reduce(evolve, events, State())``. Every branch builds a new state with
+``msgspec.structs.replace``; nothing is mutated (dicts are copied before they change). evolve
+never raises for a well-formed event: legality is ``decide``'s job (and ``evo verify`` checks
+each replayed event against ``transitions.ACCEPTS``). Heartbeat comes first: it is almost every
+record of a long ledger.
+"""
+
+from __future__ import annotations
+
+from functools import reduce
+from typing import Iterable
+
+from msgspec.structs import replace
+
+from evo_core import events as ev
+from evo_core.state import (
+    BurnIn,
+    Candidate,
+    CandidateStatus,
+    Generation,
+    PendingProposal,
+    Phase,
+    Shadow,
+    State,
+    Window,
+)
+
+
+def _candidate(state: State, cid: str, **changes: object) -> State:
+    updated = replace(state.candidates[cid], **changes)
+    return replace(state, candidates={**state.candidates, cid: updated})
+
+
+def _set_head(state: State, generation: str) -> State:
+    """HEAD moves to a generation; it is marked promoted (once) in the generation table."""
+    gen = replace(state.generations[generation], promoted=True)
+    promoted = state.promoted if generation in state.promoted else state.promoted + (generation,)
+    return replace(
+        state,
+        head=generation,
+        promoted=promoted,
+        generations={**state.generations, generation: gen},
+    )
+
+
+def _closed(state: State) -> State:
+    """The evolution in progress is over: back to IDLE, nothing pending."""
+    return replace(state, phase=Phase.IDLE, proposal=None, shadow=None, burn_in=None)
+
+
+def evolve(state: State, event: ev.Event) -> State:
+    match event:
+        case ev.Heartbeat(cycle=cycle):
+            return replace(state, cycle=cycle)
+
+        case ev.GenerationRegistered(generation=name, gen=gen):
+            generations = {**state.generations, name: Generation(name=name, gen=gen, parent=None)}
+            state = replace(state, generations=generations, genesis=name, phase=Phase.IDLE)
+            return _set_head(state, name)
+
+        case ev.WindowOpened():
+            window = Window(
+                number=event.window,
+                cycle=event.cycle,
+                heartbeat_cycle=event.heartbeat_cycle,
+                period=event.period,
+                gen=event.gen,
+                head=event.head,
+                parent=event.parent,
+            )
+            return replace(
+                state,
+                phase=Phase.WINDOW,
+                window=window,
+                windows=event.window,
+                last_window_cycle=max(state.last_window_cycle, event.cycle),
+            )
+
+        case ev.WindowSkipped(last_cycle=last):
+            return replace(state, last_window_cycle=max(state.last_window_cycle, last))
+
+        case ev.CandidateSpawned():
+            cand = Candidate(
+                id=event.candidate,
+                window=event.window,
+                gen=event.gen,
+                branch=event.branch,
+                seed=event.seed,
+                strategy=event.strategy,
+                parent=event.parent,
+                stabilizer=event.stabilizer,
+                budget=event.budget,
+            )
+            assert state.window is not None
+            window = replace(state.window, candidates=state.window.candidates + (cand.id,))
+            return replace(
+                state, window=window, candidates={**state.candidates, cand.id: cand}
+            )
+
+        case ev.TrainingStarted(candidate=cid, attempt=attempt):
+            return _candidate(state, cid, status=CandidateStatus.TRAINING, attempts=attempt)
+
+        case ev.TrainingFinished(candidate=cid, budget_used=used):
+            return _candidate(state, cid, status=CandidateStatus.TRAINED, budget_used=used)
+
+        case ev.TrainingFailed(candidate=cid, reason=reason, budget_used=used):
+            return _candidate(
+                state, cid, status=CandidateStatus.FAILED, failure=reason, budget_used=used
+            )
+
+        case ev.BudgetBreached(candidate=cid, resource=resource, budget_used=used):
+            return _candidate(
+                state,
+                cid,
+                status=CandidateStatus.FAILED,
+                failure=f"budget: {resource}",
+                budget_used=used,
+            )
+
+        case ev.BaselineEvaluated(metrics=metrics, score=score):
+            assert state.window is not None
+            window = replace(state.window, baseline=metrics, baseline_score=score)
+            return replace(state, window=window)
+
+        case ev.GateEvaluated(candidate=cid):
+            return _candidate(
+                state,
+                cid,
+                status=CandidateStatus.EVALUATED,
+                metrics=event.metrics,
+                gates=event.gates,
+                passed=event.passed,
+                score=event.score,
+            )
+
+        case ev.CandidatesRanked(ranking=ranking):
+            assert state.window is not None
+            return replace(state, window=replace(state.window, ranking=ranking))
+
+        case ev.CandidateFrozen():
+            return _candidate(
+                state,
+                event.candidate,
+                frozen=True,
+                verdict=event.status,
+                archive=event.archive,
+                archive_hash=event.archive_hash,
+                model_hash=event.model_hash,
+                manifest_hash=event.manifest_hash,
+            )
+
+        case ev.Proposed(proposal=proposal, proposal_hash=digest):
+            assert state.window is not None
+            cand = state.candidates[proposal.candidate]
+            generation = Generation(
+                name=cand.id, gen=cand.gen, parent=cand.parent, window=cand.window
+            )
+            return replace(
+                state,
+                phase=Phase.PROPOSED,
+                window=replace(state.window, outcome="proposed"),
+                proposal=PendingProposal(proposal=proposal, hash=digest),
+                generations={**state.generations, cand.id: generation},
+            )
+
+        case ev.NoPromotion(reason=reason):
+            assert state.window is not None
+            return _closed(replace(state, window=replace(state.window, outcome=reason)))
+
+        case ev.Approved(operator=operator, signature=signature):
+            assert state.proposal is not None
+            pending = replace(state.proposal, approved_by=operator, approval_signature=signature)
+            return replace(state, phase=Phase.APPROVED, proposal=pending)
+
+        case ev.Rejected():
+            return _closed(state)
+
+        case ev.ShadowStarted():
+            shadow = Shadow(
+                generation=event.generation,
+                start_cycle=event.start_cycle,
+                until_cycle=event.until_cycle,
+                traffic_percent=event.traffic_percent,
+            )
+            return replace(state, phase=Phase.SHADOW, shadow=shadow)
+
+        case ev.ShadowCompared(exact=exact, similarity=similarity):
+            assert state.shadow is not None
+            shadow = replace(
+                state.shadow,
+                samples=state.shadow.samples + 1,
+                exact=state.shadow.exact + int(exact),
+                similarity_sum=state.shadow.similarity_sum + similarity,
+            )
+            return replace(state, shadow=shadow)
+
+        case ev.ShadowCompleted(outcome=outcome, until_cycle=until):
+            assert state.shadow is not None
+            if outcome == "failed":
+                return _closed(state)
+            if outcome == "inconclusive":
+                return replace(state, shadow=replace(state.shadow, until_cycle=until))
+            return state  # passed: the Promoted in the same batch moves the phase
+
+        case ev.Promoted(generation=name, previous_head=previous, cycle=cycle):
+            burn_in = BurnIn(
+                generation=name,
+                previous_head=previous,
+                start_cycle=cycle,
+                until_cycle=event.burn_in_until,
+            )
+            state = replace(state, phase=Phase.BURN_IN, shadow=None, burn_in=burn_in)
+            return _set_head(state, name)
+
+        case ev.BurnInPassed():
+            return _closed(state)
+
+        case ev.BurnInFailed():
+            return state  # the RolledBack in the same batch moves HEAD back and closes
+
+        case ev.RolledBack(to_generation=target):
+            state = _set_head(state, target)
+            if state.phase is Phase.WINDOW:
+                return state  # the window goes on; its proposal is checked against HEAD
+            return _closed(state)
+
+    raise TypeError(f"evolve: not an event: {event!r}")  # pragma: no cover - unreachable
+
+
+def fold(events: Iterable[ev.Event], state: State | None = None) -> State:
+    return reduce(evolve, events, State() if state is None else state)

@@ -1,0 +1,140 @@
+"""The folded state: everything the scheduler knows, derived only from the ledger.
+
+The state is a tree of frozen msgspec Structs so that it can be snapshotted with msgspec and
+compared by value. ``STATE_VERSION`` names its shape: a snapshot of another version is ignored
+and the ledger is replayed instead (snapshots are only a cache).
+"""
+
+from __future__ import annotations
+
+import enum
+
+import msgspec
+
+from evo_core.events import BudgetLimits, BudgetUsed, GateResult, Metrics, Proposal
+
+STATE_VERSION = "evo-state/1"
+
+
+class Phase(enum.Enum):
+    EMPTY = "empty"  # no generation registered yet
+    IDLE = "idle"  # HEAD serves; waiting for the next window
+    WINDOW = "window"  # an evolution window: spawn, train, evaluate, rank, freeze, propose
+    PROPOSED = "proposed"  # a proposal waits for the operator
+    APPROVED = "approved"  # approved; the shadow phase has not started yet
+    SHADOW = "shadow"  # the proposed generation answers mirrored TRIVIAL queries
+    BURN_IN = "burn_in"  # cut over; watching live answers
+
+
+class CandidateStatus(enum.Enum):
+    SPAWNED = "spawned"
+    TRAINING = "training"
+    TRAINED = "trained"
+    FAILED = "failed"  # budget breach or crash: hard-failed, still frozen later
+    EVALUATED = "evaluated"
+
+
+class Candidate(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    window: int
+    gen: int
+    branch: str
+    seed: int
+    strategy: str
+    parent: str
+    stabilizer: str | None
+    budget: BudgetLimits
+    status: CandidateStatus = CandidateStatus.SPAWNED
+    attempts: int = 0
+    failure: str | None = None
+    budget_used: BudgetUsed | None = None
+    metrics: Metrics | None = None
+    gates: tuple[GateResult, ...] = ()
+    passed: bool = False
+    score: float | None = None
+    frozen: bool = False
+    verdict: str = ""
+    archive: str = ""
+    archive_hash: str = ""
+    model_hash: str = ""
+    manifest_hash: str = ""
+
+
+class Window(msgspec.Struct, frozen=True, kw_only=True):
+    number: int
+    cycle: int
+    heartbeat_cycle: int
+    period: int
+    gen: int
+    head: str
+    parent: str | None
+    candidates: tuple[str, ...] = ()
+    baseline: Metrics | None = None
+    baseline_score: float | None = None
+    ranking: tuple[str, ...] | None = None
+    outcome: str = ""  # "" while open; "proposed" or the no-promotion reason
+
+
+class Generation(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    gen: int
+    parent: str | None
+    window: int | None = None
+    promoted: bool = False
+
+
+class PendingProposal(msgspec.Struct, frozen=True, kw_only=True):
+    proposal: Proposal
+    hash: str
+    approved_by: str | None = None
+    approval_signature: str = ""
+
+
+class Shadow(msgspec.Struct, frozen=True, kw_only=True):
+    generation: str
+    start_cycle: int
+    until_cycle: int
+    traffic_percent: float
+    samples: int = 0
+    exact: int = 0
+    similarity_sum: float = 0.0
+
+
+class BurnIn(msgspec.Struct, frozen=True, kw_only=True):
+    generation: str
+    previous_head: str
+    start_cycle: int
+    until_cycle: int
+
+
+class State(msgspec.Struct, frozen=True, kw_only=True):
+    phase: Phase = Phase.EMPTY
+    cycle: int = 0
+    last_window_cycle: int = 0  # the latest period multiple that opened or skipped a window
+    windows: int = 0  # windows opened so far
+    head: str | None = None
+    genesis: str | None = None
+    promoted: tuple[str, ...] = ()  # every generation that was ever HEAD by promotion, in order
+    generations: dict[str, Generation] = {}
+    candidates: dict[str, Candidate] = {}
+    window: Window | None = None  # the current (or last) window
+    proposal: PendingProposal | None = None
+    shadow: Shadow | None = None
+    burn_in: BurnIn | None = None
+
+    @property
+    def parent(self) -> str | None:
+        """GEN_HEAD-PARENT: the generation HEAD was distilled from (G(N-1))."""
+        if self.head is None:
+            return None
+        return self.generations[self.head].parent
+
+    @property
+    def busy(self) -> bool:
+        """True while an evolution is in progress (from window open to its final outcome)."""
+        return self.phase not in (Phase.EMPTY, Phase.IDLE)
+
+    def window_candidates(self) -> list[Candidate]:
+        if self.window is None:
+            return []
+        return [self.candidates[c] for c in self.window.candidates]
