@@ -1,0 +1,139 @@
+"""The imperative shell around the core: load state, decide, append, then follow with effects.
+
+Every write goes the same way: ``EventStore.execute`` folds the ledger (snapshot + tail),
+runs ``decide`` and appends the events as one batch with the expected seq (retrying if another
+process appended first). Only then are the links reconciled and the projection files
+rewritten, both derived from the ledger, so a crash in between loses nothing: the next command
+reconciles again.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import blake3
+
+from adapters import links
+from adapters.workspace import Workspace, WorkspaceError, write_atomic
+from evo_core import commands as cmd
+from evo_core import events as ev
+from evo_core.decide import decide
+from evo_core.state import State
+from ledger.eventstore import EventStore
+from ledger.store import Checkpoint
+
+
+def operator_name() -> str:
+    try:
+        return os.environ.get("EVO_OPERATOR") or getpass.getuser()
+    except (KeyError, OSError):
+        return "operator"
+
+
+def hash_file(path: Path) -> str:
+    h = blake3.blake3()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def hash_tree(root: Path) -> str:
+    """blake3 over ``<relative path>\\0<file blake3>\\n`` of every file, sorted: a folder's hash."""
+    h = blake3.blake3()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        h.update(f"{path.relative_to(root).as_posix()}\0{hash_file(path)}\n".encode())
+    return h.hexdigest()
+
+
+def proposal_hash(proposal: ev.Proposal) -> str:
+    return blake3.blake3(ev.encode_value(proposal)).hexdigest()
+
+
+@dataclass
+class Outcome:
+    state: State
+    checkpoint: Checkpoint
+    events: list[ev.Event]
+
+
+class App:
+    """One workspace opened for one CLI command (or one runner)."""
+
+    def __init__(self, home: Path, *, agent: str | None = None, snapshot_every: int | None = None):
+        self.ws = Workspace(home)
+        self.ws.require()
+        if agent is None or snapshot_every is None:
+            settings = self.ws.heartbeat_settings()
+            agent = agent or settings.agent_name
+            snapshot_every = snapshot_every or settings.snapshot_every
+        self.agent = agent
+        self.store: EventStore[State] = EventStore(home, snapshot_every=snapshot_every)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> App:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def state(self) -> State:
+        return self.store.load().state
+
+    def execute(self, command: cmd.Command, *, sync: bool = True) -> Outcome:
+        state, checkpoint, events = self.store.execute(lambda s: decide(s, command))
+        if sync and any(not isinstance(e, ev.Heartbeat) for e in events):
+            self.sync(state)
+        return Outcome(state, checkpoint, events)
+
+    def sync(self, state: State | None = None) -> list[str]:
+        """Links and projection files from the ledger (idempotent)."""
+        from adapters.materialize import materialize
+
+        state = state if state is not None else self.state()
+        changed = links.reconcile(self.ws, state, self.agent)
+        materialize(self.ws, self.store, state)
+        return changed
+
+
+def init_workspace(home: Path, *, period: int | None, max_concurrent: int | None) -> App:
+    """Create a workspace: config.toml, the folders, and the genesis generation as HEAD.
+
+    Everything is validated before anything is written; an existing workspace is refused.
+    """
+    from evo_core.config import EvoConfig, render_config, validate_config
+
+    ws = Workspace(home)
+    if ws.config_path.exists() or ws.ledger_path.exists():
+        raise WorkspaceError(f"{home} is already an evo workspace (config.toml or ledger.jsonl exists)")
+    overrides: dict[str, int] = {}
+    if period is not None:
+        overrides["evo_period_cycles"] = period
+    if max_concurrent is not None:
+        overrides["max_concurrent_experiments"] = max_concurrent
+    config = validate_config({**EvoConfig().model_dump(), **overrides}, source="evo init")
+
+    from evo_core.window import genesis_name
+
+    genesis = genesis_name(config.agent_name)
+    for folder in (ws.home, ws.models, ws.archive, ws.data):
+        folder.mkdir(parents=True, exist_ok=True)
+    folder = ws.archive / genesis
+    folder.mkdir(exist_ok=True)
+    write_atomic(
+        folder / "GENESIS.md",
+        f"# {genesis}\n\nThe genesis generation (G000) of this workspace. No model weights are\n"
+        "registered with it yet: `evo init --base-model DIR` and `--demo` arrive with training.\n",
+    )
+    write_atomic(ws.config_path, render_config(config))
+    app = App(home, agent=config.agent_name, snapshot_every=config.ledger.snapshot_every)
+    app.ws.load_config()  # fills the heartbeat cache
+    app.execute(
+        cmd.RegisterGenesis(generation=genesis, source="none", archive_hash=hash_tree(folder))
+    )
+    return app

@@ -1,0 +1,132 @@
+"""``evo verify``: everything an auditor can check from the workspace, read-only.
+
+1. The ledger contract: every record's blake3, seq and prev link; the head file (truncation);
+   an auditor's checkpoint (the ledger still extends it); a torn tail.
+2. The history is one the machine could have produced: every event is accepted by the phase
+   it was appended in (``evo_core.transitions``), so a well-chained record written out of band
+   that the scheduler would never emit is named with its seq.
+3. Derived things agree with the ledger: snapshots with the fold at their seq; the GEN_HEAD
+   links (a disagreement is a note: the next command reconciles it from the ledger).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+
+from adapters import links
+from adapters.workspace import Workspace
+from evo_core.evolve import evolve
+from evo_core.events import event_name
+from evo_core.state import STATE_VERSION, State
+from evo_core.transitions import accepts
+from ledger.eventstore import core_fold
+from ledger.record import CorruptRecord
+from ledger.snapshot import read_snapshot, snapshot_paths
+from ledger.store import Checkpoint, Ledger
+
+
+class AuditReport(msgspec.Struct, kw_only=True):
+    ok: bool
+    records: int
+    seq: int
+    hash: str
+    first_bad_seq: int | None = None
+    problems: list[str] = []
+    notes: list[str] = []
+
+    def summary(self) -> str:
+        if self.ok:
+            return f"ok: {self.records} records verified, head {self.seq}:{self.hash}"
+        where = f" at seq {self.first_bad_seq}" if self.first_bad_seq is not None else ""
+        return f"FAILED{where}: {self.problems[0] if self.problems else 'unknown problem'}"
+
+
+def audit(home: Path, checkpoint: Checkpoint | None = None) -> AuditReport:
+    ws = Workspace(home)
+    if not ws.ledger_path.exists():
+        return AuditReport(ok=False, records=0, seq=-1, hash="", problems=[f"no ledger at {ws.ledger_path}"])
+    ledger = Ledger(home)
+    try:
+        report = ledger.verify(checkpoint)
+        out = AuditReport(
+            ok=report.ok,
+            records=report.count,
+            seq=report.last.seq,
+            hash=report.last.hash,
+            first_bad_seq=report.first_bad_seq,
+            problems=list(report.problems),
+            notes=list(report.notes) + ([report.torn] if report.torn else []),
+        )
+        if not report.ok:
+            return out
+        state = _check_transitions(ledger, out)
+        if out.ok:
+            _check_snapshots(home, ledger, out)
+            _check_links(ws, state, out)
+        return out
+    finally:
+        ledger.close()
+
+
+def _fail(out: AuditReport, seq: int, problem: str) -> None:
+    out.ok = False
+    out.first_bad_seq = seq if out.first_bad_seq is None else min(seq, out.first_bad_seq)
+    out.problems.append(problem)
+
+
+def _check_transitions(ledger: Ledger, out: AuditReport) -> State:
+    state = State()
+    try:
+        for rec in ledger.records():
+            if not accepts(state.phase, rec.event):
+                _fail(out, rec.seq, f"seq {rec.seq}: {event_name(rec.event)} is not allowed in phase {state.phase.value!r}")
+                return state
+            state = evolve(state, rec.event)
+    except CorruptRecord as exc:  # appended between verify and this pass, and bad
+        _fail(out, exc.seq, str(exc))
+    return state
+
+
+def _check_snapshots(home: Path, ledger: Ledger, out: AuditReport) -> None:
+    fold = core_fold()
+    wanted = {}
+    for path in snapshot_paths(home):
+        snap = read_snapshot(path)
+        if snap is None or STATE_VERSION not in snap.version:
+            out.notes.append(f"snapshot {path.name} is unreadable or of another version (ignored)")
+            continue
+        wanted[snap.seq] = (path, snap)
+    if not wanted:
+        return
+    state = State()
+    for rec in ledger.records():
+        state = evolve(state, rec.event)
+        if rec.seq in wanted:
+            path, snap = wanted.pop(rec.seq)
+            if snap.hash != rec.hash or fold.decode(bytes(snap.state)) != state:
+                _fail(out, rec.seq, f"snapshot {path.name} does not match the ledger at seq {rec.seq}")
+        if not wanted:
+            return
+    for path, _ in wanted.values():
+        out.notes.append(f"snapshot {path.name} is beyond the ledger's end (ignored)")
+
+
+def _check_links(ws: Workspace, state: State, out: AuditReport) -> None:
+    if state.head is None:
+        return
+    heads = [p for p in ws.models.glob("*-GHEAD")] if ws.models.exists() else []
+    for head_link in heads:
+        agent = head_link.name[: -len("-GHEAD")]
+        want = {
+            ws.head_link(agent): links.link_target(state.head),
+            ws.parent_link(agent): links.link_target(state.parent) if state.parent else None,
+        }
+        for path, target in want.items():
+            got = links.read_link(path)
+            if got != target:
+                out.notes.append(
+                    f"{path.name} points at {got or '(nothing)'}, the ledger says {target or '(nothing)'}; "
+                    "the next evo command reconciles it"
+                )

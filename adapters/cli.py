@@ -1,0 +1,310 @@
+"""``evo``: the operator's and the agent's command line. Parse, call, print.
+
+Machine output (``--json``) goes to stdout, diagnostics to stderr. A domain error (the ledger
+refuses the command, bad config, bad workspace) prints one line and exits 1 with nothing
+appended; a usage error exits 2. Nothing heavy is imported until a command needs it: a
+heartbeat loads msgspec, blake3, the core and the ledger, never pydantic or torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import msgspec
+
+from adapters.workspace import WorkspaceError, resolve_home
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    pass
+
+
+def _out(text: str) -> None:
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def _json(value: Any) -> None:
+    sys.stdout.buffer.write(msgspec.json.encode(value) + b"\n")
+
+
+def _app(args: argparse.Namespace) -> Any:
+    from adapters.app import App
+
+    return App(resolve_home(args.home))
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _seq(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+# ---------------------------------------------------------------- commands
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from adapters.app import init_workspace
+
+    home = resolve_home(args.home)
+    with init_workspace(home, period=args.period, max_concurrent=args.max_concurrent) as app:
+        state = app.state()
+        _out(f"initialised {home}: HEAD is {state.head}")
+        _out(f"config: {app.ws.config_path} (period {app.ws.heartbeat_settings().evo_period_cycles} cycles)")
+    return 0
+
+
+def cmd_heartbeat(args: argparse.Namespace) -> int:
+    from adapters.app import App
+    from evo_core.commands import Beat
+    from evo_core.events import Heartbeat
+    from projections.summary import describe
+
+    with App(resolve_home(args.home)) as app:
+        period = app.ws.heartbeat_settings().evo_period_cycles
+        outcome = app.execute(Beat(period=period, cycle=args.cycle, count=args.count))
+    first = outcome.checkpoint.seq - len(outcome.events) + 1
+    if args.json:
+        _json([{"seq": first + i, "event": e} for i, e in enumerate(outcome.events)])
+        return 0
+    beats = [e for e in outcome.events if isinstance(e, Heartbeat)]
+    span = f"{beats[0].cycle}" if len(beats) == 1 else f"{beats[0].cycle}..{beats[-1].cycle}"
+    _out(f"cycle {span} (seq {outcome.checkpoint.seq})")
+    for event in outcome.events:
+        if not isinstance(event, Heartbeat):
+            _out(describe(event))
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from projections.status import render_text, status_view
+
+    with _app(args) as app:
+        if args.at_cycle is not None or args.at_seq is not None:
+            from projections.asof import state_at
+
+            state = state_at(app.store.ledger.records(), seq=args.at_seq, cycle=args.at_cycle)
+            checkpoint = None
+        else:
+            loaded = app.store.load()
+            state, checkpoint = loaded.state, loaded.checkpoint
+            app.sync(state)
+        period = app.ws.heartbeat_settings().evo_period_cycles
+        view = status_view(state, period=period, seq=checkpoint.seq if checkpoint else None)
+    if args.json:
+        _json(view)
+    else:
+        _out(render_text(view))
+    return 0
+
+
+def cmd_log(args: argparse.Namespace) -> int:
+    from evo_core.events import EVENT_TYPES
+    from projections.summary import describe
+
+    if args.type and args.type not in EVENT_TYPES:
+        raise UsageError(f"unknown event type {args.type!r}; one of: {', '.join(EVENT_TYPES)}")
+    with _app(args) as app:
+        for rec in app.store.ledger.records(start_seq=args.since or 0):
+            if rec.seq < (args.since or 0):
+                continue
+            if args.type and type(rec.event).__name__ != args.type:
+                continue
+            if args.json:
+                _json({"seq": rec.seq, "at": rec.at, "hash": rec.hash, "event": rec.event})
+            else:
+                _out(f"{rec.seq:>8}  {rec.at}  {describe(rec.event)}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from adapters.audit import audit
+    from ledger.store import parse_checkpoint
+
+    checkpoint = None
+    if args.checkpoint:
+        try:
+            checkpoint = parse_checkpoint(args.checkpoint)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    report = audit(resolve_home(args.home), checkpoint)
+    if args.json:
+        _json(report)
+    else:
+        _out(report.summary())
+        for line in report.problems:
+            print(f"  problem: {line}", file=sys.stderr)
+        for line in report.notes:
+            print(f"  note: {line}", file=sys.stderr)
+    return 0 if report.ok else EXIT_ERROR
+
+
+def cmd_head(args: argparse.Namespace) -> int:
+    with _app(args) as app:
+        tail = app.store.ledger.tail()
+    if args.json:
+        _json({"seq": tail.seq, "hash": tail.hash})
+    else:
+        _out(f"{tail.seq}:{tail.hash}")
+    return 0
+
+
+def _finish(app: Any, outcome: Any, json_out: bool) -> int:
+    from projections.summary import describe
+
+    if json_out:
+        _json([{"event": e} for e in outcome.events])
+    else:
+        for event in outcome.events:
+            _out(describe(event))
+    return 0
+
+
+def cmd_approve(args: argparse.Namespace) -> int:
+    from adapters.app import operator_name
+    from evo_core.commands import Approve
+
+    with _app(args) as app:
+        outcome = app.execute(Approve(operator=args.operator or operator_name(), proposal_hash=args.proposal))
+        return _finish(app, outcome, args.json)
+
+
+def cmd_reject(args: argparse.Namespace) -> int:
+    from adapters.app import operator_name
+    from evo_core.commands import Reject
+
+    with _app(args) as app:
+        outcome = app.execute(
+            Reject(operator=args.operator or operator_name(), reason=args.reason, proposal_hash=args.proposal)
+        )
+        return _finish(app, outcome, args.json)
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from adapters.app import operator_name
+    from evo_core.commands import Rollback
+
+    with _app(args) as app:
+        outcome = app.execute(
+            Rollback(operator=args.operator or operator_name(), to=args.to, reason=args.reason)
+        )
+        return _finish(app, outcome, args.json)
+
+
+def cmd_timeline(args: argparse.Namespace) -> int:
+    from projections.timeline import render_timeline, timeline
+
+    with _app(args) as app:
+        entries = timeline(app.store.ledger.records(), args.generation)
+    if not entries:
+        raise WorkspaceError(f"no generation or candidate named {args.generation!r} in the ledger")
+    if args.json:
+        _json(entries)
+    else:
+        _out(render_timeline(entries))
+    return 0
+
+
+# ---------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="evo",
+        description="The Evolution Scheduler: an append-only, hash-chained ledger that decides "
+        "when the agent's own model may change.",
+    )
+    p.add_argument("--home", help="the workspace (default: $EVO_HOME, else ./evo-home)")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, fn: Callable[[argparse.Namespace], int], help: str, json: bool = True) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help, description=help)
+        sp.set_defaults(fn=fn)
+        if json:
+            sp.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+        return sp
+
+    sp = add("init", cmd_init, "create a workspace: config.toml and the genesis generation as HEAD", json=False)
+    sp.add_argument("--period", type=_positive, help="evo_period_cycles (default 10000)")
+    sp.add_argument("--max-concurrent", type=_positive, help="max_concurrent_experiments (default 3)")
+
+    sp = add("heartbeat", cmd_heartbeat, "append the next heartbeat (the agent's clock)")
+    sp.add_argument("--cycle", type=_positive, help="this cycle instead of the next one (must increase)")
+    sp.add_argument("--count", type=_positive, default=1, help="append K consecutive heartbeats in one batch")
+
+    sp = add("status", cmd_status, "phase, HEAD, the window, the pending proposal and what to do next")
+    sp.add_argument("--at-cycle", type=_seq, help="the status as it was at this heartbeat cycle")
+    sp.add_argument("--at-seq", type=_seq, help="the status as it was after this ledger record")
+
+    sp = add("log", cmd_log, "the ledger's records, one line each")
+    sp.add_argument("--type", help="only events of this type (e.g. WindowOpened)")
+    sp.add_argument("--since", type=_seq, help="only records from this seq on")
+
+    sp = add("verify", cmd_verify, "verify the whole ledger (hashes, chain, head file, transitions); exit 0 only if intact")
+    sp.add_argument("--checkpoint", metavar="SEQ:HASH", help="a checkpoint you kept (from `evo head`): the ledger must extend it")
+
+    add("head", cmd_head, "print the ledger's latest checkpoint SEQ:HASH (keep it to detect rollback of the ledger)")
+
+    sp = add("approve", cmd_approve, "approve the pending promotion proposal")
+    sp.add_argument("--proposal", metavar="HASH", help="the proposal hash (or a prefix of >= 8) you reviewed")
+    sp.add_argument("--operator", help="who approves (default: $EVO_OPERATOR or your user name)")
+
+    sp = add("reject", cmd_reject, "reject the pending promotion proposal")
+    sp.add_argument("--reason", required=True, help="why (recorded in the ledger)")
+    sp.add_argument("--proposal", metavar="HASH", help="the proposal hash (or a prefix of >= 8)")
+    sp.add_argument("--operator", help="who rejects (default: $EVO_OPERATOR or your user name)")
+
+    sp = add("rollback", cmd_rollback, "point HEAD back at an earlier promoted generation (default: the previous one)")
+    sp.add_argument("--to", metavar="GENERATION", help="a generation that was promoted before (a unique prefix will do)")
+    sp.add_argument("--reason", default="manual rollback", help="recorded in the ledger")
+    sp.add_argument("--operator", help="who rolls back (default: $EVO_OPERATOR or your user name)")
+
+    sp = add("timeline", cmd_timeline, "everything the ledger says about one generation or candidate")
+    sp.add_argument("generation", help="a generation or candidate name (e.g. Luna-G001-a-c10000)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from evo_core.errors import DomainError
+    from ledger.record import CorruptRecord
+    from ledger.store import ConcurrencyError
+
+    try:
+        return int(args.fn(args))
+    except UsageError as exc:
+        parser.print_usage(sys.stderr)
+        print(f"evo: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (DomainError, WorkspaceError, CorruptRecord, ConcurrencyError) as exc:
+        print(f"evo: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as exc:
+        print(f"evo: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""The projection files in ``<home>/models/``, rebuilt from the ledger and written atomically.
+
+    lineage.csv              every generation and candidate (the spec's lineage ledger)
+    evolution_log.jsonl      what operators care about: windows, proposals, promotions, rollbacks
+    PROMOTION_PROPOSAL.json  the pending proposal (removed when none is pending)
+
+They are derived data: delete them and the next command writes them again. They are rebuilt
+after a batch that holds anything but heartbeats. The ledger is read once, and each run of
+heartbeats is compacted to its last one (a heartbeat changes nothing but the cycle), so the
+projections fold a list as long as the non-heartbeat history.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Iterator
+
+from adapters.workspace import Workspace, write_atomic
+from evo_core.events import Heartbeat
+from evo_core.state import State
+from ledger.eventstore import EventStore
+from ledger.record import Record
+from projections.evolution_log import evolution_log, render_jsonl
+from projections.history import replay
+from projections.lineage import lineage_rows, render_csv
+from projections.proposal import proposal_document, render_proposal
+
+PROPOSAL_FILE = "PROMOTION_PROPOSAL.json"
+
+
+def compact(records: Iterable[Record]) -> Iterator[Record]:
+    """Every non-heartbeat record, each preceded by the latest heartbeat before it, and the
+    final heartbeat: folds to the same state and the same cycles as the whole ledger."""
+    pending: Record | None = None
+    for rec in records:
+        if isinstance(rec.event, Heartbeat):
+            pending = rec
+            continue
+        if pending is not None:
+            yield pending
+            pending = None
+        yield rec
+    if pending is not None:
+        yield pending
+
+
+def materialize(ws: Workspace, store: EventStore[State], state: State) -> None:
+    ws.models.mkdir(parents=True, exist_ok=True)
+    records = list(compact(store.ledger.records()))
+    write_atomic(ws.models / "lineage.csv", render_csv(lineage_rows(replay(records))))
+    write_atomic(ws.models / "evolution_log.jsonl", render_jsonl(evolution_log(records)))
+    document = proposal_document(state)
+    target = ws.models / PROPOSAL_FILE
+    if document is None:
+        target.unlink(missing_ok=True)
+    else:
+        write_atomic(target, render_proposal(document))

@@ -1,0 +1,150 @@
+"""The workspace (``--home`` / ``EVO_HOME``): where everything lives, and its config.
+
+Layout (DESIGN.md)::
+
+    <home>/config.toml                 validated by pydantic; errors name the field
+    <home>/ledger.jsonl, ledger.head   the only truth
+    <home>/models/Luna-GHEAD -> archive/<generation>
+    <home>/models/Luna-GHEAD-PARENT -> archive/<generation>
+    <home>/models/archive/<generation>/
+    <home>/models/lineage.csv, PROMOTION_PROPOSAL.json, evolution_log.jsonl   (projections)
+    <home>/data/
+
+The heartbeat must stay cheap, and validating the config costs ~70 ms of pydantic import. So
+every full validation caches the few values a heartbeat needs in ``<home>/.evo/settings.json``,
+keyed by the blake3 of config.toml's bytes; a heartbeat reads the cache when the key matches
+and falls back to a full validation (with its clear error) when the file changed.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import blake3
+import msgspec
+
+if TYPE_CHECKING:
+    from evo_core.config import EvoConfig
+
+DEFAULT_HOME = "evo-home"
+
+
+class WorkspaceError(Exception):
+    """The workspace is missing or unusable (exit 1, one line)."""
+
+
+class HeartbeatSettings(msgspec.Struct, frozen=True):
+    source: str  # blake3 of config.toml's bytes
+    agent_name: str
+    evo_period_cycles: int
+    snapshot_every: int
+
+
+def resolve_home(arg: str | None) -> Path:
+    return Path(arg or os.environ.get("EVO_HOME") or DEFAULT_HOME)
+
+
+def write_atomic(path: Path, data: bytes | str, *, mode: int | None = None) -> None:
+    """Write a file whole or not at all: a temp file beside it, fsync, rename over it."""
+    raw = data.encode() if isinstance(data, str) else data
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(raw)
+        f.flush()
+        os.fsync(f.fileno())
+    if mode is not None:
+        os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+@dataclass
+class Workspace:
+    home: Path
+    _settings: HeartbeatSettings | None = None
+
+    @property
+    def config_path(self) -> Path:
+        return self.home / "config.toml"
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.home / "ledger.jsonl"
+
+    @property
+    def models(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def archive(self) -> Path:
+        return self.models / "archive"
+
+    @property
+    def data(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def private(self) -> Path:
+        return self.home / ".evo"
+
+    def head_link(self, agent: str) -> Path:
+        return self.models / f"{agent}-GHEAD"
+
+    def parent_link(self, agent: str) -> Path:
+        return self.models / f"{agent}-GHEAD-PARENT"
+
+    def require(self) -> None:
+        if not self.config_path.is_file():
+            raise WorkspaceError(
+                f"no evo workspace at {self.home} (no config.toml): run `evo init --home {self.home}`"
+                " or set EVO_HOME"
+            )
+
+    # ------------------------------------------------------------- config
+
+    def load_config(self) -> EvoConfig:
+        """Validate config.toml (pydantic) and refresh the heartbeat cache."""
+        from evo_core.config import parse_config
+
+        self.require()
+        raw = self.config_path.read_bytes()
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise WorkspaceError(f"{self.config_path}: not UTF-8 text") from None
+        config = parse_config(text, source=str(self.config_path))
+        self._settings = self._cache_settings(raw, config)
+        return config
+
+    def _cache_settings(self, raw: bytes, config: EvoConfig) -> HeartbeatSettings:
+        settings = HeartbeatSettings(
+            source=blake3.blake3(raw).hexdigest(),
+            agent_name=config.agent_name,
+            evo_period_cycles=config.evo_period_cycles,
+            snapshot_every=config.ledger.snapshot_every,
+        )
+        try:
+            self.private.mkdir(exist_ok=True)
+            write_atomic(self.private / "settings.json", msgspec.json.encode(settings))
+        except OSError:
+            pass  # a cache only: a read-only workspace still works, just slower
+        return settings
+
+    def heartbeat_settings(self) -> HeartbeatSettings:
+        """The values a heartbeat needs, without importing pydantic when the cache is fresh."""
+        self.require()
+        raw = self.config_path.read_bytes()
+        digest = blake3.blake3(raw).hexdigest()
+        try:
+            cached = msgspec.json.decode(
+                (self.private / "settings.json").read_bytes(), type=HeartbeatSettings
+            )
+            if cached.source == digest:
+                return cached
+        except (OSError, msgspec.DecodeError):
+            pass
+        self.load_config()
+        assert self._settings is not None
+        return self._settings
