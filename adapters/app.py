@@ -134,6 +134,11 @@ def init_workspace(home: Path, *, period: int | None, max_concurrent: int | None
     app = App(home, agent=config.agent_name, snapshot_every=config.ledger.snapshot_every)
     app.ws.load_config()  # fills the heartbeat cache
     app.execute(
-        cmd.RegisterGenesis(generation=genesis, source="none", archive_hash=hash_tree(folder))
+        cmd.RegisterGenesis(
+            generation=genesis,
+            source="none",
+            archive=f"archive/{genesis}",
+            archive_hash=hash_tree(folder),
+        )
     )
     return app

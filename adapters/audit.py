@@ -17,6 +17,7 @@ import msgspec
 
 from adapters import links
 from adapters.workspace import Workspace
+from evo_core.errors import CorruptHistory
 from evo_core.evolve import evolve
 from evo_core.events import event_name
 from evo_core.state import STATE_VERSION, State
@@ -83,7 +84,11 @@ def _check_transitions(ledger: Ledger, out: AuditReport) -> State:
             if not accepts(state.phase, rec.event):
                 _fail(out, rec.seq, f"seq {rec.seq}: {event_name(rec.event)} is not allowed in phase {state.phase.value!r}")
                 return state
-            state = evolve(state, rec.event)
+            try:
+                state = evolve(state, rec.event)
+            except CorruptHistory as exc:
+                _fail(out, rec.seq, f"seq {rec.seq}: {exc}")
+                return state
     except CorruptRecord as exc:  # appended between verify and this pass, and bad
         _fail(out, exc.seq, str(exc))
     return state

@@ -77,7 +77,6 @@ def cmd_heartbeat(args: argparse.Namespace) -> int:
     from adapters.app import App
     from evo_core.commands import Beat
     from evo_core.events import Heartbeat
-    from projections.summary import describe
 
     with App(resolve_home(args.home)) as app:
         period = app.ws.heartbeat_settings().evo_period_cycles
@@ -89,8 +88,11 @@ def cmd_heartbeat(args: argparse.Namespace) -> int:
     beats = [e for e in outcome.events if isinstance(e, Heartbeat)]
     span = f"{beats[0].cycle}" if len(beats) == 1 else f"{beats[0].cycle}..{beats[-1].cycle}"
     _out(f"cycle {span} (seq {outcome.checkpoint.seq})")
-    for event in outcome.events:
-        if not isinstance(event, Heartbeat):
+    notable = [e for e in outcome.events if not isinstance(e, Heartbeat)]
+    if notable:
+        from projections.summary import describe
+
+        for event in notable:
             _out(describe(event))
     return 0
 
@@ -211,7 +213,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def cmd_timeline(args: argparse.Namespace) -> int:
-    from projections.timeline import render_timeline, timeline
+    from projections.timeline import timeline
 
     with _app(args) as app:
         entries = timeline(app.store.ledger.records(), args.generation)
@@ -220,7 +222,8 @@ def cmd_timeline(args: argparse.Namespace) -> int:
     if args.json:
         _json(entries)
     else:
-        _out(render_timeline(entries))
+        for e in entries:
+            _out(f"{e.seq:>8}  cycle {e.cycle:<8} {e.at}  {e.summary}")
     return 0
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from evo_core import commands, events
 from evo_core.decide import decide
 from evo_core.errors import (
+    CorruptHistory,
     CycleError,
     DomainError,
     IllegalTransition,
@@ -43,6 +44,7 @@ __all__ = [
     "AnyEvent",
     "Candidate",
     "CandidateStatus",
+    "CorruptHistory",
     "CycleError",
     "DomainError",
     "Event",

@@ -1,14 +1,16 @@
 """Commands: what the agent, the operator and the runner ask for, in the imperative.
 
-Commands are never stored (only the events ``decide`` returns are), so they are plain frozen
-dataclasses. Each carries the configuration values it needs, which keeps ``decide`` pure and
+Commands are never stored (only the events ``decide`` returns are); they are frozen msgspec
+Structs because those cost microseconds to define (dataclasses cost milliseconds, and the
+heartbeat pays every import). Each carries the configuration values it needs, which keeps ``decide`` pure and
 lets a heartbeat run without importing the config models (pydantic costs ~70 ms).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+import msgspec
 
 from evo_core.events import BudgetUsed, Metrics, Proposal, TrainingStats
 
@@ -16,15 +18,14 @@ if TYPE_CHECKING:
     from evo_core.config import EvoConfig
 
 
-class Command:
+class Command(msgspec.Struct, frozen=True, kw_only=True):
     """Base of every command."""
 
 
 # ---------------------------------------------------------------- the agent
 
 
-@dataclass(frozen=True, kw_only=True)
-class Beat(Command):
+class Beat(Command, frozen=True, kw_only=True):
     """Append ``count`` heartbeats: cycles ``cycle``.. (default: the next one)."""
 
     period: int
@@ -35,43 +36,38 @@ class Beat(Command):
 # ---------------------------------------------------------------- set-up
 
 
-@dataclass(frozen=True, kw_only=True)
-class RegisterGenesis(Command):
+class RegisterGenesis(Command, frozen=True, kw_only=True):
     generation: str
     source: str = ""
     model_hash: str = ""
     archive_hash: str = ""
+    archive: str = ""
 
 
 # ---------------------------------------------------------------- the runner
 
 
-@dataclass(frozen=True, kw_only=True)
-class SpawnCandidates(Command):
+class SpawnCandidates(Command, frozen=True, kw_only=True):
     config: EvoConfig
 
 
-@dataclass(frozen=True, kw_only=True)
-class StartTraining(Command):
+class StartTraining(Command, frozen=True, kw_only=True):
     candidate: str
 
 
-@dataclass(frozen=True, kw_only=True)
-class FinishTraining(Command):
+class FinishTraining(Command, frozen=True, kw_only=True):
     candidate: str
     stats: TrainingStats
     budget_used: BudgetUsed
 
 
-@dataclass(frozen=True, kw_only=True)
-class FailTraining(Command):
+class FailTraining(Command, frozen=True, kw_only=True):
     candidate: str
     reason: str
     budget_used: BudgetUsed = BudgetUsed()
 
 
-@dataclass(frozen=True, kw_only=True)
-class BreachBudget(Command):
+class BreachBudget(Command, frozen=True, kw_only=True):
     candidate: str
     resource: str
     limit: float
@@ -79,26 +75,22 @@ class BreachBudget(Command):
     budget_used: BudgetUsed
 
 
-@dataclass(frozen=True, kw_only=True)
-class RecordBaseline(Command):
+class RecordBaseline(Command, frozen=True, kw_only=True):
     metrics: Metrics
     config: EvoConfig
 
 
-@dataclass(frozen=True, kw_only=True)
-class RecordEvaluation(Command):
+class RecordEvaluation(Command, frozen=True, kw_only=True):
     candidate: str
     metrics: Metrics
     config: EvoConfig
 
 
-@dataclass(frozen=True, kw_only=True)
-class Rank(Command):
+class Rank(Command, frozen=True, kw_only=True):
     pass
 
 
-@dataclass(frozen=True, kw_only=True)
-class Freeze(Command):
+class Freeze(Command, frozen=True, kw_only=True):
     candidate: str
     archive: str
     archive_hash: str
@@ -106,8 +98,7 @@ class Freeze(Command):
     manifest_hash: str = ""
 
 
-@dataclass(frozen=True, kw_only=True)
-class Propose(Command):
+class Propose(Command, frozen=True, kw_only=True):
     """Conclude the window: ``proposal`` must equal ``window.draft_proposal(state)`` (None when
     nothing qualifies, which concludes with NoPromotion); ``proposal_hash`` is its blake3."""
 
@@ -115,25 +106,21 @@ class Propose(Command):
     proposal_hash: str = ""
 
 
-@dataclass(frozen=True, kw_only=True)
-class StartShadow(Command):
+class StartShadow(Command, frozen=True, kw_only=True):
     config: EvoConfig
 
 
-@dataclass(frozen=True, kw_only=True)
-class RecordShadow(Command):
+class RecordShadow(Command, frozen=True, kw_only=True):
     exact: bool
     similarity: float
     query_id: str = ""
 
 
-@dataclass(frozen=True, kw_only=True)
-class CompleteShadow(Command):
+class CompleteShadow(Command, frozen=True, kw_only=True):
     config: EvoConfig
 
 
-@dataclass(frozen=True, kw_only=True)
-class CompleteBurnIn(Command):
+class CompleteBurnIn(Command, frozen=True, kw_only=True):
     answers: int
     errors: int
     law_violations: int
@@ -144,16 +131,14 @@ class CompleteBurnIn(Command):
 # ---------------------------------------------------------------- the operator
 
 
-@dataclass(frozen=True, kw_only=True)
-class Approve(Command):
+class Approve(Command, frozen=True, kw_only=True):
     operator: str
     proposal_hash: str | None = None  # None: the pending one
     signature: str = ""
     key_id: str = ""
 
 
-@dataclass(frozen=True, kw_only=True)
-class Reject(Command):
+class Reject(Command, frozen=True, kw_only=True):
     operator: str
     reason: str
     proposal_hash: str | None = None
@@ -161,8 +146,7 @@ class Reject(Command):
     key_id: str = ""
 
 
-@dataclass(frozen=True, kw_only=True)
-class Rollback(Command):
+class Rollback(Command, frozen=True, kw_only=True):
     operator: str
     to: str | None = None  # None: the previous promoted generation
     reason: str = "manual rollback"

@@ -93,7 +93,7 @@ class BurnInConfig(_Section):
 
 
 class LedgerConfig(_Section):
-    snapshot_every: int = Field(10_000, ge=1, description="records between state snapshots")
+    snapshot_every: int = Field(1000, ge=1, description="records between state snapshots")
 
 
 class EvoConfig(_Section):

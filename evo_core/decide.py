@@ -121,6 +121,7 @@ def _register(state: State, c: cmd.RegisterGenesis) -> Events:
             source=c.source,
             model_hash=c.model_hash,
             archive_hash=c.archive_hash,
+            archive=c.archive,
         )
     ]
 
@@ -143,6 +144,10 @@ def _window_candidate(state: State, cid: str, *allowed: CandidateStatus) -> Cand
         names = "/".join(s.value for s in allowed)
         raise DomainError(f"{cid} is {cand.status.value}, expected {names}")
     return cand
+
+
+def _is_hex64(text: str) -> bool:
+    return len(text) == 64 and all(ch in "0123456789abcdef" for ch in text)
 
 
 def _finite(**values: float) -> None:
@@ -323,8 +328,8 @@ def _propose(state: State, c: cmd.Propose) -> Events:
         return [ev.NoPromotion(window=window.number, reason=reason)]
     if c.proposal != draft:
         raise InvalidInput("the proposal does not match the window's ranking and gates")
-    if len(c.proposal_hash) != 64:
-        raise InvalidInput("a proposal needs its 64-hex blake3 hash")
+    if not _is_hex64(c.proposal_hash):
+        raise InvalidInput("a proposal needs its blake3 hash: 64 lowercase hex digits")
     return [ev.Proposed(proposal=draft, proposal_hash=c.proposal_hash)]
 
 

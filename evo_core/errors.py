@@ -30,3 +30,8 @@ class RollbackError(DomainError):
 
 class InvalidInput(DomainError):
     """A value that can never be right (non-finite metric, duplicate seed, too many branches)."""
+
+
+class CorruptHistory(DomainError):
+    """A ledger event that cannot apply to the state before it (an unknown candidate or
+    generation, no open window): the ledger was written by something other than ``decide``."""

@@ -11,7 +11,7 @@ Each event is a frozen, keyword-only msgspec Struct on one tagged base; its tag 
 as the ``"event"`` value of a record.
 """
 
-from __future__ import annotations
+
 
 from typing import Literal, Union
 
@@ -108,6 +108,7 @@ class GenerationRegistered(Event, frozen=True):
     source: str = ""
     model_hash: str = ""
     archive_hash: str = ""
+    archive: str = ""
 
 
 class WindowOpened(Event, frozen=True):

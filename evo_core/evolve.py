@@ -2,9 +2,11 @@
 
 Replay is ``functools.reduce(evolve, events, State())``. Every branch builds a new state with
 ``msgspec.structs.replace``; nothing is mutated (dicts are copied before they change). evolve
-never raises for a well-formed event: legality is ``decide``'s job (and ``evo verify`` checks
-each replayed event against ``transitions.ACCEPTS``). Heartbeat comes first: it is almost every
-record of a long ledger.
+is total: for an event that ``decide`` could have emitted it returns the next state, and for one
+that cannot apply (it names a candidate, window or generation the history lacks: a record
+written out of band) it raises ``CorruptHistory`` instead of a bare KeyError. Legality by phase
+is ``decide``'s job, and ``evo verify`` checks every replayed event against
+``transitions.ACCEPTS``. Heartbeat comes first: it is almost every record of a long ledger.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Iterable
 from msgspec.structs import replace
 
 from evo_core import events as ev
+from evo_core.errors import CorruptHistory
 from evo_core.state import (
     BurnIn,
     Candidate,
@@ -51,6 +54,17 @@ def _closed(state: State) -> State:
 
 
 def evolve(state: State, event: ev.Event) -> State:
+    if type(event) is ev.Heartbeat:  # the hot path: almost every record of a long ledger
+        return replace(state, cycle=event.cycle)
+    try:
+        return _apply(state, event)
+    except (KeyError, AssertionError, AttributeError, TypeError) as exc:
+        raise CorruptHistory(
+            f"{ev.event_name(event)} cannot apply to the history before it ({type(exc).__name__}: {exc})"
+        ) from None
+
+
+def _apply(state: State, event: ev.Event) -> State:
     match event:
         case ev.Heartbeat(cycle=cycle):
             return replace(state, cycle=cycle)

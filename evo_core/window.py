@@ -68,6 +68,11 @@ def draft_proposal(state: State) -> tuple[Proposal | None, str]:
     window = state.window
     if window is None or window.ranking is None:
         raise InvalidInput("the window is not ranked yet")
+    if state.head != window.head:
+        return None, (
+            f"HEAD moved during the window (now {state.head}); its candidates were bred from "
+            f"{window.head}"
+        )
     ranked = [state.candidates[c] for c in window.ranking]
     passing = [c for c in ranked if c.passed]
     if not passing:

@@ -1,0 +1,45 @@
+"""What every projection reads: ledger records, as any object with ``seq``, ``at`` and ``event``.
+
+The ledger's own ``Record`` matches ``LedgerRecord`` structurally, so projections never import
+the ledger (they stay pure: values in, values out). ``at`` is the UTC ISO time of the append:
+metadata for auditors, never an input to a decision. The scheduler's clock is the heartbeat
+cycle; ``clocked`` pairs each record with the latest heartbeat cycle at that point.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Iterator, Protocol
+
+import msgspec
+
+from evo_core.events import Event, Heartbeat
+
+
+class LedgerRecord(Protocol):
+    @property
+    def seq(self) -> int: ...
+
+    @property
+    def at(self) -> str: ...
+
+    @property
+    def event(self) -> Event: ...
+
+
+class PlainRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A minimal ``LedgerRecord`` (for in-memory ledgers and tests)."""
+
+    seq: int
+    at: str
+    event: Event
+
+
+def clocked(records: Iterable[LedgerRecord]) -> Iterator[tuple[int, LedgerRecord]]:
+    """(cycle, record) for every record; a Heartbeat carries its own cycle, any other record
+    the cycle of the latest heartbeat before it (0 before the first)."""
+    cycle = 0
+    for record in records:
+        event = record.event
+        if isinstance(event, Heartbeat):
+            cycle = event.cycle
+        yield cycle, record

@@ -1,0 +1,251 @@
+"""``evo status [--json]``: where the scheduler stands, as one value (``StatusView``) and as a
+compact text block (``render_text``: one line per item, no colours).
+
+Built from the folded state, the ledger's last seq and the configured period (the state knows
+the cycle, not the config). ``due`` lists what ``reactions`` says the runner should do next.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from evo_core.events import Metrics
+from evo_core.reactions import reactions
+from evo_core.state import Phase, State
+
+from projections.candidates import status_label
+from projections.proposal import approve_command, reject_command
+from projections.summary import format_metrics, short
+
+
+class CandidateLine(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    status: str
+    score: float | None
+    rank: int | None
+
+
+class WindowProgress(msgspec.Struct, frozen=True, kw_only=True):
+    number: int
+    gen: int
+    cycle: int
+    head: str
+    parent: str | None
+    open: bool
+    outcome: str  # "" while open; "proposed" or why nothing was
+    baseline: Metrics | None
+    baseline_score: float | None
+    candidates: tuple[CandidateLine, ...]
+
+
+class ProposalSummary(msgspec.Struct, frozen=True, kw_only=True):
+    hash: str
+    candidate: str
+    current_head: str
+    improvement: float
+    score: float
+    status: str  # "pending" or "approved"
+    approved_by: str | None
+    approve: str | None  # the commands, while pending
+    reject: str | None
+
+
+class ShadowProgress(msgspec.Struct, frozen=True, kw_only=True):
+    generation: str
+    samples: int
+    exact: int
+    parity: float | None  # mean similarity so far
+    traffic_percent: float
+    start_cycle: int
+    until_cycle: int
+    remaining: int
+
+
+class BurnInProgress(msgspec.Struct, frozen=True, kw_only=True):
+    generation: str
+    previous_head: str
+    start_cycle: int
+    until_cycle: int
+    remaining: int
+
+
+class StatusView(msgspec.Struct, frozen=True, kw_only=True):
+    phase: str
+    cycle: int
+    seq: int | None  # the ledger's last seq (None: empty)
+    head: str | None
+    parent: str | None
+    genesis: str | None
+    promoted: tuple[str, ...]
+    period: int
+    next_window_cycle: int
+    window: WindowProgress | None
+    proposal: ProposalSummary | None
+    shadow: ShadowProgress | None
+    burn_in: BurnInProgress | None
+    due: tuple[str, ...]
+
+
+def next_window_cycle(state: State, period: int) -> int:
+    """The next multiple of ``period`` that has not opened or skipped a window yet."""
+    return (state.last_window_cycle // period + 1) * period
+
+
+def _window(state: State) -> WindowProgress | None:
+    w = state.window
+    if w is None:
+        return None
+    ranking = w.ranking or ()
+    lines = tuple(
+        CandidateLine(
+            id=c.id,
+            status=status_label(c),
+            score=c.score,
+            rank=ranking.index(c.id) + 1 if c.id in ranking else None,
+        )
+        for c in state.window_candidates()
+    )
+    return WindowProgress(
+        number=w.number,
+        gen=w.gen,
+        cycle=w.cycle,
+        head=w.head,
+        parent=w.parent,
+        open=state.phase is Phase.WINDOW,
+        outcome=w.outcome,
+        baseline=w.baseline,
+        baseline_score=w.baseline_score,
+        candidates=lines,
+    )
+
+
+def _proposal(state: State) -> ProposalSummary | None:
+    pending = state.proposal
+    if pending is None or state.phase not in (Phase.PROPOSED, Phase.APPROVED, Phase.SHADOW):
+        return None
+    waiting = state.phase is Phase.PROPOSED
+    p = pending.proposal
+    return ProposalSummary(
+        hash=pending.hash,
+        candidate=p.candidate,
+        current_head=p.current_head,
+        improvement=p.improvement,
+        score=p.score,
+        status="pending" if waiting else "approved",
+        approved_by=pending.approved_by,
+        approve=approve_command(pending.hash) if waiting else None,
+        reject=reject_command() if waiting else None,
+    )
+
+
+def _due(state: State) -> tuple[str, ...]:
+    out = []
+    for action in reactions(state):
+        keys = " ".join(str(v) for v in msgspec.structs.astuple(action))
+        out.append(f"{type(action).__name__} {keys}".strip())
+    return tuple(out)
+
+
+def status_view(state: State, *, seq: int | None, period: int) -> StatusView:
+    shadow = None
+    if state.shadow is not None:
+        s = state.shadow
+        shadow = ShadowProgress(
+            generation=s.generation,
+            samples=s.samples,
+            exact=s.exact,
+            parity=s.similarity_sum / s.samples if s.samples else None,
+            traffic_percent=s.traffic_percent,
+            start_cycle=s.start_cycle,
+            until_cycle=s.until_cycle,
+            remaining=max(0, s.until_cycle - state.cycle),
+        )
+    burn_in = None
+    if state.burn_in is not None:
+        b = state.burn_in
+        burn_in = BurnInProgress(
+            generation=b.generation,
+            previous_head=b.previous_head,
+            start_cycle=b.start_cycle,
+            until_cycle=b.until_cycle,
+            remaining=max(0, b.until_cycle - state.cycle),
+        )
+    return StatusView(
+        phase=state.phase.value,
+        cycle=state.cycle,
+        seq=seq,
+        head=state.head,
+        parent=state.parent,
+        genesis=state.genesis,
+        promoted=state.promoted,
+        period=period,
+        next_window_cycle=next_window_cycle(state, period),
+        window=_window(state),
+        proposal=_proposal(state),
+        shadow=shadow,
+        burn_in=burn_in,
+        due=_due(state),
+    )
+
+
+def _score(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def render_text(view: StatusView) -> str:
+    v = view
+    lines = [
+        f"phase: {v.phase}",
+        f"cycle: {v.cycle}",
+        f"ledger seq: {'-' if v.seq is None else v.seq}",
+        f"GEN_HEAD: {v.head or '-'}",
+        f"GEN_HEAD-PARENT: {v.parent or '-'}",
+        f"genesis: {v.genesis or '-'}",
+    ]
+    wait = v.next_window_cycle - v.cycle
+    busy = " (skipped if the evolution in progress is still running)" if v.phase not in (
+        Phase.IDLE.value,
+        Phase.EMPTY.value,
+    ) else ""
+    lines.append(
+        f"next window: cycle {v.next_window_cycle} (in {wait} cycles, period {v.period}){busy}"
+    )
+    if v.window is not None:
+        w = v.window
+        state = "open" if w.open else (w.outcome or "closed")
+        lines.append(f"window {w.number}: G{w.gen:03d} from {w.head} at cycle {w.cycle}: {state}")
+        if w.baseline is not None:
+            lines.append(
+                f"  baseline {w.head}: score {_score(w.baseline_score)} "
+                f"({format_metrics(w.baseline)})"
+            )
+        for c in w.candidates:
+            rank = f", rank {c.rank}" if c.rank is not None else ""
+            lines.append(f"  {c.id}: {c.status}, score {_score(c.score)}{rank}")
+    if v.proposal is not None:
+        p = v.proposal
+        by = f" by {p.approved_by}" if p.approved_by else ""
+        lines.append(
+            f"proposal {short(p.hash)}: {p.candidate} to replace {p.current_head} "
+            f"(improvement {p.improvement:+.4f}), {p.status}{by}"
+        )
+        if p.approve:
+            lines.append(f"  approve: {p.approve}")
+        if p.reject:
+            lines.append(f"  reject: {p.reject}")
+    if v.shadow is not None:
+        s = v.shadow
+        parity = "-" if s.parity is None else f"{s.parity:.3f}"
+        lines.append(
+            f"shadow: {s.generation}, {s.samples} samples ({s.exact} exact), parity {parity}, "
+            f"cycles {s.start_cycle}..{s.until_cycle} ({s.remaining} to go)"
+        )
+    if v.burn_in is not None:
+        b = v.burn_in
+        lines.append(
+            f"burn-in: {b.generation} (was {b.previous_head}), "
+            f"cycles {b.start_cycle}..{b.until_cycle} ({b.remaining} to go)"
+        )
+    for action in v.due:
+        lines.append(f"due: {action}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,74 @@
+"""CLI fixtures: a real workspace made by `evo init`, the CLI run in-process (``main(argv)``),
+and the core's test Driver running the runner's commands through the real ledger."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from adapters.app import App
+from adapters.cli import main
+from evo_core import commands as cmd
+from evo_core import events as ev
+from evo_core.config import render_config
+from tests.core.helpers import CFG, Driver
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+class Evo:
+    def __init__(self, home: Path, capsys: pytest.CaptureFixture[str]):
+        self.home = home
+        self.capsys = capsys
+
+    def __call__(self, *args: str) -> Result:
+        self.capsys.readouterr()
+        try:
+            code = main(["--home", str(self.home), *args])
+        except SystemExit as exc:  # argparse usage errors
+            code = int(exc.code or 0)
+        captured = self.capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    @property
+    def ledger_bytes(self) -> bytes:
+        return (self.home / "ledger.jsonl").read_bytes()
+
+
+class LedgerDriver(Driver):
+    """The core's test Driver, but every command goes through App.execute (the real ledger,
+    links and projection files), as the runner will do it."""
+
+    app: App
+
+    def do(self, command: cmd.Command) -> list[ev.Event]:
+        outcome = self.app.execute(command)
+        self.state = outcome.state
+        self.events.extend(outcome.events)
+        return outcome.events
+
+
+@pytest.fixture
+def evo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Evo:
+    home = tmp_path / "home"
+    runner = Evo(home, capsys)
+    assert runner("init", "--period", str(CFG.evo_period_cycles)).code == 0
+    (home / "config.toml").write_text(render_config(CFG))  # the test config: short shadow, burn-in
+    return runner
+
+
+@pytest.fixture
+def driver(evo: Evo) -> Iterator[LedgerDriver]:
+    d = LedgerDriver(config=CFG)
+    d.app = App(evo.home)
+    d.state = d.app.state()
+    yield d
+    d.app.close()
