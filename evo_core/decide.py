@@ -347,7 +347,7 @@ def _pending(state: State, given: str | None, verb: str) -> str:
     if state.proposal.proposal.current_head != state.head:
         raise StaleProposal(
             f"HEAD moved to {state.head} since this proposal was made against "
-            f"{state.proposal.proposal.current_head}; reject it"
+            f"{state.proposal.proposal.current_head}; roll back to it or wait for the next window"
         )
     return current
 

@@ -34,11 +34,14 @@ BUDGET_RESOURCES: dict[str, tuple[str, str]] = {
 
 
 def check_metrics(metrics: Metrics) -> None:
-    """Probe results must be finite and in range; anything else is a bug upstream."""
+    """Probe results must be finite and in range (recall, generalize and tone drift are all
+    in [0, 1]); anything else is a bug upstream."""
     for name in ("recall", "generalize", "tone_drift"):
         value = getattr(metrics, name)
         if not math.isfinite(value):
             raise InvalidInput(f"metric {name} is not a finite number: {value!r}")
+        if not 0.0 <= value <= 1.0:
+            raise InvalidInput(f"metric {name} must be in [0, 1], got {value!r}")
     if metrics.law_violations < 0:
         raise InvalidInput(f"law_violations cannot be negative: {metrics.law_violations}")
 
