@@ -13,6 +13,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]' --config-settings editable_mode=compat
+	$(BIN)/python -m compileall -q evo_core ledger projections adapters
 	touch $(STAMP)
 
 test: $(STAMP)

@@ -15,7 +15,8 @@ Writers serialise on an exclusive ``flock`` of ``ledger.lock``. Under it an appe
    ledger no longer has, which would otherwise overwrite the evidence of a truncation;
 3. checks ``expected_seq`` (optimistic concurrency: the caller decided on a state that ended at
    that seq; if the ledger moved, ``ConcurrencyError`` and nothing is written);
-4. writes the whole batch with one ``write`` (looping only on a short write), ``fsync``s the file
+4. writes the whole batch with one ``write`` (looping only on a short write), ``fdatasync``s the file
+   (data and size: what reading the records back needs)
    (and the directory when it created the file), and only then updates ``ledger.head``.
 
 If the ledger file at the path is no longer the one a ``Ledger`` has open (replaced or deleted),
@@ -309,7 +310,7 @@ class Ledger:
             while written < len(data):  # a short write (allowed by POSIX): finish the batch
                 written += os.write(fd, memoryview(data)[written:])
             if self.fsync:
-                os.fsync(fd)
+                os.fdatasync(fd)  # the data and the file size; mtime is not needed to read back
                 if created:
                     fsync_dir(self.home)
             last = Checkpoint(tail.last.seq + len(events), last_hash)
