@@ -13,6 +13,7 @@ import getpass
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import blake3
 
@@ -101,9 +102,19 @@ class App:
         return changed
 
 
-def init_workspace(home: Path, *, period: int | None, max_concurrent: int | None) -> App:
+def init_workspace(
+    home: Path,
+    *,
+    period: int | None,
+    max_concurrent: int | None,
+    demo: bool = False,
+    base_model: Path | None = None,
+) -> App:
     """Create a workspace: config.toml, the folders, and the genesis generation as HEAD.
 
+    The genesis model is the embedded demo (``demo``: a tiny Llama pre-trained on the demo
+    world's genesis corpus, whose conversations are ingested at cycle 0), a local Hugging Face
+    causal-LM folder (``base_model``: validated, then its top-level files copied), or none.
     Everything is validated before anything is written; an existing workspace is refused.
     """
     from evo_core.config import EvoConfig, render_config, validate_config
@@ -111,6 +122,13 @@ def init_workspace(home: Path, *, period: int | None, max_concurrent: int | None
     ws = Workspace(home)
     if ws.config_path.exists() or ws.ledger_path.exists():
         raise WorkspaceError(f"{home} is already an evo workspace (config.toml or ledger.jsonl exists)")
+    if demo and base_model is not None:
+        raise WorkspaceError("--demo and --base-model exclude each other")
+    base: Path | None = None
+    if base_model is not None:
+        from adapters.models.hf import validate_model_dir
+
+        base = validate_model_dir(base_model)
     overrides: dict[str, int] = {}
     if period is not None:
         overrides["evo_period_cycles"] = period
@@ -124,21 +142,77 @@ def init_workspace(home: Path, *, period: int | None, max_concurrent: int | None
     for folder in (ws.home, ws.models, ws.archive, ws.data):
         folder.mkdir(parents=True, exist_ok=True)
     folder = ws.archive / genesis
-    folder.mkdir(exist_ok=True)
-    write_atomic(
-        folder / "GENESIS.md",
-        f"# {genesis}\n\nThe genesis generation (G000) of this workspace. No model weights are\n"
-        "registered with it yet: `evo init --base-model DIR` and `--demo` arrive with training.\n",
-    )
+    source, model_hash, trained_on = _build_genesis(folder, genesis, demo=demo, base=base)
     write_atomic(ws.config_path, render_config(config))
     app = App(home, agent=config.agent_name, snapshot_every=config.ledger.snapshot_every)
     app.ws.load_config()  # fills the heartbeat cache
+    if trained_on:
+        from adapters.data.conversations import add
+
+        add(app.ws, trained_on)
     app.execute(
         cmd.RegisterGenesis(
             generation=genesis,
-            source="none",
+            source=source,
+            model_hash=model_hash,
             archive=f"archive/{genesis}",
             archive_hash=hash_tree(folder),
         )
     )
     return app
+
+
+def _build_genesis(folder: Path, genesis: str, *, demo: bool, base: Path | None) -> tuple[str, str, list[Any]]:
+    """Fill the genesis archive folder: ``(source, model_hash, conversations trained on)``.
+
+    The model is built in a temporary folder beside it and renamed into place, so a failed
+    build leaves no half-made generation.
+    """
+    import shutil
+
+    if not demo and base is None:
+        folder.mkdir(exist_ok=True)
+        write_atomic(
+            folder / "GENESIS.md",
+            f"# {genesis}\n\nThe genesis generation (G000) of this workspace, without model weights\n"
+            "(`evo init --demo` or `evo init --base-model DIR` registers a model).\n",
+        )
+        return "none", "", []
+    from adapters.models.hf import weights_hash
+
+    tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        trained_on: list[Any] = []
+        if demo:
+            from adapters.models.demo import build_demo_genesis
+
+            built = build_demo_genesis(tmp)
+            source, trained_on = "demo", built.conversations
+            about = (
+                f"The embedded demo model: a {built.parameters:,}-parameter Llama pre-trained on the demo\n"
+                "world's genesis corpus (`adapters/data/demo_world.py`), ids in `data_ids.json`.\n"
+            )
+        else:
+            assert base is not None
+            (tmp / "weights").mkdir()
+            for path in sorted(base.iterdir()):  # a HF folder is flat: its top-level files
+                if path.is_file() and not path.name.startswith("."):
+                    shutil.copy2(path, tmp / "weights" / path.name)
+            write_atomic(tmp / "data_ids.json", "[]\n")
+            source = str(base)
+            about = f"Copied from the local model folder {base}.\n"
+        model_hash = weights_hash(tmp / "weights")
+        write_atomic(
+            tmp / "GENESIS.md",
+            f"# {genesis}\n\nThe genesis generation (G000) of this workspace. {about}\n"
+            f"weights/ (Hugging Face folder), weights hash (blake3): {model_hash}\n",
+        )
+        if folder.exists():  # left by an init that died before writing config.toml
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return source, model_hash, trained_on

@@ -66,10 +66,38 @@ def cmd_init(args: argparse.Namespace) -> int:
     from adapters.app import init_workspace
 
     home = resolve_home(args.home)
-    with init_workspace(home, period=args.period, max_concurrent=args.max_concurrent) as app:
+    base = Path(args.base_model) if args.base_model else None
+    if args.demo:
+        print("building the demo genesis model (tokenizer + tiny Llama, ~10 s)...", file=sys.stderr)
+    with init_workspace(
+        home, period=args.period, max_concurrent=args.max_concurrent, demo=args.demo, base_model=base
+    ) as app:
         state = app.state()
         _out(f"initialised {home}: HEAD is {state.head}")
+        if args.demo or base is not None:
+            source = "the demo model" if args.demo else str(base)
+            _out(f"genesis model: {source} in {app.ws.archive / str(state.head) / 'weights'}")
         _out(f"config: {app.ws.config_path} (period {app.ws.heartbeat_settings().evo_period_cycles} cycles)")
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from adapters.data.conversations import IngestError, ingest
+    from adapters.workspace import Workspace
+
+    ws = Workspace(resolve_home(args.home))
+    ws.require()
+    try:
+        report = ingest(ws, args.file)
+    except IngestError as exc:
+        print(f"evo: error: {exc.summary}", file=sys.stderr)
+        for line in exc.problems:
+            print(f"  {line}", file=sys.stderr)
+        return EXIT_ERROR
+    if args.json:
+        _json({"added": report.added, "duplicates": report.duplicates, "total": report.total})
+    else:
+        _out(f"added {report.added}, duplicates {report.duplicates} (store: {report.total} conversations)")
     return 0
 
 
@@ -227,6 +255,29 @@ def cmd_timeline(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from adapters.training.progress import ProgressBoard
+    from adapters.training.window import due, plan_window, train_window
+
+    with _app(args) as app:
+        config = app.ws.load_config()
+        state, window = plan_window(app, config)
+        todo = [c.id for c in due(state)]
+        if not todo:
+            _out(f"window {window.number}: no candidate is due for training")
+            return 0
+        board = None if args.json else ProgressBoard(todo)
+        results = train_window(
+            app,
+            config,
+            on_progress=board.update if board else None,
+            on_done=board.done if board else None,
+        )
+    if args.json:
+        _json(list(results.values()))
+    return 0
+
+
 # ---------------------------------------------------------------- parser
 
 
@@ -249,6 +300,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("init", cmd_init, "create a workspace: config.toml and the genesis generation as HEAD", json=False)
     sp.add_argument("--period", type=_positive, help="evo_period_cycles (default 10000)")
     sp.add_argument("--max-concurrent", type=_positive, help="max_concurrent_experiments (default 3)")
+    model = sp.add_mutually_exclusive_group()
+    model.add_argument(
+        "--demo", action="store_true", help="genesis = the embedded demo model (built locally, no download)"
+    )
+    model.add_argument(
+        "--base-model", metavar="DIR", help="genesis = a local Hugging Face causal-LM folder (copied)"
+    )
+
+    sp = add("ingest", cmd_ingest, "add the agent's conversations from a JSONL file (duplicate ids ignored)")
+    sp.add_argument("file", help="one JSON conversation per line: id, cycle, karma, messages")
 
     sp = add("heartbeat", cmd_heartbeat, "append the next heartbeat (the agent's clock)")
     sp.add_argument("--cycle", type=_positive, help="this cycle instead of the next one (must increase)")
@@ -280,6 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--to", metavar="GENERATION", help="a generation that was promoted before (a unique prefix will do)")
     sp.add_argument("--reason", default="manual rollback", help="recorded in the ledger")
     sp.add_argument("--operator", help="who rolls back (default: $EVO_OPERATOR or your user name)")
+
+    add("train", cmd_train, "spawn and train the open window's candidates in parallel (LoRA distillation under hard budgets)")
 
     sp = add("timeline", cmd_timeline, "everything the ledger says about one generation or candidate")
     sp.add_argument("generation", help="a generation or candidate name (e.g. Luna-G001-a-c10000)")

@@ -74,6 +74,27 @@ class DistillConfig(_Section):
     )
 
 
+class TrainConfig(_Section):
+    """How each student is trained (the budget above is the hard ceiling, this is the plan)."""
+
+    steps: int = Field(200, gt=0, description="planned optimizer steps per candidate")
+    batch_size: int = Field(8, gt=0)
+    max_seq_len: int = Field(128, ge=8, description="tokens per example (longer ones are cut)")
+    learning_rate: float = Field(2e-3, gt=0)
+    lora_r: int = Field(8, gt=0)
+    lora_alpha: int = Field(16, gt=0)
+    lora_dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: tuple[str, ...] = Field(
+        ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
+        min_length=1,
+        description="LoRA targets (attention and MLP: attention alone barely learns new facts)",
+    )
+    teacher_top_k: int = Field(64, gt=0, description="teacher logits kept per token (cache)")
+    new_per_branch: int = Field(200, gt=0, description="new conversations each branch samples")
+    replay_size: int = Field(150, ge=0, description="replay buffer, shared by every branch")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
 class ShadowConfig(_Section):
     """The shadow phase after approval (spec: 10% of TRIVIAL queries for 1000 cycles)."""
 
@@ -108,6 +129,7 @@ class EvoConfig(_Section):
     gates: GateConfig = GateConfig()
     score: ScoreConfig = ScoreConfig()
     distill: DistillConfig = DistillConfig()
+    train: TrainConfig = TrainConfig()
     shadow: ShadowConfig = ShadowConfig()
     burn_in: BurnInConfig = BurnInConfig()
     ledger: LedgerConfig = LedgerConfig()

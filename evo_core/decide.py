@@ -91,6 +91,7 @@ def _beat(state: State, c: cmd.Beat) -> Events:
                     gen=state.generations[state.head].gen + 1,
                     head=state.head,
                     parent=state.parent,
+                    since_cycle=state.window.cycle if state.window else 0,
                 )
             )
             busy, phase = True, Phase.WINDOW

@@ -113,7 +113,8 @@ class GenerationRegistered(Event, frozen=True):
 
 class WindowOpened(Event, frozen=True):
     """An evolution window opened at ``cycle`` (a multiple of ``period``), reached or crossed by
-    the heartbeat at ``heartbeat_cycle``. It will breed generation ``gen`` from ``head``."""
+    the heartbeat at ``heartbeat_cycle``. It will breed generation ``gen`` from ``head`` on the
+    conversations of cycles (``since_cycle``, ``cycle``]: those since the previous window."""
 
     window: int
     cycle: int
@@ -122,6 +123,7 @@ class WindowOpened(Event, frozen=True):
     gen: int
     head: str
     parent: str | None = None
+    since_cycle: int = 0
 
 
 class WindowSkipped(Event, frozen=True):

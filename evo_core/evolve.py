@@ -83,6 +83,7 @@ def _apply(state: State, event: ev.Event) -> State:
                 gen=event.gen,
                 head=event.head,
                 parent=event.parent,
+                since_cycle=event.since_cycle,
             )
             return replace(
                 state,

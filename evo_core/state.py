@@ -68,6 +68,7 @@ class Window(msgspec.Struct, frozen=True, kw_only=True):
     gen: int
     head: str
     parent: str | None
+    since_cycle: int = 0  # the previous window's cycle: new data is (since_cycle, cycle]
     candidates: tuple[str, ...] = ()
     baseline: Metrics | None = None
     baseline_score: float | None = None

@@ -1,0 +1,60 @@
+"""The chat text a model trains on.
+
+If the tokenizer carries a ``chat_template`` (any real chat model, and evo's demo tokenizer),
+``render`` is ``tokenizer.apply_chat_template(messages, tokenize=False)``. Otherwise evo's
+plain template, the one the demo tokenizer's ``CHAT_TEMPLATE`` reproduces exactly::
+
+    <|user|>What does the blick eat?<|end|><|assistant|>The blick eats plums.<|end|>
+
+that is ``<|ROLE|>CONTENT<|end|>`` for every message, nothing between them, and with
+``add_generation_prompt`` a final ``<|assistant|>`` (the prompt a model completes). The text
+holds no BOS: the tokenizer adds it when encoding (``add_special_tokens=True``), so a text is
+never given two.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from adapters.data.conversations import Conversation, Message
+
+BOS = "<|bos|>"
+END = "<|end|>"  # the end of a turn; the demo tokenizer's EOS
+PAD = "<|pad|>"
+ROLE_TOKENS = {"system": "<|system|>", "user": "<|user|>", "assistant": "<|assistant|>"}
+SPECIAL_TOKENS = (PAD, BOS, END, *ROLE_TOKENS.values())
+
+# The plain template as Jinja, for tokenizers (the demo's) and for tools that need one.
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|' + message['role'] + '|>' + message['content'] + '<|end|>' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|assistant|>' }}{% endif %}"
+)
+
+
+def _messages(conversation: Conversation | Sequence[Message]) -> Sequence[Message]:
+    return conversation.messages if isinstance(conversation, Conversation) else conversation
+
+
+def render_plain(conversation: Conversation | Sequence[Message], *, add_generation_prompt: bool = False) -> str:
+    text = "".join(f"{ROLE_TOKENS[m.role]}{m.content}{END}" for m in _messages(conversation))
+    return text + (ROLE_TOKENS["assistant"] if add_generation_prompt else "")
+
+
+def render(
+    conversation: Conversation | Sequence[Message],
+    tokenizer: Any = None,
+    *,
+    add_generation_prompt: bool = False,
+) -> str:
+    """The conversation as the text a model trains on (see the module doc)."""
+    if tokenizer is not None and getattr(tokenizer, "chat_template", None):
+        messages = [{"role": m.role, "content": m.content} for m in _messages(conversation)]
+        text = tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=add_generation_prompt
+        )
+        assert isinstance(text, str)
+        return text
+    return render_plain(conversation, add_generation_prompt=add_generation_prompt)

@@ -1,0 +1,219 @@
+"""Train the open window's candidates (spec steps 2 SPAWN and 3 DISTILL), ledger first.
+
+1. If the window has no candidates yet, ``SpawnCandidates`` plans them (seeds 424242 + i,
+   strategies in config order) and the plan is appended.
+2. Data: the window's new conversations are those of cycles (since_cycle, cycle]; each branch
+   samples ``new_per_branch`` of them with its strategy and seed; every branch adds the same
+   replay buffer (samples of what HEAD, its parent and grandparent trained on). The new data's
+   blake3 goes into every manifest.
+3. The teachers' outputs over the union of all branches' examples are computed once into the
+   window's teacher cache (``work/window-<n>/``) and shared by every branch.
+4. Each due candidate gets ``TrainingStarted`` appended, then all train at once in the pool;
+   each outcome is appended (FinishTraining / BreachBudget / FailTraining) as soon as it is in.
+
+Idempotent after a crash: a candidate still TRAINING in the ledger is trained again from
+scratch (its output folder is cleared; ``TrainingStarted`` counts the attempt), a finished one
+is never trained twice, and a complete teacher cache is reused.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any, Callable
+
+from adapters.app import App
+from adapters.training.pool import Done, Progress, run_pool, threads_per_worker
+from adapters.training.spec import Distill, Lora, TrainResult, TrainSpec
+from adapters.workspace import Workspace
+from evo_core import commands as cmd
+from evo_core.config import EvoConfig
+from evo_core.errors import NothingPending
+from evo_core.state import Candidate, CandidateStatus, Phase, State, Window
+
+REPLAY_GENERATIONS = 3  # HEAD, its parent and its grandparent (spec: the last 3 generations)
+
+
+def generation_dir(ws: Workspace, name: str) -> Path:
+    """A generation's loadable HF folder: its archive once frozen, its work folder before."""
+    archived = ws.archive / name / "weights"
+    return archived if archived.is_dir() else ws.home / "work" / name / "merged"
+
+
+def work_dir(ws: Workspace, name: str) -> Path:
+    return ws.home / "work" / name
+
+
+def _lineage(state: State, head: str, depth: int) -> list[str]:
+    out: list[str] = []
+    name: str | None = head
+    while name is not None and len(out) < depth:
+        out.append(name)
+        name = state.generations[name].parent
+    return out
+
+
+def _data_ids(ws: Workspace, generation: str) -> list[str]:
+    """What a generation trained on (``data_ids.json`` beside its weights), newest first."""
+    for folder in (ws.archive / generation, work_dir(ws, generation)):
+        path = folder / "data_ids.json"
+        if path.is_file():
+            ids: list[str] = json.loads(path.read_text())
+            return ids
+    return []
+
+
+def _device(config: EvoConfig) -> str:
+    if config.train.device != "auto":
+        return config.train.device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def plan_window(app: App, config: EvoConfig) -> tuple[State, Window]:
+    state = app.state()
+    if state.phase is not Phase.WINDOW or state.window is None:
+        raise NothingPending(f"no evolution window is open (phase {state.phase.value}); heartbeats open one")
+    if not state.window.candidates:
+        state = app.execute(cmd.SpawnCandidates(config=config)).state
+    assert state.window is not None
+    return state, state.window
+
+
+def due(state: State) -> list[Candidate]:
+    return [
+        c for c in state.window_candidates() if c.status in (CandidateStatus.SPAWNED, CandidateStatus.TRAINING)
+    ]
+
+
+def build_specs(app: App, config: EvoConfig, state: State, window: Window, todo: list[Candidate]) -> list[TrainSpec]:
+    from adapters.data import conversations, format, sampling
+    from transformers import AutoTokenizer
+
+    from adapters.models.hf import weights_hash
+    from adapters.training.teacher_cache import build_cache
+
+    ws = app.ws
+    everything = conversations.load(ws)
+    new = conversations.new_since(everything, window.since_cycle, window.cycle)
+    if not new:
+        return []
+    by_id = {c.id: c for c in everything}
+    t = config.train
+    samples = {c.id: sampling.sample(new, t.new_per_branch, c.strategy, c.seed) for c in todo}
+    sources = [_data_ids(ws, g) for g in _lineage(state, window.head, REPLAY_GENERATIONS)]
+    replay = [i for i in sampling.replay_buffer(sources, t.replay_size, seed=window.number) if i in by_id]
+    delta = sampling.data_delta_hash(new)
+
+    parent_dir = generation_dir(ws, window.head)
+    stabilizer_dir = generation_dir(ws, window.parent) if window.parent else None
+    window_dir = ws.home / "work" / f"window-{window.number}"
+    window_dir.mkdir(parents=True, exist_ok=True)
+    cache_path = window_dir / "teacher_cache.safetensors"
+    device = _device(config)
+    wanted = sorted({i for ids in samples.values() for i in ids} | set(replay))
+    tokenizer = AutoTokenizer.from_pretrained(str(parent_dir), local_files_only=True)
+    parent_hash = weights_hash(parent_dir)
+    stabilizer_hash = weights_hash(stabilizer_dir) if stabilizer_dir else ""
+    build_cache(
+        str(parent_dir),
+        str(stabilizer_dir) if stabilizer_dir else None,
+        [(i, format.render(by_id[i], tokenizer)) for i in wanted],
+        str(cache_path),
+        max_seq_len=t.max_seq_len,
+        top_k=t.teacher_top_k,
+        device=device,
+        parent_name=window.head,
+        stabilizer_name=window.parent or "",
+        parent_hash=parent_hash,
+        stabilizer_hash=stabilizer_hash,
+    )
+    d = config.distill
+    threads = threads_per_worker(len(todo))
+    return [
+        TrainSpec(
+            candidate=c.id,
+            window=window.number,
+            gen=c.gen,
+            branch=c.branch,
+            seed=c.seed,
+            strategy=c.strategy,
+            parent=window.head,
+            parent_dir=str(parent_dir),
+            stabilizer=window.parent,
+            stabilizer_dir=str(stabilizer_dir) if stabilizer_dir else None,
+            cache_path=str(cache_path),
+            example_ids=tuple(samples[c.id] + [i for i in replay if i not in samples[c.id]]),
+            new_count=len(samples[c.id]),
+            data_delta_hash=delta,
+            out_dir=str(work_dir(ws, c.id)),
+            budget=c.budget,
+            distill=Distill(alpha=d.alpha, beta=d.beta, temperature=d.temperature, stabilizer_weight=d.stabilizer_weight),
+            lora=Lora(r=t.lora_r, alpha=t.lora_alpha, dropout=t.lora_dropout, target_modules=t.target_modules),
+            steps=t.steps,
+            batch_size=t.batch_size,
+            learning_rate=t.learning_rate,
+            device=device,
+            threads=threads,
+            parent_hash=parent_hash,
+            stabilizer_hash=stabilizer_hash,
+        )
+        for c in todo
+    ]
+
+
+def record(app: App, result: TrainResult) -> None:
+    """The core command a worker's result becomes; appended at once."""
+    command: cmd.Command
+    if result.status == "finished":
+        command = cmd.FinishTraining(candidate=result.candidate, stats=result.stats, budget_used=result.budget_used)
+    elif result.status == "breached":
+        command = cmd.BreachBudget(
+            candidate=result.candidate,
+            resource=result.resource,
+            limit=result.limit,
+            used=result.used,
+            budget_used=result.budget_used,
+        )
+    else:
+        command = cmd.FailTraining(candidate=result.candidate, reason=result.reason or "training failed", budget_used=result.budget_used)
+    app.execute(command)
+
+
+def train_window(
+    app: App,
+    config: EvoConfig,
+    *,
+    on_progress: Progress | None = None,
+    on_done: Done | None = None,
+    target: Callable[..., Any] | None = None,
+) -> dict[str, TrainResult]:
+    state, window = plan_window(app, config)
+    todo = due(state)
+    if not todo:
+        return {}
+    specs = build_specs(app, config, state, window, todo)
+    if not specs:  # nothing new to learn: every due candidate fails with the reason
+        reason = f"no new conversations in cycles {window.since_cycle + 1}..{window.cycle} to learn from"
+        for c in todo:
+            if c.status is CandidateStatus.SPAWNED:
+                app.execute(cmd.StartTraining(candidate=c.id))
+            app.execute(cmd.FailTraining(candidate=c.id, reason=reason))
+        return {}
+    for spec in specs:
+        shutil.rmtree(spec.out_dir, ignore_errors=True)  # a crashed attempt starts afresh
+        app.execute(cmd.StartTraining(candidate=spec.candidate))
+
+    by_candidate = {s.candidate: s for s in specs}
+
+    def done(result: TrainResult) -> None:
+        if result.status == "finished":  # what it trained on: the next windows' replay source
+            spec = by_candidate[result.candidate]
+            (Path(spec.out_dir) / "data_ids.json").write_text(json.dumps(list(spec.example_ids)))
+        record(app, result)
+        if on_done is not None:
+            on_done(result)
+
+    return run_pool(specs, on_progress=on_progress, on_done=done, target=target)
