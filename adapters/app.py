@@ -18,6 +18,7 @@ from typing import Any
 import blake3
 
 from adapters import links
+from adapters.hashing import hash_tree
 from adapters.workspace import Workspace, WorkspaceError, write_atomic
 from evo_core import commands as cmd
 from evo_core import events as ev
@@ -32,22 +33,6 @@ def operator_name() -> str:
         return os.environ.get("EVO_OPERATOR") or getpass.getuser()
     except (KeyError, OSError):
         return "operator"
-
-
-def hash_file(path: Path) -> str:
-    h = blake3.blake3()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def hash_tree(root: Path) -> str:
-    """blake3 over ``<relative path>\\0<file blake3>\\n`` of every file, sorted: a folder's hash."""
-    h = blake3.blake3()
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        h.update(f"{path.relative_to(root).as_posix()}\0{hash_file(path)}\n".encode())
-    return h.hexdigest()
 
 
 def proposal_hash(proposal: ev.Proposal) -> str:
@@ -116,6 +101,8 @@ def init_workspace(
     world's genesis corpus, whose conversations are ingested at cycle 0), a local Hugging Face
     causal-LM folder (``base_model``: validated, then its top-level files copied), or none.
     Everything is validated before anything is written; an existing workspace is refused.
+    A model genesis is also exported to ``model.gguf`` with its parity result (``export.json``),
+    so HEAD is servable by llama.cpp from the start.
     """
     from evo_core.config import EvoConfig, render_config, validate_config
 
@@ -129,6 +116,9 @@ def init_workspace(
         from adapters.models.hf import validate_model_dir
 
         base = validate_model_dir(base_model)
+        from adapters.serving.gguf_export import check_exportable
+
+        check_exportable(base)  # HEAD must be servable as GGUF: refuse early, nothing written
     overrides: dict[str, int] = {}
     if period is not None:
         overrides["evo_period_cycles"] = period
@@ -204,10 +194,12 @@ def _build_genesis(folder: Path, genesis: str, *, demo: bool, base: Path | None)
             source = str(base)
             about = f"Copied from the local model folder {base}.\n"
         model_hash = weights_hash(tmp / "weights")
+        served = _export_genesis(tmp, genesis)
         write_atomic(
             tmp / "GENESIS.md",
             f"# {genesis}\n\nThe genesis generation (G000) of this workspace. {about}\n"
-            f"weights/ (Hugging Face folder), weights hash (blake3): {model_hash}\n",
+            f"weights/ (Hugging Face folder), weights hash (blake3): {model_hash}\n"
+            f"{served}",
         )
         if folder.exists():  # left by an init that died before writing config.toml
             shutil.rmtree(folder)
@@ -216,3 +208,17 @@ def _build_genesis(folder: Path, genesis: str, *, demo: bool, base: Path | None)
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return source, model_hash, trained_on
+
+
+def _export_genesis(folder: Path, genesis: str) -> str:
+    """``folder/model.gguf`` (f32) and ``export.json``, so HEAD is servable from the start; a
+    genesis whose GGUF fails the parity check refuses the init (one line, nothing written)."""
+    from adapters.serving.gguf_export import ExportError, export_generation
+
+    record = export_generation(folder, dtype="f32", name=genesis)
+    if not record.parity.passed:
+        raise ExportError(f"the genesis model's GGUF export fails its parity check: {record.parity.summary()}")
+    return (
+        f"model.gguf (served by llama.cpp; f32), blake3: {record.blake3}\n"
+        f"{record.parity.summary()} (export.json)\n"
+    )

@@ -39,24 +39,23 @@ def _app(args: argparse.Namespace) -> Any:
     return App(resolve_home(args.home))
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+def _whole(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number >= minimum (anything else is a usage error)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    return parse
 
 
-def _seq(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
+_positive = _whole(1)
+_seq = _whole(0)
 
 
 # ---------------------------------------------------------------- commands
@@ -278,6 +277,56 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ask(args: argparse.Namespace) -> int:
+    from adapters.serving.generations import find_generation
+    from adapters.serving.router import Router
+
+    with Router(resolve_home(args.home), max_tokens=args.max_tokens) as router:
+        name = find_generation(router.ws, args.generation) if args.generation else None
+        answer = router.answer(args.prompt, generation=name)
+    if args.json:
+        _json(
+            {
+                "generation": answer.generation,
+                "text": answer.text,
+                "latency_s": answer.latency_s,
+                "tokens": answer.tokens,
+            }
+        )
+    else:
+        _out(answer.text)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from adapters.workspace import Workspace
+
+    ws = Workspace(resolve_home(args.home))
+    ws.require()
+    names = sorted(p.name for p in ws.archive.iterdir() if p.is_dir() and not p.name.startswith("."))
+    matches = [n for n in names if n == args.generation] or [n for n in names if n.startswith(args.generation)]
+    if len(matches) != 1:
+        why = "no archived generation" if not matches else f"{len(matches)} archived generations match"
+        raise WorkspaceError(f"{why} {args.generation!r} in {ws.archive}")
+    from adapters.serving.gguf_export import export_generation
+
+    folder = ws.archive / matches[0]
+    if not (folder / "weights" / "config.json").is_file():
+        raise WorkspaceError(f"{folder.name}: no weights to export ({folder / 'weights'} holds no model)")
+    print(f"exporting {folder.name} ({args.dtype}) and checking parity...", file=sys.stderr)
+    record = export_generation(folder, dtype=args.dtype)
+    if args.json:
+        _json({"generation": folder.name, "path": str(folder / record.gguf), **msgspec.structs.asdict(record)})
+    else:
+        _out(f"{folder / record.gguf}: {record.dtype}, {record.bytes:,} bytes, blake3 {record.blake3[:16]}")
+        _out(record.parity.summary())
+    if not record.parity.passed:
+        first = record.parity.mismatches[0][:160] if record.parity.mismatches else ""
+        print(f"evo: error: {folder.name}: FAIL - export parity ({first})", file=sys.stderr)
+        return EXIT_ERROR
+    return 0
+
+
 # ---------------------------------------------------------------- parser
 
 
@@ -343,6 +392,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--operator", help="who rolls back (default: $EVO_OPERATOR or your user name)")
 
     add("train", cmd_train, "spawn and train the open window's candidates in parallel (LoRA distillation under hard budgets)")
+
+    sp = add("export", cmd_export, "re-export an archived generation's weights/ to model.gguf and check its parity with llama.cpp")
+    sp.add_argument("generation", help="an archived generation's name (a unique prefix will do)")
+    sp.add_argument("--dtype", choices=("f32", "f16", "q8_0"), default="f32", help="tensor type (default f32)")
+
+    sp = add("ask", cmd_ask, "ask HEAD (or any generation with a model.gguf) one question through llama.cpp")
+    sp.add_argument("prompt", help="the user's message (rendered with the model's chat template)")
+    sp.add_argument("--generation", metavar="G", help="a generation name or unique prefix (default: HEAD)")
+    sp.add_argument("--max-tokens", type=_positive, default=64, help="new tokens at most (default 64)")
 
     sp = add("timeline", cmd_timeline, "everything the ledger says about one generation or candidate")
     sp.add_argument("generation", help="a generation or candidate name (e.g. Luna-G001-a-c10000)")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from adapters.workspace import Workspace
 from evo_core.state import State
+from ledger.recovery import fsync_dir
 
 
 def link_target(generation: str) -> str:
@@ -28,14 +29,6 @@ def read_link(path: Path) -> str | None:
         return None
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def point(path: Path, target: str | None) -> bool:
     """Make ``path`` a symlink to ``target`` (remove it for None). True if anything changed."""
     if read_link(path) == target and (target is not None or not path.is_symlink()):
@@ -43,7 +36,7 @@ def point(path: Path, target: str | None) -> bool:
     if target is None:
         if path.is_symlink():
             path.unlink()
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
             return True
         return False
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -51,7 +44,7 @@ def point(path: Path, target: str | None) -> bool:
         tmp.unlink()
     os.symlink(target, tmp)
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return True
 
 

@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import blake3
+from adapters.hashing import hash_listing
 
 from adapters.workspace import WorkspaceError
 
@@ -81,17 +81,10 @@ def _is_causal_type(model_type: object) -> bool:
 
 def weights_hash(folder: str | os.PathLike[str]) -> str:
     """blake3 over ``<name>\\0<file blake3>\\n`` of every weight file, sorted by name."""
-    h = blake3.blake3()
     files = _weight_files(Path(folder))
     if not files:
         raise ModelError(f"{folder}: no weights (no *.safetensors or *.bin file)")
-    for path in files:
-        fh = blake3.blake3()
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                fh.update(chunk)
-        h.update(f"{path.name}\0{fh.hexdigest()}\n".encode())
-    return h.hexdigest()
+    return hash_listing((path.name, path) for path in files)
 
 
 def _quiet() -> None:

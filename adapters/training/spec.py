@@ -8,8 +8,10 @@ core command FinishTraining, BreachBudget or FailTraining.
 
 Files a finished worker leaves in ``out_dir`` (what the freeze step archives):
 
-    merged/              the candidate's weights: G(N) with the LoRA merged in (a HF folder:
+    weights/             the candidate's weights: G(N) with the LoRA merged in (a HF folder:
                          config.json, model.safetensors, tokenizer.json, ...)
+    model.gguf           the weights as llama.cpp serves them, and export.json: its blake3 and
+                         its parity check against the torch model (a mismatch fails the run)
     adapter/             the LoRA adapter alone (peft)
     train_args.json      the hyper-parameters it trained with
     evo_manifest.json    the spec's evolution manifest (parents and their hashes, seed,

@@ -13,7 +13,7 @@ The run, in order:
    has no stabilizer). The budget is checked before and after every step; the first breach stops
    the run;
 5. on success: the adapter to ``adapter/``, the merged model (``merge_and_unload``) and the
-   parent's tokenizer to ``merged/``, then ``evo_manifest.json`` and ``training.json``; the disk
+   parent's tokenizer to ``weights/``, then ``evo_manifest.json`` and ``training.json``; the disk
    budget is checked after saving (a breach there keeps the weights written, status "breached").
    A run breached or failed before that writes ``training.json`` and ``evo_manifest.json`` too
    (best effort: status, breach or reason) but no weights.
@@ -220,7 +220,7 @@ def _save_weights(model: Any, tokenizer: Any, out: Path) -> None:
     merged = model.merge_and_unload()
     from adapters.models.hf import save_generation  # the models adapter's one way to save
 
-    save_generation(merged, tokenizer, out / "merged")
+    save_generation(merged, tokenizer, out / "weights")
 
 
 def _finish(run: _Run, out: Path, status: str, breach: Any = None, reason: str = "") -> None:

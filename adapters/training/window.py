@@ -38,7 +38,7 @@ REPLAY_GENERATIONS = 3  # HEAD, its parent and its grandparent (spec: the last 3
 def generation_dir(ws: Workspace, name: str) -> Path:
     """A generation's loadable HF folder: its archive once frozen, its work folder before."""
     archived = ws.archive / name / "weights"
-    return archived if archived.is_dir() else ws.home / "work" / name / "merged"
+    return archived if archived.is_dir() else ws.home / "work" / name / "weights"
 
 
 def work_dir(ws: Workspace, name: str) -> Path:

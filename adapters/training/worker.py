@@ -1,6 +1,8 @@
 """The process entry of a training worker (``multiprocessing`` with the ``spawn`` method).
 
-``main(spec_bytes, conn)`` decodes the ``TrainSpec`` (msgspec JSON), trains, sends every progress
+``main(spec_bytes, conn)`` decodes the ``TrainSpec`` (msgspec JSON), trains, exports a finished
+candidate's ``model.gguf`` and checks its parity with llama.cpp (``export.json``; a GGUF that
+does not match turns the result into a failure, ``FAIL - export parity``), sends every progress
 dict as ``("progress", {...})`` and, last, ``("result", <TrainResult as msgspec JSON>)``. torch
 and transformers are imported only inside, in the child, so the parent stays light. If the parent
 has gone away, the next progress send fails, the run stops as failed and the worker exits: an
@@ -29,8 +31,25 @@ def main(spec_bytes: bytes, conn: Any) -> None:
         from adapters.training.trainer import train
 
         result = train(spec, lambda info: conn.send(("progress", info)))
+        if result.status == "finished":
+            result = export(spec, result)
     try:
         conn.send(("result", msgspec.json.encode(result)))
         conn.close()
     except OSError:  # the parent is gone: nobody to tell
         pass
+
+
+def export(spec: Any, result: Any) -> Any:
+    """Export the candidate's weights to model.gguf and check parity; a mismatch fails it."""
+    from msgspec.structs import replace
+
+    from adapters.serving.gguf_export import ExportError, export_generation
+
+    try:
+        record = export_generation(spec.out_dir, name=spec.candidate)
+    except (ExportError, OSError, ValueError, RuntimeError) as exc:
+        return replace(result, status="failed", reason=f"export failed: {exc}")
+    if not record.parity.passed:
+        return replace(result, status="failed", reason=f"export parity ({record.parity.summary()})")
+    return result

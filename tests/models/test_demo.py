@@ -83,7 +83,8 @@ def test_its_data_ids_are_the_genesis_conversations_in_the_store(demo_workspace:
 
 
 def test_init_registered_it_with_its_weights_hash(demo_workspace: Path, demo_genesis: Path) -> None:
-    from adapters.app import App, hash_tree
+    from adapters.app import App
+    from adapters.hashing import hash_tree
     from evo_core.events import GenerationRegistered
 
     with App(demo_workspace) as app:

@@ -73,7 +73,7 @@ def test_a_window_trains_three_candidates_in_parallel_and_records_them(
         assert f["stats"]["steps"] == CONFIG.train.steps
         assert 0 < f["budget_used"]["tokens_processed"] <= CONFIG.budget.max_tokens_processed
         out = home / "work" / str(f["candidate"])
-        for name in ("merged/config.json", "merged/model.safetensors", "merged/tokenizer.json",
+        for name in ("weights/config.json", "weights/model.safetensors", "weights/tokenizer.json", "model.gguf", "export.json",
                      "adapter", "train_args.json", "evo_manifest.json", "training.json", "data_ids.json"):
             assert (out / name).exists(), name
         manifest = json.loads((out / "evo_manifest.json").read_text())

@@ -24,7 +24,7 @@ def _breached(spec, resource: str):  # type: ignore[no-untyped-def]
     assert result.used > result.limit
     stats = json.loads((Path(spec.out_dir) / "training.json").read_text())
     assert stats["status"] == "breached" and stats["breach"]["resource"] == resource
-    assert not (Path(spec.out_dir) / "merged").exists() or resource == "disk"
+    assert not (Path(spec.out_dir) / "weights").exists() or resource == "disk"
     return result
 
 
@@ -64,7 +64,7 @@ def test_disk_after_saving_the_weights(make_spec) -> None:  # type: ignore[no-un
     spec = make_spec(steps=2, budget=_limits(max_disk_gb=20_000 / GIB))  # 20 kB: args fit, weights not
     r = _breached(spec, "disk")
     assert r.stats.steps == 2 and r.used * GIB > 100_000
-    assert (Path(spec.out_dir) / "merged" / "model.safetensors").exists()  # archived as breached
+    assert (Path(spec.out_dir) / "weights" / "model.safetensors").exists()  # archived as breached
 
 
 def test_meter_reports_the_first_breach_in_order(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from adapters.training.spec import Distill
 from adapters.training.teacher_cache import TeacherCache, load_model
 from adapters.training.trainer import add_lora, train, train_step
 
-OUTPUTS = ("merged", "adapter", "train_args.json", "evo_manifest.json", "training.json")
+OUTPUTS = ("weights", "adapter", "train_args.json", "evo_manifest.json", "training.json")
 
 
 def _student(spec):  # type: ignore[no-untyped-def]
@@ -53,7 +53,7 @@ def test_outputs_and_merged_model(make_spec, models) -> None:  # type: ignore[no
     assert result.status == "finished", result.reason
     out = Path(spec.out_dir)
     assert all((out / name).exists() for name in OUTPUTS)
-    assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in (out / "merged").iterdir()}
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in (out / "weights").iterdir()}
     assert (out / "adapter" / "adapter_config.json").exists()
     assert not list(out.rglob("*.tmp"))
 
@@ -62,7 +62,7 @@ def test_outputs_and_merged_model(make_spec, models) -> None:  # type: ignore[no
     assert set(seen[-1]["budget_left"]) == {"steps", "walltime", "gpu_memory", "tokens", "disk"}
     assert seen[-1]["budget_left"]["steps"] == spec.budget.max_steps - spec.steps
 
-    merged, parent = load_model(str(out / "merged")), load_model(models["parent"])
+    merged, parent = load_model(str(out / "weights")), load_model(models["parent"])
     assert type(merged).__name__ == "LlamaForCausalLM"
     mp, pp = merged.state_dict(), parent.state_dict()
     assert mp.keys() == pp.keys()
@@ -91,7 +91,7 @@ def test_outputs_and_merged_model(make_spec, models) -> None:  # type: ignore[no
 def _weights(spec) -> dict[str, torch.Tensor]:  # type: ignore[no-untyped-def]
     result = train(spec)
     assert result.status == "finished", result.reason
-    return load_file(str(Path(spec.out_dir) / "merged" / "model.safetensors"))
+    return load_file(str(Path(spec.out_dir) / "weights" / "model.safetensors"))
 
 
 def test_same_seed_same_weights_other_seed_other_weights(make_spec) -> None:  # type: ignore[no-untyped-def]
@@ -176,4 +176,4 @@ def test_worker_in_a_spawned_process(make_spec) -> None:  # type: ignore[no-unty
     assert proc.exitcode == 0
     assert [m[0] for m in messages] == ["progress", "progress", "result"]
     assert msgspec.json.decode(messages[-1][1], type=TrainResult).status == "finished"
-    assert (Path(spec.out_dir) / "merged" / "model.safetensors").exists()
+    assert (Path(spec.out_dir) / "weights" / "model.safetensors").exists()

@@ -1,0 +1,385 @@
+"""A Hugging Face Llama folder written as one GGUF file that llama.cpp serves.
+
+Theory of operation. llama.cpp's ``llama`` architecture computes the same function as
+transformers' ``LlamaForCausalLM`` given three things, each of which silently breaks parity
+when wrong (and nothing else complains):
+
+1. **Tensor layout.** Names follow ``gguf``'s own HF-to-GGUF table (``blk.N.attn_q.weight``...).
+   ``q_proj``/``k_proj`` (weights and biases) are *permuted* per head, as llama.cpp's
+   ``convert_hf_to_gguf.py`` does: HF's rotary embedding rotates the two halves of a head
+   (``rotate_half``) while ggml's "normal" RoPE rotates adjacent pairs; the permutation
+   (``permute_qk``) interleaves the halves so both rotate the same coordinates.
+2. **Hyper-parameters**: context length, widths, head counts, head size, RMSNorm epsilon, RoPE
+   base (``rope_parameters`` in transformers 5, ``rope_theta`` before); linear RoPE scaling is
+   carried, any other scaling is refused.
+3. **The tokenizer, embedded**: byte-level BPE only (``ByteLevel`` pre-tokenizer without a
+   prefix space and with the GPT-2 regex, no normalizer), which is llama.cpp's ``gpt2`` model
+   with the ``gpt-2`` pre-tokenizer. Tokens in id order (holes become ``[PADi]``, unused),
+   types (the tokenizer's special added tokens are ``CONTROL``, so llama.cpp parses them in
+   text only when asked, like HF), merges, BOS/EOS/PAD ids and ``add_bos_token``/
+   ``add_eos_token`` measured by encoding a probe string (the demo tokenizer adds BOS in its
+   post-processor, not through a config flag), and the chat template.
+
+``export_gguf`` writes to a temporary file beside the target, fsyncs and renames: a reader sees
+the old file or the new one, never half of one. Whether the result is right is
+``adapters.serving.parity``'s job: this module only writes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+from adapters.hashing import hash_file
+from adapters.serving.parity import ParityReport
+from adapters.workspace import WorkspaceError, write_atomic
+
+GGUF_NAME = "model.gguf"
+EXPORT_JSON = "export.json"
+Dtype = Literal["f32", "f16", "q8_0"]
+DTYPES: tuple[Dtype, ...] = ("f32", "f16", "q8_0")
+SUPPORTED_ARCHITECTURES = ("LlamaForCausalLM",)
+
+
+class ExportError(WorkspaceError):
+    """A model folder cannot be written as GGUF (exit 1, one line)."""
+
+
+class ExportInfo(msgspec.Struct, frozen=True, kw_only=True):
+    path: str
+    dtype: str
+    bytes: int
+    seconds: float
+    blake3: str
+
+
+class ExportRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """``export.json`` beside a generation's ``model.gguf``: what was written and how it compared."""
+
+    gguf: str  # the file name, relative to the generation's folder
+    dtype: str
+    bytes: int
+    blake3: str  # of model.gguf
+    weights_hash: str  # of weights/ (adapters.models.hf.weights_hash): both formats are hashed
+    seconds: float
+    parity: ParityReport
+
+
+def permute_qk(weights: Any, n_head: int, n_head_kv: int | None = None) -> Any:
+    """llama.cpp's ``LlamaModel.permute``: per head, rows ``[x0..x(d/2-1), y0..]`` become
+    ``[x0, y0, x1, y1...]`` (HF's half-split RoPE to ggml's interleaved one)."""
+    if n_head_kv is not None and n_head != n_head_kv:
+        n_head = n_head_kv
+    shape = weights.shape
+    return weights.reshape(n_head, 2, shape[0] // n_head // 2, *shape[1:]).swapaxes(1, 2).reshape(shape)
+
+
+# ---------------------------------------------------------------- config
+
+
+def _read_config(folder: Path) -> dict[str, Any]:
+    path = folder / "config.json"
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ExportError(f"{path}: unreadable ({exc})") from None
+    archs = config.get("architectures") or []
+    if not any(a in SUPPORTED_ARCHITECTURES for a in archs):
+        named = ", ".join(map(str, archs)) or f"model_type {config.get('model_type')!r}"
+        raise ExportError(
+            f"{folder}: GGUF export supports {', '.join(SUPPORTED_ARCHITECTURES)}, not {named}"
+        )
+    if config.get("mlp_bias"):
+        raise ExportError(f"{folder}: GGUF export does not support mlp_bias=true")
+    return dict(config)
+
+
+def _rope(config: dict[str, Any], folder: Path) -> tuple[float, dict[str, Any] | None]:
+    """``(rope base, scaling or None)`` from transformers 5's ``rope_parameters`` or the older keys."""
+    params = config.get("rope_parameters") or {}
+    theta = float(params.get("rope_theta", config.get("rope_theta", 10000.0)))
+    scaling = config.get("rope_scaling") or (params if params.get("rope_type", "default") != "default" else None)
+    if scaling:
+        kind = scaling.get("rope_type", scaling.get("type", "default"))
+        if kind == "default":
+            return theta, None
+        if kind != "linear":
+            raise ExportError(f"{folder}: GGUF export supports default or linear RoPE, not {kind!r} scaling")
+        return theta, {"factor": float(scaling["factor"])}
+    return theta, None
+
+
+def _add_hparams(writer: Any, config: dict[str, Any], folder: Path, n_vocab: int, file_type: int) -> None:
+    import gguf
+
+    n_head = int(config["num_attention_heads"])
+    n_embd = int(config["hidden_size"])
+    head_dim = int(config.get("head_dim") or n_embd // n_head)
+    theta, scaling = _rope(config, folder)
+    writer.add_context_length(int(config["max_position_embeddings"]))
+    writer.add_embedding_length(n_embd)
+    writer.add_block_count(int(config["num_hidden_layers"]))
+    writer.add_feed_forward_length(int(config["intermediate_size"]))
+    writer.add_head_count(n_head)
+    writer.add_head_count_kv(int(config.get("num_key_value_heads") or n_head))
+    writer.add_rope_dimension_count(head_dim)
+    if head_dim != n_embd // n_head:
+        writer.add_key_length(head_dim)
+        writer.add_value_length(head_dim)
+    writer.add_rope_freq_base(theta)
+    if scaling:
+        writer.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
+        writer.add_rope_scaling_factor(scaling["factor"])
+    writer.add_layer_norm_rms_eps(float(config.get("rms_norm_eps", 1e-6)))
+    writer.add_vocab_size(n_vocab)
+    writer.add_file_type(file_type)
+
+
+# ---------------------------------------------------------------- tokenizer
+
+
+def _check_tokenizer_json(folder: Path) -> dict[str, Any]:
+    path = folder / "tokenizer.json"
+    if not path.is_file():
+        raise ExportError(f"{folder}: GGUF export needs a tokenizer.json (byte-level BPE)")
+    try:
+        spec = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ExportError(f"{path}: unreadable ({exc})") from None
+    model = spec.get("model") or {}
+    pre = spec.get("pre_tokenizer") or {}
+    if pre.get("type") == "Sequence" and len(pre.get("pretokenizers", [])) == 1:
+        pre = pre["pretokenizers"][0]
+    byte_level_bpe = (
+        model.get("type") == "BPE"
+        and pre.get("type") == "ByteLevel"
+        and not pre.get("add_prefix_space", False)
+        and pre.get("use_regex", True)
+        and not spec.get("normalizer")
+    )
+    if not byte_level_bpe:
+        raise ExportError(
+            f"{path}: GGUF export supports byte-level BPE tokenizers (ByteLevel pre-tokenizer, "
+            f"add_prefix_space=false, no normalizer); this one is {model.get('type')} with "
+            f"pre-tokenizer {pre.get('type')} and normalizer {(spec.get('normalizer') or {}).get('type')}"
+        )
+    return dict(spec)
+
+
+def _add_tokenizer(writer: Any, folder: Path, n_vocab: int) -> None:
+    import gguf
+    from transformers import AutoTokenizer
+
+    spec = _check_tokenizer_json(folder)
+    tok = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    vocab = tok.get_vocab()
+    if len(vocab) > n_vocab:
+        raise ExportError(f"{folder}: the tokenizer has {len(vocab)} tokens, the embedding only {n_vocab} rows")
+    by_id = {i: t for t, i in vocab.items()}
+    added = tok.added_tokens_decoder  # id -> AddedToken
+    tokens: list[str] = []
+    types: list[int] = []
+    for i in range(n_vocab):
+        if i not in by_id:
+            tokens.append(f"[PAD{i}]")
+            types.append(gguf.TokenType.UNUSED)
+        elif i in added:
+            tokens.append(by_id[i])
+            types.append(gguf.TokenType.CONTROL if added[i].special else gguf.TokenType.USER_DEFINED)
+        else:
+            tokens.append(by_id[i])
+            types.append(gguf.TokenType.NORMAL)
+    merges = [m if isinstance(m, str) else " ".join(m) for m in spec["model"].get("merges", [])]
+
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre("gpt-2")
+    writer.add_token_list(tokens)
+    writer.add_token_scores([0.0] * n_vocab)
+    writer.add_token_types(types)
+    writer.add_token_merges(merges)
+    probe = "a"
+    plain = tok(probe, add_special_tokens=False)["input_ids"]
+    full = tok(probe)["input_ids"]
+    add_bos = tok.bos_token_id is not None and len(full) > len(plain) and full[0] == tok.bos_token_id
+    add_eos = tok.eos_token_id is not None and len(full) > len(plain) and full[-1] == tok.eos_token_id
+    if len(full) - len(plain) != int(add_bos) + int(add_eos):
+        raise ExportError(f"{folder}: the tokenizer adds tokens other than BOS/EOS when encoding; not exportable")
+    for setter, token_id in (
+        (writer.add_bos_token_id, tok.bos_token_id),
+        (writer.add_eos_token_id, tok.eos_token_id),
+        (writer.add_pad_token_id, tok.pad_token_id),
+    ):
+        if token_id is not None:
+            setter(int(token_id))
+    writer.add_add_bos_token(bool(add_bos))
+    writer.add_add_eos_token(bool(add_eos))
+    if isinstance(getattr(tok, "chat_template", None), str):
+        writer.add_chat_template(tok.chat_template)
+
+
+def check_exportable(hf_dir: str | os.PathLike[str]) -> None:
+    """``ExportError`` (one line) unless the folder's config and tokenizer are ones
+    ``export_gguf`` writes faithfully; reads only JSON (cheap, before anything is written)."""
+    folder = Path(hf_dir)
+    _rope(_read_config(folder), folder)
+    _check_tokenizer_json(folder)
+
+
+# ---------------------------------------------------------------- tensors
+
+
+def _load_state_dict(folder: Path) -> dict[str, Any]:
+    """Every weight as a float32 numpy array (safetensors shards, else ``*.bin``)."""
+    import torch
+
+    out: dict[str, Any] = {}
+    files = sorted(folder.glob("*.safetensors"))
+    if files:
+        from safetensors.torch import load_file
+
+        for path in files:
+            out.update(load_file(path))
+    else:
+        for path in sorted(folder.glob("*.bin")):
+            if not path.name.startswith("training_args"):
+                out.update(torch.load(path, map_location="cpu", weights_only=True))
+    if not out:
+        raise ExportError(f"{folder}: no weights (no *.safetensors or *.bin file)")
+    return {k: v.detach().to(torch.float32).numpy() for k, v in out.items()}
+
+
+def _encode(data: Any, dtype: Dtype) -> tuple[Any, Any]:
+    """``(array, raw_dtype or None)``: 1-D tensors (norms) stay f32 as llama.cpp's converter keeps
+    them; q8_0 needs rows of a multiple of 32 and falls back to f16 otherwise."""
+    import gguf
+    import numpy as np
+
+    if dtype == "f32" or data.ndim < 2:
+        return data.astype(np.float32), None
+    if dtype == "q8_0" and data.shape[-1] % gguf.GGML_QUANT_SIZES[gguf.GGMLQuantizationType.Q8_0][0] == 0:
+        return gguf.quants.quantize(data, gguf.GGMLQuantizationType.Q8_0), gguf.GGMLQuantizationType.Q8_0
+    return data.astype(np.float16), None
+
+
+_FILE_TYPES = {"f32": 0, "f16": 1, "q8_0": 7}  # gguf.LlamaFileType ALL_F32, MOSTLY_F16, MOSTLY_Q8_0
+
+
+def _add_tensors(writer: Any, config: dict[str, Any], weights: dict[str, Any], dtype: Dtype) -> None:
+    import gguf
+
+    n_head = int(config["num_attention_heads"])
+    n_head_kv = int(config.get("num_key_value_heads") or n_head)
+    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, int(config["num_hidden_layers"]))
+    for hf_name, data in weights.items():
+        if hf_name.endswith("rotary_emb.inv_freq"):
+            continue
+        if hf_name.endswith(("q_proj.weight", "q_proj.bias")):
+            data = permute_qk(data, n_head, n_head)
+        elif hf_name.endswith(("k_proj.weight", "k_proj.bias")):
+            data = permute_qk(data, n_head, n_head_kv)
+        name = names.get_name(hf_name, try_suffixes=(".weight", ".bias"))
+        if name is None:
+            raise ExportError(f"no GGUF name for tensor {hf_name!r} (not a plain Llama?)")
+        array, raw = _encode(data, dtype)
+        writer.add_tensor(name, array, raw_dtype=raw)
+
+
+# ---------------------------------------------------------------- export
+
+
+
+def export_gguf(
+    hf_dir: str | os.PathLike[str],
+    out_path: str | os.PathLike[str],
+    *,
+    dtype: Dtype = "f32",
+    name: str | None = None,
+) -> ExportInfo:
+    """Write the HF folder ``hf_dir`` (a generation's ``weights/``) as GGUF at ``out_path``
+    (``general.name``: ``name``, else the folder's)."""
+    import gguf
+
+    if dtype not in DTYPES:
+        raise ExportError(f"unknown GGUF dtype {dtype!r}; one of {', '.join(DTYPES)}")
+    started = time.perf_counter()
+    folder = Path(hf_dir)
+    out = Path(out_path)
+    config = _read_config(folder)
+    weights = _load_state_dict(folder)
+    embed = weights.get("model.embed_tokens.weight")
+    if embed is None:
+        raise ExportError(f"{folder}: no model.embed_tokens.weight (not a Llama checkpoint)")
+    n_vocab = int(embed.shape[0])
+
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    writer = gguf.GGUFWriter(tmp, "llama")
+    try:
+        writer.add_name(name or (folder.parent.name if folder.name == "weights" else folder.name))
+        _add_hparams(writer, config, folder, n_vocab, _FILE_TYPES[dtype])
+        _add_tokenizer(writer, folder, n_vocab)
+        _add_tensors(writer, config, weights, dtype)
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        assert writer.fout is not None
+        for f in writer.fout:
+            f.flush()
+            os.fsync(f.fileno())
+        writer.close()
+        os.replace(tmp, out)
+    except BaseException:
+        writer.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    return ExportInfo(
+        path=str(out),
+        dtype=dtype,
+        bytes=out.stat().st_size,
+        seconds=time.perf_counter() - started,
+        blake3=hash_file(out),
+    )
+
+
+def export_generation(
+    folder: str | os.PathLike[str],
+    *,
+    dtype: Dtype = "f32",
+    name: str | None = None,
+    tolerance: float | None = None,
+) -> ExportRecord:
+    """Export ``folder/weights`` to ``folder/model.gguf``, check its parity and record both in
+    ``folder/export.json``. A failed parity check still leaves both files (the failure must be
+    visible and inspectable); the caller decides what it means (``record.parity.passed``)."""
+    from adapters.models.hf import weights_hash
+    from adapters.serving.parity import check_parity, tolerance_for
+
+    root = Path(folder)
+    weights = root / "weights"
+    if not (weights / "config.json").is_file():
+        raise ExportError(f"{root.name}: no weights to export ({weights}/config.json missing)")
+    info = export_gguf(weights, root / GGUF_NAME, dtype=dtype, name=name or root.name)
+    report = check_parity(weights, info.path, tolerance=tolerance if tolerance is not None else tolerance_for(dtype))
+    record = ExportRecord(
+        gguf=GGUF_NAME,
+        dtype=dtype,
+        bytes=info.bytes,
+        blake3=info.blake3,
+        weights_hash=weights_hash(weights),
+        seconds=info.seconds,
+        parity=report,
+    )
+    write_atomic(root / EXPORT_JSON, msgspec.json.format(msgspec.json.encode(record), indent=2) + b"\n")
+    return record
+
+
+def read_export_record(folder: str | os.PathLike[str]) -> ExportRecord | None:
+    """``folder/export.json``, or None when the generation was never exported."""
+    path = Path(folder) / EXPORT_JSON
+    if not path.is_file():
+        return None
+    return msgspec.json.decode(path.read_bytes(), type=ExportRecord)

@@ -1,0 +1,192 @@
+"""Does the GGUF compute what the Hugging Face model computes? Measured, never assumed.
+
+``check_parity`` runs the torch model (transformers, float32) and the GGUF (llama-cpp-python
+through ``load_llama``: f32 KV cache) on the same fixed prompts and records
+
+- ``tokenization_identical``: llama.cpp's ``tokenize`` gives HF's ids for every prompt, with
+  the special tokens added (BOS) and without, special-token text parsed as HF parses it;
+- ``max_logit_diff``: the largest ``|logit_hf - logit_gguf|`` over every prompt, position and
+  vocabulary entry (HF's ids are fed to both, so a tokenizer fault cannot hide a weight fault),
+  and over every greedy step up to the first where the two continuations part;
+- ``greedy_agreement``: the fraction of prompts whose greedy continuations (up to
+  ``greedy_tokens``, stopping at EOS, same rule both sides) are identical.
+
+It passes when the tokenization is identical, the logit difference is within the tolerance
+(``nan`` fails) and every greedy continuation agrees, except where the two part at a near-tie:
+a step where the HF model's own margin between its choice and llama.cpp's is at most twice the
+tolerance (``greedy_ties``). With logits within ``tol`` a disagreement can only happen at
+such a step, so this excuses what the tolerance already admits and nothing else; with f32
+(``tol`` 1e-3) that is a tie to 2e-3 and none happens on the demo prompts
+(``greedy_agreement`` 1.0).
+
+**Tolerances** (``TOLERANCES``), absolute, in logits: f32 ``1e-3``: measured 5e-6 on the demo model (float32 both sides, summation order
+the only difference); the margin covers other CPUs, thread counts and larger models, while a
+real fault (a wrong permutation, a missing norm, a shifted token) shows up as whole logits.
+f16 and q8_0 round the weights themselves (f16 keeps ~3 decimal digits, q8_0 ~2 per block of
+32), so their differences are those roundings carried through the network (measured on the
+demo model: f16 7e-3, q8_0 0.22, where the empty prompt's continuation parts at a near-tie);
+they get ``0.1`` and ``0.5``. Serve f32 or f16; q8_0 is for size experiments.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+TOLERANCES = {"f32": 1e-3, "f16": 0.1, "q8_0": 0.5}
+TOLERANCE = TOLERANCES["f32"]
+
+# The demo world's questions as the agent sees them (the chat template around them), then the
+# tokenizer's hard cases.
+PROMPTS: tuple[str, ...] = (
+    "<|user|>What does the quick eat?<|end|><|assistant|>",
+    "<|user|>Which city is home to the zwob?<|end|><|assistant|>",
+    "<|user|>Tell me where the sneel lives.<|end|><|assistant|>",
+    "<|system|>Be brief.<|end|><|user|>What colour is the blurk?<|end|><|assistant|>",
+    "<|user|>What does the quick eat?<|end|><|assistant|>The quick eats grass.<|end|>"
+    "<|user|>And the zwob?<|end|><|assistant|>",
+    "The zwob lives in Kirent.",
+    "",
+    " ",
+    "two  spaces,   three   and a trailing space ",
+    "line one\nline two\n\n\tindented\r\n",
+    "digits 0 7 42 1234567 3.14159 -8e10 2024-06-01",
+    "non-ASCII: café naïve Zürich 東京 Ωμέγα 🦙🚀 — “quotes”",
+    "<|user|><|end|>",
+    "it's they're we'll I'd",
+)
+
+
+class ParityReport(msgspec.Struct, frozen=True, kw_only=True):
+    max_logit_diff: float
+    greedy_agreement: float
+    tokenization_identical: bool
+    prompts: int
+    tolerance: float
+    passed: bool
+    greedy_ties: int = 0  # prompts whose continuations part at a near-tie (see the module doc)
+    mismatches: tuple[str, ...] = ()  # the first few differences, for a human
+
+    def summary(self) -> str:
+        verdict = "passed" if self.passed else "FAILED"
+        return (
+            f"parity {verdict}: max logit diff {self.max_logit_diff:.3g} (tolerance {self.tolerance:g}), "
+            f"greedy agreement {self.greedy_agreement:.0%} of {self.prompts} prompts, "
+            f"tokenization {'identical' if self.tokenization_identical else 'DIFFERENT'}"
+        )
+
+
+def tolerance_for(dtype: str) -> float:
+    return TOLERANCES[dtype]
+
+
+def _greedy_hf(model: Any, ids: list[int], steps: int, eos: int | None) -> tuple[list[int], list[Any]]:
+    import torch
+
+    seq, rows = list(ids), []
+    with torch.no_grad():
+        for _ in range(steps):
+            row = model(torch.tensor([seq])).logits[0, -1].float().numpy()
+            rows.append(row)
+            token = int(row.argmax())
+            seq.append(token)
+            if token == eos:
+                break
+    return seq[len(ids):], rows
+
+
+def _greedy_llama(llm: Any, steps: int, eos: int | None) -> tuple[list[int], list[Any]]:
+    """Continue from what ``llm`` has evaluated (its last logits row)."""
+    out, rows = [], []
+    for _ in range(steps):
+        row = llm.scores[llm.n_tokens - 1].copy()
+        rows.append(row)
+        token = int(row.argmax())
+        out.append(token)
+        if token == eos or len(out) == steps:
+            break
+        llm.eval([token])
+    return out, rows
+
+
+def check_parity(
+    hf_dir: str | os.PathLike[str],
+    gguf_path: str | os.PathLike[str],
+    *,
+    prompts: tuple[str, ...] | list[str] = PROMPTS,
+    tolerance: float = TOLERANCE,
+    greedy_tokens: int = 16,
+) -> ParityReport:
+    """Compare the HF folder ``hf_dir`` with ``gguf_path`` on ``prompts`` (see the module doc)."""
+    import numpy as np
+    import torch
+
+    from adapters.models.hf import load_generation
+    from adapters.serving.llama import load_llama
+
+    model, tok = load_generation(hf_dir)
+    encoded = [tok(p)["input_ids"] for p in prompts]
+    n_ctx = max(64, max((len(ids) for ids in encoded), default=0) + greedy_tokens + 1)
+    llm = load_llama(Path(gguf_path), n_ctx=n_ctx, logits_all=True)
+    mismatches: list[str] = []
+    tokenization_ok, agreed, worst, ties, untied = True, 0, 0.0, 0, 0
+    try:
+        eos = tok.eos_token_id
+        for prompt, ids in zip(prompts, encoded):
+            for add in (True, False):
+                hf_ids = ids if add else tok(prompt, add_special_tokens=False)["input_ids"]
+                ll_ids = llm.tokenize(prompt.encode("utf-8"), add_bos=add, special=True)
+                if list(ll_ids) != list(hf_ids):
+                    tokenization_ok = False
+                    mismatches.append(f"tokenize {prompt!r} (specials {add}): hf {hf_ids} vs llama.cpp {ll_ids}")
+            if not ids:  # nothing to run (a tokenizer that adds no BOS, empty text)
+                agreed += 1
+                continue
+            with torch.no_grad():
+                hf_logits = model(torch.tensor([ids])).logits[0].float().numpy()
+            llm.reset()
+            llm.eval(ids)
+            ll_logits = np.asarray(llm.scores[: len(ids)])
+            diffs = [float(np.abs(hf_logits - ll_logits).max())]
+            hf_cont, hf_rows = _greedy_hf(model, ids, greedy_tokens, eos)
+            ll_cont, ll_rows = _greedy_llama(llm, greedy_tokens, eos)
+            for i, (a, b) in enumerate(zip(hf_rows, ll_rows)):
+                diffs.append(float(np.abs(a - b).max()))
+                if hf_cont[i] != ll_cont[i]:
+                    break
+            diff = max(diffs)
+            if math.isnan(diff) or diff > worst:  # a nan stays: it must fail
+                worst = diff
+            if hf_cont == ll_cont:
+                agreed += 1
+            else:
+                step = next((i for i, (a, b) in enumerate(zip(hf_cont, ll_cont)) if a != b), None)
+                margin = math.inf if step is None else float(hf_rows[step][hf_cont[step]] - hf_rows[step][ll_cont[step]])
+                if margin <= 2 * tolerance:
+                    ties += 1
+                else:
+                    untied += 1
+                mismatches.append(
+                    f"greedy {prompt!r}: hf {hf_cont} vs llama.cpp {ll_cont} (hf margin {margin:.3g} at step {step})"
+                )
+            if not diff <= tolerance:
+                mismatches.append(f"logits {prompt!r}: max diff {diff:.3g} > {tolerance:g}")
+    finally:
+        close = getattr(llm, "close", None)
+        if close is not None:
+            close()
+    agreement = agreed / len(prompts) if prompts else 1.0
+    return ParityReport(
+        max_logit_diff=worst,
+        greedy_agreement=agreement,
+        tokenization_identical=tokenization_ok,
+        prompts=len(prompts),
+        tolerance=tolerance,
+        passed=tokenization_ok and untied == 0 and worst <= tolerance,
+        greedy_ties=ties,
+        mismatches=tuple(mismatches[:8]),
+    )

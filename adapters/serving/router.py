@@ -1,0 +1,471 @@
+"""The serving router: the agent's queries answered by GEN_HEAD's ``model.gguf`` (llama.cpp).
+
+Theory of operation
+-------------------
+``Router(home).respond(query, kind)`` answers with the generation the ``models/<agent>-GHEAD``
+symlink names (the link is read on every query, ~2 us: a cutover or rollback is seen by the
+next query). Generations are loaded lazily with ``load_llama`` and kept in a small LRU
+(``hot`` >= 2 entries). The generations in use are pinned: HEAD, the shadow during a shadow
+phase, and the hot standby (the previous HEAD during burn-in, else the HEAD served before the
+last change); so after a cutover the old HEAD stays loaded and a rollback swaps instantly.
+
+The router follows the ledger cheaply: it ``stat``s ``ledger.jsonl`` on every query and folds
+(``App.state()``, which reuses the EventStore's in-memory cache and folds only new records)
+only when the file's size or mtime moved. The stat is taken before the fold, so a record
+appended meanwhile is folded by the next query.
+
+During a shadow phase (``Phase.SHADOW``) the router mirrors ``traffic_percent`` of the TRIVIAL
+queries to the shadow generation: the n-th TRIVIAL query this router answers is mirrored when
+``u(seed, n) < traffic_percent / 100``, where ``u`` is the first 8 bytes of
+``blake3("evo-shadow:<seed>:<n>")`` read as a fraction of 2**64 (uniform in [0, 1), seeded,
+reproducible). A mirrored query is answered by HEAD first; the caller's ``Answer`` is HEAD's
+(its ``latency_s`` ends when HEAD's text is ready). Then the shadow answers the same prompt,
+the two are compared (``similarity.compare``: exact match, character similarity, token
+agreement) and ``RecordShadow`` is appended to the ledger (without rewriting the projection
+files: the record is the shadow's only effect). The shadow's answer never leaves the router,
+and any failure on the shadow's side (no gguf, a generation error, the append refused because
+the phase ended meanwhile) is counted in ``stats`` and logged; the caller still gets HEAD's
+answer. Mirroring is inline: the call returns after the comparison is recorded.
+
+``replay(queries)`` answers recorded TRIVIAL queries (``trivial_queries``: user turns from the
+conversation store) by HEAD and the shadow and records every comparison, so a shadow phase can
+reach its ``min_samples`` without live users.
+
+Generation is greedy (temperature 0, top-k 1, no repeat penalty) with at most ``max_tokens``
+new tokens; the prompt is the chat text the model was trained on (``adapters.data.format``: the
+GGUF's embedded ``tokenizer.chat_template`` when it differs from evo's plain template, rendered
+with Jinja as transformers does; else evo's plain template), followed by the assistant tag.
+Prompt processing uses as many threads as generation (``load_llama`` sets ``n_threads_batch``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import blake3
+
+from adapters.app import App
+from adapters.serving.generations import GGUF_NAME, ServingError, find_generation, gguf_path, servable, trivial_queries
+from adapters.serving.similarity import compare
+from adapters.workspace import Workspace, WorkspaceError
+from evo_core.commands import RecordShadow
+from evo_core.errors import NothingPending
+from evo_core.state import Phase, State
+
+log = logging.getLogger(__name__)
+
+TRIVIAL = "TRIVIAL"
+KINDS = ("TRIVIAL", "STANDARD", "CRITICAL")  # only TRIVIAL queries are ever mirrored
+_SCALE = float(1 << 64)
+
+
+@dataclass(frozen=True)
+class Answer:
+    text: str
+    latency_s: float  # from the call to HEAD's text (the mirrored comparison is not included)
+    generation: str
+    tokens: int = 0  # new tokens generated
+    query_id: str = ""
+
+
+@dataclass(frozen=True)
+class Comparison:
+    query_id: str
+    head: str
+    shadow: str
+    exact: bool
+    similarity: float
+    token_agreement: float | None
+    head_latency_s: float
+    shadow_latency_s: float
+    recorded: bool
+
+
+@dataclass
+class RouterStats:
+    queries: int = 0
+    trivial: int = 0
+    mirrored: int = 0
+    recorded: int = 0
+    loads: int = 0
+    shadow_failures: int = 0
+    last_failure: str = ""
+    comparisons: list[Comparison] = field(default_factory=list)  # the last ``keep`` of them
+
+
+@dataclass(frozen=True)
+class ReplayReport:
+    generation: str  # the shadow
+    head: str
+    queries: int  # queries answered
+    recorded: int  # comparisons appended to the ledger
+    exact: int
+    mean_similarity: float
+    mean_token_agreement: float | None
+    samples: int  # the shadow's samples in the ledger afterwards
+    stopped: str = ""  # why the replay ended early ("" = it used every query or reached its goal)
+
+
+def mirror_draw(seed: int, n: int) -> float:
+    """The uniform in [0, 1) that decides whether the n-th TRIVIAL query is mirrored."""
+    digest = blake3.blake3(f"evo-shadow:{seed}:{n}".encode()).digest(8)
+    return int.from_bytes(digest, "big") / _SCALE
+
+
+def _default_loader(path: Path, **kw: Any) -> Any:
+    from adapters.serving import llama  # late: llama_cpp is imported only when a model loads
+
+    return llama.load_llama(path, **kw)
+
+
+class _Served:
+    """One loaded generation: its Llama and its prompt renderer."""
+
+    def __init__(self, name: str, path: Path, llm: Any):
+        self.name, self.path, self.llm = name, path, llm
+        self.render = _renderer(llm)
+
+    def generate(self, prompt: str, max_tokens: int) -> tuple[str, int]:
+        out = self.llm(prompt, **generation_params(max_tokens))
+        return out["choices"][0]["text"], int(out["usage"]["completion_tokens"])
+
+    def close(self) -> None:
+        close = getattr(self.llm, "close", None)
+        if close is not None:
+            close()
+
+
+def generation_params(max_tokens: int) -> dict[str, Any]:
+    """The sampling parameters of every answer: greedy, bounded (the bench's bare call uses them)."""
+    return dict(max_tokens=max_tokens, temperature=0.0, top_k=1, top_p=1.0, min_p=0.0, repeat_penalty=1.0)
+
+
+def _renderer(llm: Any) -> Callable[[str], str]:
+    """query -> the prompt text, as ``adapters.data.format.render(..., add_generation_prompt=True)``."""
+    from adapters.data.format import CHAT_TEMPLATE, ROLE_TOKENS, END
+
+    metadata = getattr(llm, "metadata", None) or {}
+    template = metadata.get("tokenizer.chat_template")
+    if not template or template == CHAT_TEMPLATE:
+        user, assistant = ROLE_TOKENS["user"], ROLE_TOKENS["assistant"]
+        return lambda query: f"{user}{query}{END}{assistant}"
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"])
+
+    def raise_exception(message: str) -> None:
+        raise ValueError(message)
+
+    env.globals["raise_exception"] = raise_exception
+    compiled = env.from_string(template)
+    specials = {}
+    for name in ("bos", "eos"):
+        token_id = metadata.get(f"tokenizer.ggml.{name}_token_id")
+        if token_id is not None:
+            specials[f"{name}_token"] = llm.detokenize([int(token_id)], special=True).decode("utf-8", "replace")
+    return lambda query: compiled.render(
+        messages=[{"role": "user", "content": query}], add_generation_prompt=True, **specials
+    )
+
+
+class Router:
+    """GEN_HEAD answers; during a shadow phase TRIVIAL queries are mirrored (see the module doc)."""
+
+    def __init__(
+        self,
+        home: str | os.PathLike[str],
+        *,
+        n_threads: int | None = None,
+        seed: int = 0,
+        max_tokens: int = 64,
+        n_ctx: int = 256,
+        hot: int = 3,
+        loader: Callable[..., Any] | None = None,
+        keep_comparisons: int = 100,
+    ):
+        if hot < 2:
+            raise ValueError(f"hot must be >= 2 (HEAD and its standby), got {hot}")
+        if max_tokens < 1:
+            raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
+        self.app = App(Path(home))
+        self.ws = self.app.ws
+        self.head_link = self.ws.head_link(self.app.agent)
+        self._head_link = os.fspath(self.head_link)  # strings: no Path objects on the query path
+        self._ledger = os.fspath(self.ws.ledger_path)
+        self.seed = seed
+        self.max_tokens = max_tokens
+        self.hot = hot
+        self._load_kw: dict[str, Any] = dict(n_ctx=n_ctx, n_threads=n_threads, seed=seed)
+        self._loader = loader or _default_loader
+        self._models: OrderedDict[str, _Served] = OrderedDict()
+        self._ledger_key: tuple[int, int, int] | None = None
+        self._state: State = State()
+        self._head: str | None = None
+        self._standby: str | None = None
+        self._trivial = 0
+        self._keep = keep_comparisons
+        self.stats = RouterStats()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def close(self) -> None:
+        for served in self._models.values():
+            served.close()
+        self._models.clear()
+        self.app.close()
+
+    def __enter__(self) -> Router:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def loaded(self) -> tuple[str, ...]:
+        """The generations in memory, least recently used first."""
+        return tuple(self._models)
+
+    @property
+    def standby(self) -> str | None:
+        return self._standby
+
+    # ------------------------------------------------------------------ following the ledger
+
+    def state(self) -> State:
+        """The folded ledger, re-folded only when ``ledger.jsonl`` changed since the last look."""
+        try:
+            st = os.stat(self._ledger)
+            key = (st.st_ino, st.st_size, st.st_mtime_ns)
+        except FileNotFoundError:
+            key = None
+        if key is None or key != self._ledger_key:
+            self._state = self.app.state()
+            self._ledger_key = key
+            self._on_ledger_moved(self._state)
+        return self._state
+
+    def _on_ledger_moved(self, state: State) -> None:
+        """Keep what the phase needs hot: the shadow, and the previous HEAD during burn-in."""
+        wanted = []
+        if state.phase is Phase.SHADOW and state.shadow is not None:
+            wanted.append(state.shadow.generation)
+        if state.phase is Phase.BURN_IN and state.burn_in is not None:
+            self._standby = state.burn_in.previous_head
+            wanted.append(state.burn_in.previous_head)
+        for name in wanted:
+            if name not in self._models and gguf_path(self.ws, name) is not None:
+                try:
+                    self._get(name)
+                except Exception as exc:  # a standby or shadow that cannot load never blocks HEAD
+                    self._shadow_failed(f"loading {name}: {exc}")
+
+    def head(self) -> str:
+        """The generation the GEN_HEAD symlink names (the ledger's HEAD when there is no link)."""
+        try:
+            return os.readlink(self._head_link).rstrip("/").rpartition("/")[2]
+        except OSError:
+            pass
+        head = self.state().head
+        if head is None:
+            raise ServingError(f"{self.ws.home}: no HEAD generation (run `evo init`)")
+        return head
+
+    # ------------------------------------------------------------------ models
+
+    def _path(self, name: str) -> Path:
+        path = gguf_path(self.ws, name)
+        if path is None:
+            raise ServingError(f"generation {name} has no {GGUF_NAME} (run `evo export {name}`)")
+        return path
+
+    def _get(self, name: str) -> _Served:
+        served = self._models.get(name)
+        if served is not None:
+            self._models.move_to_end(name)
+            return served
+        path = self._path(name)
+        llm = self._loader(path, **self._load_kw)
+        served = _Served(name, path, llm)
+        self.stats.loads += 1
+        self._models[name] = served
+        self._evict()
+        return served
+
+    def _evict(self) -> None:
+        pinned = {self._head, self._standby}
+        shadow = self._state.shadow
+        if self._state.phase is Phase.SHADOW and shadow is not None:
+            pinned.add(shadow.generation)
+        for name in list(self._models):
+            if len(self._models) <= self.hot:
+                return
+            if name not in pinned:
+                self._models.pop(name).close()
+
+    def _serve_head(self) -> _Served:
+        name = self.head()
+        if name != self._head:
+            if self._head is not None and self._head in self._models:
+                self._standby = self._head  # the HEAD we served before: keep it hot
+            self._head = name
+        return self._get(name)
+
+    # ------------------------------------------------------------------ answering
+
+    def answer(self, query: str, generation: str | None = None) -> Answer:
+        """One answer from ``generation`` (default HEAD); never mirrored, never recorded."""
+        t0 = time.perf_counter()
+        served = self._get(generation) if generation is not None else self._serve_head()
+        text, tokens = served.generate(served.render(query), self.max_tokens)
+        return Answer(text=text, latency_s=time.perf_counter() - t0, generation=served.name, tokens=tokens)
+
+    def respond(self, query: str, kind: str = TRIVIAL) -> Answer:
+        """HEAD's answer; a TRIVIAL query may also be mirrored to the shadow (never returned)."""
+        t0 = time.perf_counter()
+        state = self.state()
+        head = self._serve_head()
+        self.stats.queries += 1
+        mirror_to = None
+        query_id = ""
+        if kind.upper() == TRIVIAL:
+            n = self._trivial
+            self._trivial += 1
+            self.stats.trivial += 1
+            shadow = state.shadow
+            if state.phase is Phase.SHADOW and shadow is not None and shadow.generation != head.name:
+                query_id = f"{self.seed}:{n}:{blake3.blake3(query.encode()).hexdigest()[:12]}"
+                if mirror_draw(self.seed, n) < shadow.traffic_percent / 100.0:
+                    mirror_to = shadow.generation
+        prompt = head.render(query)
+        text, tokens = head.generate(prompt, self.max_tokens)
+        latency = time.perf_counter() - t0
+        answer = Answer(text=text, latency_s=latency, generation=head.name, tokens=tokens, query_id=query_id)
+        if mirror_to is not None:
+            self.stats.mirrored += 1
+            self._mirror(head, mirror_to, prompt, text, latency, query_id)
+        return answer
+
+    def _mirror(self, head: _Served, shadow_name: str, prompt: str, head_text: str,
+                head_latency: float, query_id: str) -> Comparison | None:
+        """The shadow answers ``prompt``; the comparison (never the answer) goes to the ledger."""
+        try:
+            shadow = self._get(shadow_name)
+            t0 = time.perf_counter()
+            shadow_text, _ = shadow.generate(prompt, self.max_tokens)
+            shadow_latency = time.perf_counter() - t0
+            tokenize = head.llm.tokenize
+            match = compare(
+                head_text,
+                shadow_text,
+                tokenize(head_text.encode(), add_bos=False, special=False),
+                tokenize(shadow_text.encode(), add_bos=False, special=False),
+            )
+            del shadow_text
+        except Exception as exc:
+            self._shadow_failed(f"shadow {shadow_name}: {exc}")
+            return None
+        recorded = False
+        try:
+            outcome = self.app.execute(
+                RecordShadow(exact=match.exact, similarity=match.similarity, query_id=query_id), sync=False
+            )
+            recorded = True
+            self.stats.recorded += 1
+            self._state = outcome.state
+        except Exception as exc:  # e.g. NothingPending: the shadow phase ended meanwhile
+            self._shadow_failed(f"recording {query_id}: {exc}")
+        comparison = Comparison(
+            query_id=query_id,
+            head=head.name,
+            shadow=shadow_name,
+            exact=match.exact,
+            similarity=match.similarity,
+            token_agreement=match.token_agreement,
+            head_latency_s=head_latency,
+            shadow_latency_s=shadow_latency,
+            recorded=recorded,
+        )
+        comparisons = self.stats.comparisons
+        comparisons.append(comparison)
+        if len(comparisons) > self._keep:
+            del comparisons[: len(comparisons) - self._keep]
+        return comparison
+
+    def _shadow_failed(self, message: str) -> None:
+        self.stats.shadow_failures += 1
+        self.stats.last_failure = message
+        log.warning("evo router: %s (HEAD's answer is unaffected)", message)
+
+    # ------------------------------------------------------------------ replay
+
+    def replay(self, queries: Iterable[str], *, until_samples: int | None = None) -> ReplayReport:
+        """Answer recorded TRIVIAL queries as shadow traffic: every one is mirrored and recorded.
+
+        Stops early when the shadow phase ends or when the ledger holds ``until_samples``
+        comparisons for the shadow. Raises ``NothingPending`` when no shadow phase is running.
+        """
+        state = self.state()
+        if state.phase is not Phase.SHADOW or state.shadow is None:
+            raise NothingPending(f"no shadow phase is running (phase {state.phase.value})")
+        shadow_name = state.shadow.generation
+        done = recorded = exact = 0
+        sims: list[float] = []
+        agreements: list[float] = []
+        stopped = ""
+        for i, query in enumerate(queries):
+            state = self.state()
+            if state.phase is not Phase.SHADOW or state.shadow is None or state.shadow.generation != shadow_name:
+                stopped = f"the shadow phase ended (phase {state.phase.value})"
+                break
+            if until_samples is not None and state.shadow.samples >= until_samples:
+                break
+            head = self._serve_head()
+            prompt = head.render(query)
+            t0 = time.perf_counter()
+            text, _ = head.generate(prompt, self.max_tokens)
+            query_id = f"replay:{self.seed}:{i}:{blake3.blake3(query.encode()).hexdigest()[:12]}"
+            done += 1
+            comparison = self._mirror(head, shadow_name, prompt, text, time.perf_counter() - t0, query_id)
+            if comparison is None:
+                continue
+            recorded += comparison.recorded
+            exact += comparison.exact
+            sims.append(comparison.similarity)
+            if comparison.token_agreement is not None:
+                agreements.append(comparison.token_agreement)
+        final = self.state()
+        return ReplayReport(
+            generation=shadow_name,
+            head=self.head(),
+            queries=done,
+            recorded=recorded,
+            exact=exact,
+            mean_similarity=sum(sims) / len(sims) if sims else 0.0,
+            mean_token_agreement=sum(agreements) / len(agreements) if agreements else None,
+            samples=final.shadow.samples if final.shadow is not None and final.phase is Phase.SHADOW else 0,
+            stopped=stopped,
+        )
+
+
+__all__ = [
+    "KINDS",
+    "TRIVIAL",
+    "Answer",
+    "Comparison",
+    "ReplayReport",
+    "Router",
+    "RouterStats",
+    "ServingError",
+    "find_generation",
+    "gguf_path",
+    "mirror_draw",
+    "servable",
+    "trivial_queries",
+]

@@ -1,0 +1,81 @@
+"""`evo ask`: HEAD or any generation with a model.gguf, through llama.cpp."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from adapters.cli import main
+from adapters.serving.router import generation_params
+from tests.fixtures_models import GENESIS
+
+Q = "What does the blurk eat?"
+
+
+@pytest.fixture
+def home(tmp_path: Path, demo_workspace: Path, demo_gguf: Path) -> Path:
+    home = tmp_path / "home"
+    shutil.copytree(demo_workspace, home, symlinks=True)
+    gguf = home / "models" / "archive" / GENESIS / "model.gguf"
+    if not gguf.exists():
+        shutil.copyfile(demo_gguf, gguf)
+    return home
+
+
+def _run(home: Path, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    try:
+        code = main(["--home", str(home), "ask", *args])
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def _expected(gguf: Path, max_tokens: int = 64) -> str:
+    from adapters.serving.llama import load_llama
+
+    llm = load_llama(gguf)
+    return str(llm(f"<|user|>{Q}<|end|><|assistant|>", **generation_params(max_tokens))["choices"][0]["text"])
+
+
+def test_ask_head(home: Path, demo_gguf: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _run(home, capsys, Q)
+    assert code == 0 and out == _expected(demo_gguf) + "\n"
+    code, out, _ = _run(home, capsys, Q, "--json", "--max-tokens", "4")
+    data = json.loads(out)
+    assert code == 0 and data["generation"] == GENESIS and data["latency_s"] > 0
+    assert data["text"] == _expected(demo_gguf, 4) and 0 < data["tokens"] <= 4
+
+
+def test_ask_a_generation_by_prefix(home: Path, demo_gguf: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    other = home / "models" / "archive" / "Luna-G001-a-c10"
+    other.mkdir()
+    shutil.copyfile(demo_gguf, other / "model.gguf")
+    code, out, _ = _run(home, capsys, Q, "--generation", "Luna-G001", "--json")
+    assert code == 0 and json.loads(out)["generation"] == "Luna-G001-a-c10"
+    code, _, err = _run(home, capsys, Q, "--generation", "Luna-G0")
+    assert code == 1 and "ambiguous" in err and len(err.strip().splitlines()) == 1
+
+
+def test_ask_a_generation_without_gguf_fails_in_one_line(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (home / "models" / "archive" / "Luna-G002-b-c20").mkdir()
+    code, out, err = _run(home, capsys, Q, "--generation", "Luna-G002-b-c20")
+    assert code == 1 and out == "" and len(err.strip().splitlines()) == 1
+    assert "has no model.gguf" in err
+    code, _, err = _run(home, capsys, Q, "--generation", "Luna-G002")
+    assert code == 1 and "has no model.gguf" in err
+    code, _, err = _run(home, capsys, Q, "--generation", "nope")
+    assert code == 1 and "no generation" in err
+    (home / "models" / "archive" / GENESIS / "model.gguf").unlink()
+    code, _, err = _run(home, capsys, Q)
+    assert code == 1 and "has no model.gguf" in err and len(err.strip().splitlines()) == 1
+
+
+def test_ask_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["ask", "--help"])
+    assert exc.value.code == 0 and "--generation" in capsys.readouterr().out
