@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# make demo: a real scripted session of what exists today (the ledger, the core, the CLI).
+# make demo: a real scripted session of what exists today: the ledger, the core, the CLI, the
+# demo model, training and llama.cpp serving (issue 7's runner will drive evaluation onwards).
 # Its workspace goes where EVO_HOME says (default ./demo-home); a previous demo workspace is
 # replaced, anything else at that path is left alone.
 set -euo pipefail
@@ -18,23 +19,28 @@ if [ -e "$EVO_HOME" ]; then
   fi
 fi
 
-step "1. A workspace: config.toml (spec defaults, period shortened to 50 cycles) and the genesis generation as HEAD"
-run evo init --period 50
-run ls -l "$EVO_HOME/models"
+step "1. A workspace with the embedded demo model as G000 (a 166k-parameter Llama built here: no download)"
+run evo init --demo --period 2500
+run ls -l "$EVO_HOME/models" "$EVO_HOME/models/archive/Luna-G000-genesis"
+run evo ask "What does the brax eat?"   # a genesis fact: HEAD knows it (nuts)
 
-step "2. The agent's heartbeats: 49 in one batch, then single ones up to the window at cycle 50"
-run evo heartbeat --count 49
-run evo heartbeat
+step "2. The agent's conversations of its first 2 500 cycles (the demo world's first era: new facts)"
+feed=$(mktemp)
+python scripts/demo_feed.py 1 2500 > "$feed"
+run evo ingest "$feed"
+run evo ingest "$feed"   # again: every id is a duplicate, nothing is added
+rm -f "$feed"
+
+step "3. The agent's heartbeats: 2 499 in one batch, then the one that opens the window"
+run evo heartbeat --count 2499
 run evo heartbeat
 
-step "3. Four agent processes heartbeat at once: the ledger serialises them (cycles stay 52..91)"
+step "4. Four agent processes heartbeat at once: the ledger serialises them (cycles 2501..2540)"
 for i in 1 2 3 4; do (for _ in $(seq 10); do evo heartbeat >/dev/null; done) & done; wait
-run evo log --type Heartbeat --since 90
+run evo log --type Heartbeat --since "$(( $(evo head | cut -d: -f1) - 2 ))"
 
-step "4. A jump past two period multiples: the window in progress makes both skip, with the reason"
-run evo heartbeat --cycle 160
-
-step "5. Status: phase, HEAD, the window waiting for its candidates"
+step "5. Train the window: 3 LoRA students, 3 strategies, distilled from G000 in parallel under hard budgets"
+run evo train
 run evo status
 
 step "6. The operator's commands refuse what the ledger does not allow (exit 1, nothing appended)"
@@ -42,16 +48,20 @@ run evo approve || true
 run evo rollback || true
 run evo heartbeat --cycle 100 || true
 
-step "7. The auditor: keep a checkpoint, verify, read the log"
+step "7. A candidate answers through llama.cpp (its model.gguf passed the parity check)"
+candidate=$(evo log --json --type CandidateSpawned | head -1 | python -c "import json,sys; print(json.loads(sys.stdin.readline())['event']['candidate'])")
+run evo ask --generation "$candidate" "What does the droo eat?"   # new material of era 1 (seeds)
+run evo timeline "$candidate"
+
+step "8. The auditor: keep a checkpoint, verify, read the log"
 checkpoint=$(evo head)
 echo "checkpoint kept: $checkpoint"
 run evo heartbeat --count 5
 run evo verify --checkpoint "$checkpoint"
-run evo log --since 0 --type WindowOpened
-run evo log --type WindowSkipped
-run evo timeline Luna-G000-genesis
+run evo log --type WindowOpened
+run evo log --type TrainingFinished
 
-step "8. Tampering is caught: one byte changed in a copy of the ledger"
+step "9. Tampering is caught: one byte changed in a copy of the ledger"
 tampered=$(mktemp -d)
 cp -r "$EVO_HOME/." "$tampered/"
 sed -i '10s/"cycle":9}/"cycle":99}/' "$tampered/ledger.jsonl"
