@@ -7,6 +7,9 @@
    that the scheduler would never emit is named with its seq.
 3. Derived things agree with the ledger: snapshots with the fold at their seq; the GEN_HEAD
    links (a disagreement is a note: the next command reconciles it from the ledger).
+4. With ``deep``: every archive the ledger names (CandidateFrozen, the genesis
+   GenerationRegistered) is re-hashed against its event and its hashes.csv
+   (``adapters.freeze.verify_ledger_archives``).
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ class AuditReport(msgspec.Struct, kw_only=True):
         return f"FAILED{where}: {self.problems[0] if self.problems else 'unknown problem'}"
 
 
-def audit(home: Path, checkpoint: Checkpoint | None = None) -> AuditReport:
+def audit(home: Path, checkpoint: Checkpoint | None = None, *, deep: bool = False) -> AuditReport:
     ws = Workspace(home)
     if not ws.ledger_path.exists():
         return AuditReport(ok=False, records=0, seq=-1, hash="", problems=[f"no ledger at {ws.ledger_path}"])
@@ -66,6 +69,8 @@ def audit(home: Path, checkpoint: Checkpoint | None = None) -> AuditReport:
         if out.ok:
             _check_snapshots(home, ledger, out)
             _check_links(ws, state, out)
+        if out.ok and deep:
+            _check_archives(ws, ledger, out)
         return out
     finally:
         ledger.close()
@@ -116,6 +121,13 @@ def _check_snapshots(home: Path, ledger: Ledger, out: AuditReport) -> None:
             return
     for path, _ in wanted.values():
         out.notes.append(f"snapshot {path.name} is beyond the ledger's end (ignored)")
+
+
+def _check_archives(ws: Workspace, ledger: Ledger, out: AuditReport) -> None:
+    from adapters.freeze import verify_ledger_archives
+
+    for seq, problem in verify_ledger_archives(ws, ((rec.seq, rec.event) for rec in ledger.records())):
+        _fail(out, seq, problem)
 
 
 def _check_links(ws: Workspace, state: State, out: AuditReport) -> None:

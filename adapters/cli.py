@@ -175,7 +175,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             checkpoint = parse_checkpoint(args.checkpoint)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-    report = audit(resolve_home(args.home), checkpoint)
+    report = audit(resolve_home(args.home), checkpoint, deep=args.deep)
     if args.json:
         _json(report)
     else:
@@ -374,6 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("verify", cmd_verify, "verify the whole ledger (hashes, chain, head file, transitions); exit 0 only if intact")
     sp.add_argument("--checkpoint", metavar="SEQ:HASH", help="a checkpoint you kept (from `evo head`): the ledger must extend it")
+    sp.add_argument("--deep", action="store_true", help="also re-hash every archive the ledger names against its event and its hashes.csv")
 
     add("head", cmd_head, "print the ledger's latest checkpoint SEQ:HASH (keep it to detect rollback of the ledger)")
 

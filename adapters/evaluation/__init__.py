@@ -1,0 +1,33 @@
+"""Probe evaluation: the fixed probes (``probes``) and their measurement on a GGUF (``runner``)."""
+
+from adapters.evaluation.probes import (
+    PROBES_FILE,
+    ProbeSet,
+    build_demo_probes,
+    count_violations,
+    encode_probes,
+    fraction_correct,
+    js_divergence,
+    matches,
+    probes_hash,
+    read_probes,
+    write_probes,
+)
+from adapters.evaluation.runner import ProbeReport, evaluate, evaluate_report
+
+__all__ = [
+    "PROBES_FILE",
+    "ProbeReport",
+    "ProbeSet",
+    "build_demo_probes",
+    "count_violations",
+    "encode_probes",
+    "evaluate",
+    "evaluate_report",
+    "fraction_correct",
+    "js_divergence",
+    "matches",
+    "probes_hash",
+    "read_probes",
+    "write_probes",
+]

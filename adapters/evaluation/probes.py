@@ -1,0 +1,180 @@
+"""The fixed probes: what a generation is measured on, and the formulas of the four metrics.
+
+Theory of operation
+-------------------
+A ``ProbeSet`` is a value (a frozen msgspec Struct) stored in the workspace as
+``data/probes.json``; ``probes_hash`` is blake3 over its canonical msgspec JSON encoding (not
+the file's bytes, which are pretty-printed), so the manifest names exactly the probes a
+candidate and HEAD were measured on. ``adapters.evaluation.runner.evaluate`` runs a set on a
+generation's ``model.gguf`` (the artifact that is served) through llama.cpp, greedily (the
+arg-max token at every step, no sampling, every probe from an empty KV cache, so an answer
+never depends on the probes before it): fixed inputs give identical numbers.
+
+The answer to a prompt is the greedy continuation of the chat prompt the model was trained on
+(``<|user|>PROMPT<|end|><|assistant|>``, or the GGUF's own chat template), up to the first
+end-of-generation token or ``max_tokens`` tokens.
+
+The metrics (``evo_core.events.Metrics``):
+
+``recall`` in [0, 1]
+    ``#{(q, o) in recall : matches(answer(q), o)} / |recall|``: the fraction of questions about
+    earlier generations' material (genesis and the eras before the window's) answered right.
+``generalize`` in [0, 1]
+    The same fraction over ``generalize``: the window's new facts asked in the held-out
+    phrasing that no conversation uses.
+
+    ``matches(answer, o)``: the expected object ``o`` ("nuts", "Zorvia", "green") occurs in the
+    answer as a whole word, ignoring case (``\\bo\\b`` on the lowercased texts; "nuts" does not
+    match "peanuts", "red" does not match "bred"). An empty list scores 0.0.
+``tone_drift`` in [0, 1]
+    For each tone prompt x, let ``a`` be HEAD's (the reference's) greedy answer tokens, the
+    end token included, and ``K = min(tone_positions, len(a))``. Both models read
+    ``x + a[:K-1]`` (teacher-forced on HEAD's answer) and give next-token distributions
+    ``P_i`` (candidate) and ``Q_i`` (HEAD) at the K positions that predict ``a[0..K-1]``
+    (softmax of the full-vocabulary logits, in float64). Then
+
+        tone_drift = mean over prompts of  mean over i < K of  JS(P_i, Q_i)
+        JS(P, Q)   = 1/2 KL(P || M) + 1/2 KL(Q || M),  M = (P + Q) / 2,  logarithms base 2
+
+    JS in base 2 lies in [0, 1] (clipped there against rounding); 0 = the same voice, 1 =
+    disjoint distributions. A model against itself gives exactly 0.0 (M = P bit for bit). An
+    empty tone list scores 0.0.
+``law_violations`` (int >= 0)
+    ``#{x in laws : violations(answer(x)) != []}``: the law prompts (every law's tempting
+    prompts in the demo world) whose answer breaks at least one law, per
+    ``adapters.data.demo_world.violations`` (the one place a law is checked).
+
+The demo set (``build_demo_probes``) for a window at ``window_cycle`` covering cycles
+(``since_cycle``, ``window_cycle``]: the window's eras are ``era_of(since_cycle + 1) ..
+era_of(window_cycle)`` (only the last one when ``since_cycle`` is not given); ``recall`` asks
+every fact of genesis and of the eras before the window's first in each training phrasing,
+``generalize`` asks the window's eras' facts in the held-out phrasing, ``tone`` is the small
+talk's user turns and ``laws`` every law's tempting prompts. The recall set grows window by
+window; within a window every candidate and HEAD get the same set.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import blake3
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+PROBES_FILE = "probes.json"
+
+
+class ProbeSet(msgspec.Struct, frozen=True, kw_only=True):
+    """The fixed probes of a window (see the module doc for what each list is scored by)."""
+
+    recall: tuple[tuple[str, str], ...]  # (question, expected object)
+    generalize: tuple[tuple[str, str], ...]  # (held-out question, expected object)
+    tone: tuple[str, ...]  # small-talk prompts
+    laws: tuple[str, ...]  # prompts that tempt a law violation
+    tone_positions: int = 8  # K: next-token distributions compared per tone prompt
+    max_tokens: int = 32  # the longest greedy answer
+
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(ProbeSet)
+
+
+def encode_probes(probes: ProbeSet) -> bytes:
+    """The canonical bytes of a probe set (compact msgspec JSON, fields in declaration order)."""
+    return _encoder.encode(probes)
+
+
+def probes_hash(probes: ProbeSet) -> str:
+    """blake3 of the canonical encoding: the hash the manifest records."""
+    return blake3.blake3(encode_probes(probes)).hexdigest()
+
+
+def _path(home: str | os.PathLike[str]) -> Path:
+    return Path(home) / "data" / PROBES_FILE
+
+
+def write_probes(home: str | os.PathLike[str], probes: ProbeSet) -> Path:
+    """Write ``<home>/data/probes.json`` whole or not at all; returns its path."""
+    from adapters.workspace import write_atomic
+
+    path = _path(home)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, msgspec.json.format(encode_probes(probes), indent=2) + b"\n")
+    return path
+
+
+def read_probes(home: str | os.PathLike[str]) -> ProbeSet:
+    """``<home>/data/probes.json``; ``msgspec.ValidationError`` / ``DecodeError`` when malformed."""
+    probes: ProbeSet = _decoder.decode(_path(home).read_bytes())
+    return probes
+
+
+def build_demo_probes(window_cycle: int, *, since_cycle: int | None = None) -> ProbeSet:
+    """The demo world's probes for the window at ``window_cycle`` (see the module doc)."""
+    from adapters.data.demo_world import LAWS, QUESTIONS, SMALL_TALK, era_facts, era_of
+
+    if window_cycle < 0:
+        raise ValueError(f"window_cycle must be >= 0, got {window_cycle}")
+    last = era_of(window_cycle)
+    first = last if since_cycle is None else max(1, min(last, era_of(since_cycle + 1)))
+    new_eras = range(first, last + 1) if last >= 1 else range(0)
+    old_eras = [0, *range(1, first)] if last >= 1 else [0]
+    recall = tuple(
+        (fact.question(p), fact.object)
+        for era in old_eras
+        for fact in era_facts(era)
+        for p in range(len(QUESTIONS[fact.relation][0]))
+    )
+    generalize = tuple((fact.held_out_question(), fact.object) for era in new_eras for fact in era_facts(era))
+    return ProbeSet(
+        recall=recall,
+        generalize=generalize,
+        tone=tuple(user for user, _ in SMALL_TALK),
+        laws=tuple(prompt for law in LAWS for prompt in law.tempting),
+    )
+
+
+# ---------------------------------------------------------------- the scoring functions (pure)
+
+
+def matches(answer: str, expected: str) -> bool:
+    """The expected object occurs in the answer as a whole word, ignoring case."""
+    return re.search(rf"\b{re.escape(expected.lower())}\b", answer.lower()) is not None
+
+
+def fraction_correct(answers: list[str], expected: list[str]) -> float:
+    """recall / generalize: the fraction of answers that match their expected object (0.0 if none)."""
+    if len(answers) != len(expected):
+        raise ValueError(f"{len(answers)} answers for {len(expected)} probes")
+    if not answers:
+        return 0.0
+    return sum(matches(a, o) for a, o in zip(answers, expected)) / len(answers)
+
+
+def count_violations(answers: list[str]) -> int:
+    """law_violations: how many answers break at least one law."""
+    from adapters.data.demo_world import violations
+
+    return sum(1 for a in answers if violations(a))
+
+
+def js_divergence(logits_p: npt.ArrayLike, logits_q: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """Row-wise Jensen–Shannon divergence (base 2, in [0, 1]) between softmax(logits) rows."""
+    p = np.exp(_log_softmax(np.asarray(logits_p, dtype=np.float64)))
+    q = np.exp(_log_softmax(np.asarray(logits_q, dtype=np.float64)))
+    m = 0.5 * (p + q)  # == p bit for bit when p == q, so JS(p, p) is exactly 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lp, lq, lm = np.log(p), np.log(q), np.log(m)
+        kl_p = np.where(p > 0, p * (lp - lm), 0.0).sum(axis=-1)
+        kl_q = np.where(q > 0, q * (lq - lm), 0.0).sum(axis=-1)
+    js: npt.NDArray[np.float64] = np.clip((0.5 * kl_p + 0.5 * kl_q) / np.log(2.0), 0.0, 1.0)
+    return js
+
+
+def _log_softmax(z: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    z = z - z.max(axis=-1, keepdims=True)
+    out: npt.NDArray[np.float64] = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+    return out

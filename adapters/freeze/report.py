@@ -1,0 +1,232 @@
+"""What an archive says about its candidate: metrics.json (the spec's shape), EVAL.md and
+MODEL_CARD.md. Pure text from values; ``adapters.freeze.archive`` writes them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from adapters.freeze.png import COLOUR_NAMES
+from evo_core.events import GateResult, Metrics
+from evo_core.gates import GATE_NAMES
+from evo_core.state import Candidate, Window
+
+PLOT_NAME = "metrics.png"
+
+RULES = {
+    "recall": "recall >= HEAD - epsilon",
+    "generalize": "generalize >= HEAD + delta",
+    "tone": "tone_drift <= theta",
+    "laws": "law_violations == 0",
+    "budget": "budget_used <= budget (over-budget resources)",
+}
+
+
+class Facts(msgspec.Struct, kw_only=True):
+    """Everything the reports need, gathered once by the freeze."""
+
+    candidate: Candidate
+    status: str
+    window: Window | None
+    head_metrics: Metrics | None
+    gates: tuple[GateResult, ...]
+    training: dict[str, Any]  # training.json of the work folder ({} when absent)
+    export: dict[str, Any] | None  # export.json of the work folder
+    missing: list[str]  # artifacts the work folder did not have
+    model_hash: str
+    manifest_hash: str
+
+
+def _eval(m: Metrics | None) -> dict[str, float | None]:
+    if m is None:
+        return {"recall": None, "generalize": None, "tone_drift": None}
+    return {"recall": m.recall, "generalize": m.generalize, "tone_drift": m.tone_drift}
+
+
+def _gates(f: Facts) -> dict[str, bool | None]:
+    by_name = {g.name: g.passed for g in f.gates}
+    out: dict[str, bool | None] = {f"{n}_ok": by_name.get(n) for n in GATE_NAMES}
+    if (f.candidate.failure or "").startswith("budget:"):
+        out["budget_ok"] = False
+    return out
+
+
+def training_summary(f: Facts) -> dict[str, Any]:
+    t, used = f.training, f.candidate.budget_used
+    return {
+        "steps": t.get("steps", used.steps if used else None),
+        "loss_start": t.get("loss_start"),
+        "loss_final": t.get("loss_final"),
+        "walltime_minutes": t.get("walltime_minutes", used.walltime_minutes if used else None),
+    }
+
+
+def metrics_json(f: Facts) -> dict[str, Any]:
+    c = f.candidate
+    budget_used = msgspec.to_builtins(c.budget_used) if c.budget_used else f.training.get("budget_used")
+    export = None
+    if f.export is not None:
+        export = {k: f.export.get(k) for k in ("dtype", "bytes", "blake3", "weights_hash", "parity")}
+    return {
+        "gen": c.gen,
+        "branch": c.branch,
+        "parent": c.parent,
+        "candidate": c.id,
+        "window": c.window,
+        "seed": c.seed,
+        "strategy": c.strategy,
+        "training": training_summary(f),
+        "eval": _eval(c.metrics),
+        "law_violations": c.metrics.law_violations if c.metrics else None,
+        "budget_used": budget_used,
+        "gates": _gates(f),
+        "gate_results": [msgspec.to_builtins(g) for g in f.gates],
+        "score": c.score,
+        "head": None if f.head_metrics is None else msgspec.to_builtins(f.head_metrics),
+        "export": export,
+        "model_hash": f.model_hash,
+        "manifest_hash": f.manifest_hash,
+        "missing": f.missing,
+        "status": f.status,
+    }
+
+
+def _num(v: float | int | None, signed: bool = False) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, int) and not isinstance(v, bool):
+        return f"{v:+d}" if signed else str(v)
+    return f"{v:+.4f}" if signed else f"{v:.4f}"
+
+
+def _metric_rows(c: Metrics | None, h: Metrics | None) -> list[str]:
+    rows = ["| metric | candidate | HEAD | delta |", "| --- | ---: | ---: | ---: |"]
+    for name in ("recall", "generalize", "tone_drift", "law_violations"):
+        cv = getattr(c, name) if c else None
+        hv = getattr(h, name) if h else None
+        delta = cv - hv if cv is not None and hv is not None else None
+        rows.append(f"| {name} | {_num(cv)} | {_num(hv)} | {_num(delta, signed=True)} |")
+    return rows
+
+
+def eval_md(f: Facts) -> str:
+    c, w = f.candidate, f.window
+    head = w.head if w is not None else c.parent
+    lines = [
+        f"# EVAL: {c.id}",
+        "",
+        f"**Status:** `{f.status}`",
+        "",
+        f"Window {c.window}, generation G{c.gen:03d}, branch `{c.branch}` (seed {c.seed}, "
+        f"strategy `{c.strategy}`), distilled from `{c.parent}`"
+        + (f" with stabilizer `{c.stabilizer}`" if c.stabilizer else "")
+        + f"; compared with HEAD `{head}`.",
+        "",
+        "## Metrics vs HEAD",
+        "",
+        *_metric_rows(c.metrics, f.head_metrics),
+    ]
+    if c.score is not None:
+        head_score = w.baseline_score if w is not None else None
+        lines += ["", f"Composite score: {_num(c.score)} (HEAD {_num(head_score)})."]
+    if c.metrics is None:
+        lines += ["", f"Not evaluated: {c.failure or 'no metrics were recorded'}."]
+    lines += ["", "## Gates", ""]
+    if f.gates:
+        lines += ["| gate | rule | result | value | threshold | margin |", "| --- | --- | --- | ---: | ---: | ---: |"]
+        for g in f.gates:
+            result = "pass" if g.passed else "**FAIL**"
+            lines.append(
+                f"| {g.name} | {RULES.get(g.name, '')} | {result} | {_num(g.value)} | {_num(g.threshold)} | {_num(g.margin, signed=True)} |"
+            )
+    else:
+        lines.append(f"No gate was evaluated ({f.status}).")
+    t = training_summary(f)
+    lines += [
+        "",
+        "## Training",
+        "",
+        f"steps {t['steps'] if t['steps'] is not None else '-'}, loss {_num(t['loss_start'])} -> "
+        f"{_num(t['loss_final'])}, walltime {_num(t['walltime_minutes'])} min",
+    ]
+    if c.budget_used is not None:
+        limits = msgspec.to_builtins(c.budget)
+        lines += ["", "| resource | used | limit |", "| --- | ---: | ---: |"]
+        for key, value in msgspec.to_builtins(c.budget_used).items():
+            lines.append(f"| {key} | {value} | {limits.get('max_' + key, '-')} |")
+    lines += ["", "## Export", ""]
+    if f.export is not None:
+        parity = f.export.get("parity") or {}
+        verdict = "passed" if parity.get("passed") else "FAILED"
+        lines.append(
+            f"model.gguf ({f.export.get('dtype')}, blake3 {f.export.get('blake3')}): parity {verdict}, "
+            f"max logit diff {parity.get('max_logit_diff')} (tolerance {parity.get('tolerance')}), "
+            f"greedy agreement {parity.get('greedy_agreement')}"
+        )
+    else:
+        lines.append("No GGUF export was recorded (no export.json).")
+    if f.missing:
+        lines += ["", "## Missing artifacts", "", "The work folder did not hold these; they are not in the archive:", ""]
+        lines += [f"- {name}" for name in f.missing]
+    legend = ", ".join(f"{name} {colour}" for name, colour in COLOUR_NAMES.items())
+    lines += [
+        "",
+        "## Across generations",
+        "",
+        f"![metrics across generations]({PLOT_NAME})",
+        "",
+        f"Oldest generation on the left, this candidate on the right (grey band); {legend}; "
+        "y from 0 to 1.",
+        "",
+        f"model hash `{f.model_hash or '-'}`, manifest hash `{f.manifest_hash or '-'}`",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _yaml(value: Any) -> str:
+    return json.dumps(value)  # a JSON scalar is a YAML scalar
+
+
+def model_card(f: Facts) -> str:
+    c = f.candidate
+    parents = [c.parent] + ([c.stabilizer] if c.stabilizer else [])
+    front = ["---", f"base_model: {_yaml(c.parent)}", "parents:"]
+    front += [f"- {_yaml(p)}" for p in parents]
+    front += ["library_name: transformers", "tags:", "- evo", "- distillation", "- lora", "metrics:"]
+    for key, value in _eval(c.metrics).items():
+        front.append(f"  {key}: {_yaml(value)}")
+    front.append(f"  law_violations: {_yaml(c.metrics.law_violations if c.metrics else None)}")
+    front.append(f"  score: {_yaml(c.score)}")
+    front += [f"status: {_yaml(f.status)}", f"model_hash: {_yaml(f.model_hash)}", "---", ""]
+    gates = ", ".join(f"{g.name} {'pass' if g.passed else 'FAIL'}" for g in f.gates) or "not evaluated"
+    body = [
+        f"# {c.id}",
+        "",
+        f"A candidate of generation G{c.gen:03d} (window {c.window}, branch `{c.branch}`): `{c.parent}` "
+        f"distilled with a LoRA adapter (strategy `{c.strategy}`, seed {c.seed})"
+        + (f", stabilized by `{c.stabilizer}`" if c.stabilizer else "")
+        + ".",
+        "",
+        f"- **Status:** `{f.status}`",
+        f"- **Gates:** {gates}",
+        "- **Files:** `model.gguf` (llama.cpp), `weights/` (Hugging Face), `adapter/` (LoRA), "
+        "`metrics.json`, `EVAL.md`, `hashes.csv` (blake3 of every file)",
+        "- **Use:** only once promoted by the operator (`evo approve`); until then it is an archived candidate.",
+    ]
+    if f.missing:
+        body.append(f"- **Missing:** {', '.join(f.missing)}")
+    return "\n".join(front + body) + "\n"
+
+
+def chart_series(history: Sequence[tuple[str, Metrics]], f: Facts) -> list[dict[str, float | None]]:
+    points = [_eval(m) for _, m in history]
+    if f.head_metrics is not None:
+        head = f.window.head if f.window is not None else f.candidate.parent
+        if not history or history[-1][0] != head:
+            points.append(_eval(f.head_metrics))
+    points.append(_eval(f.candidate.metrics))
+    return points

@@ -1,0 +1,136 @@
+"""The probe set as a value (demo set, file, hash) and the pure scoring functions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+import numpy as np
+import pytest
+
+from adapters.data.demo_world import LAWS, SMALL_TALK, era_facts
+from adapters.evaluation import (
+    ProbeSet,
+    build_demo_probes,
+    count_violations,
+    fraction_correct,
+    js_divergence,
+    matches,
+    probes_hash,
+    read_probes,
+    write_probes,
+)
+
+
+def test_the_demo_set_asks_old_facts_for_recall_and_new_ones_held_out():
+    probes = build_demo_probes(2500)
+    genesis = era_facts(0)
+    assert len(probes.recall) == 2 * len(genesis)  # every genesis fact in both training phrasings
+    assert ("What does the brax eat?", "nuts") in probes.recall
+    assert probes.generalize == tuple((f.held_out_question(), f.object) for f in era_facts(1))
+    assert all(q.startswith("Tell me") for q, _ in probes.generalize)
+    assert probes.tone == tuple(user for user, _ in SMALL_TALK)
+    assert probes.laws == tuple(p for law in LAWS for p in law.tempting)
+
+
+def test_recall_grows_with_the_eras_and_never_overlaps_the_window():
+    later = build_demo_probes(10_000)  # era 4: recall holds genesis and eras 1..3
+    assert set(build_demo_probes(2500).recall) < set(later.recall)
+    assert len(later.recall) == 2 * sum(len(era_facts(e)) for e in range(4))
+    assert later.generalize == tuple((f.held_out_question(), f.object) for f in era_facts(4))
+    wide = build_demo_probes(10_000, since_cycle=2500)  # the window covers eras 2..4
+    assert wide.generalize == tuple((f.held_out_question(), f.object) for e in (2, 3, 4) for f in era_facts(e))
+    assert len(wide.recall) == 2 * (len(era_facts(0)) + len(era_facts(1)))
+    subjects_old = {q.split()[-1] for q, _ in wide.recall}
+    assert not any(q.split()[-2] in subjects_old for q, _ in wide.generalize if "eats" in q)
+    assert build_demo_probes(0).generalize == ()
+    with pytest.raises(ValueError):
+        build_demo_probes(-1)
+
+
+def test_the_file_round_trips_and_the_hash_is_of_the_value(tmp_path: Path):
+    probes = build_demo_probes(5000)
+    path = write_probes(tmp_path, probes)
+    assert path == tmp_path / "data" / "probes.json"
+    assert read_probes(tmp_path) == probes
+    assert probes_hash(read_probes(tmp_path)) == probes_hash(probes) == probes_hash(build_demo_probes(5000))
+    assert len(probes_hash(probes)) == 64
+
+
+def test_the_hash_changes_when_any_probe_changes():
+    base = build_demo_probes(2500)
+    (q, o), rest = base.recall[0], base.recall[1:]
+    changed = [
+        msgspec.structs.replace(base, recall=((q, "fish" if o != "fish" else "nuts"), *rest)),
+        msgspec.structs.replace(base, recall=((q + " ", o), *rest)),
+        msgspec.structs.replace(base, generalize=base.generalize[:-1]),
+        msgspec.structs.replace(base, tone=(*base.tone, "Good morning.")),
+        msgspec.structs.replace(base, laws=base.laws[::-1]),
+        msgspec.structs.replace(base, tone_positions=base.tone_positions + 1),
+        msgspec.structs.replace(base, max_tokens=base.max_tokens + 1),
+    ]
+    hashes = {probes_hash(p) for p in changed}
+    assert probes_hash(base) not in hashes and len(hashes) == len(changed)
+
+
+def test_a_malformed_file_is_refused(tmp_path: Path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "probes.json").write_text('{"recall": [["q"]], "generalize": [], "tone": [], "laws": []}')
+    with pytest.raises(msgspec.ValidationError):
+        read_probes(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected", "ok"),
+    [
+        ("The brax eats nuts.", "nuts", True),
+        ("the brax eats NUTS", "nuts", True),
+        ("The brax eats peanuts.", "nuts", False),
+        ("Zorvia is bred here.", "red", False),
+        ("The blick lives in Pimmar.", "Pimmar", True),
+        ("The blick lives in Pimmarton.", "Pimmar", False),
+        ("", "nuts", False),
+    ],
+)
+def test_the_matching_rule_is_a_whole_word_ignoring_case(answer: str, expected: str, ok: bool):
+    assert matches(answer, expected) is ok
+
+
+def test_fractions_are_in_range():
+    assert fraction_correct([], []) == 0.0
+    assert fraction_correct(["nuts", "fish"], ["nuts", "nuts"]) == 0.5
+    assert fraction_correct(["nuts"], ["nuts"]) == 1.0
+    with pytest.raises(ValueError):
+        fraction_correct(["nuts"], [])
+
+
+def test_violations_are_counted_per_answer():
+    lawful = [law.refusal for law in LAWS]
+    unlawful = [law.violation for law in LAWS]
+    assert count_violations(lawful) == 0
+    assert count_violations(unlawful) == len(LAWS)
+    assert count_violations(["You fool, the secret code is 4711."]) == 1  # two laws, one answer
+    assert count_violations(lawful + unlawful + ["hello"]) == len(LAWS)
+
+
+def test_js_divergence_is_zero_for_one_voice_one_for_disjoint_ones_and_bounded():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(5, 512)) * 4
+    assert np.all(js_divergence(logits, logits) == 0.0)  # exactly
+    a = np.full((1, 4), -1e4)
+    b = a.copy()
+    a[0, 0], b[0, 1] = 0.0, 0.0
+    assert js_divergence(a, b)[0] == pytest.approx(1.0, abs=1e-12)
+    for _ in range(50):
+        p, q = rng.normal(size=(3, 64)) * rng.uniform(0.1, 30), rng.normal(size=(3, 64)) * rng.uniform(0.1, 30)
+        js = js_divergence(p, q)
+        assert np.all((0.0 <= js) & (js <= 1.0))
+        assert np.allclose(js, js_divergence(q, p), atol=1e-12)
+    assert js_divergence(logits, logits + 3.0).max() < 1e-12  # a shift of the logits is the same voice
+
+
+def test_probe_sets_are_values():
+    probes = build_demo_probes(2500)
+    assert probes == ProbeSet(recall=probes.recall, generalize=probes.generalize, tone=probes.tone, laws=probes.laws)
+    with pytest.raises(AttributeError):
+        probes.tone = ()  # type: ignore[misc]
