@@ -327,6 +327,19 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from adapters.evaluation.window import evaluate_window
+
+    with _app(args) as app:
+        config = app.ws.load_config()
+        state = evaluate_window(app, config, say=(lambda line: None) if args.json else _out)
+        if args.json:
+            from projections.status import status_view
+
+            _json(status_view(state, period=config.evo_period_cycles, seq=None))
+    return 0
+
+
 # ---------------------------------------------------------------- parser
 
 
@@ -402,6 +415,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("prompt", help="the user's message (rendered with the model's chat template)")
     sp.add_argument("--generation", metavar="G", help="a generation name or unique prefix (default: HEAD)")
     sp.add_argument("--max-tokens", type=_positive, default=64, help="new tokens at most (default 64)")
+
+    add("evaluate", cmd_evaluate, "evaluate the trained candidates and HEAD on the window's probes, rank, freeze every candidate, propose")
 
     sp = add("timeline", cmd_timeline, "everything the ledger says about one generation or candidate")
     sp.add_argument("generation", help="a generation or candidate name (e.g. Luna-G001-a-c10000)")

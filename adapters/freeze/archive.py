@@ -34,6 +34,7 @@ from adapters.freeze.png import metrics_chart
 from adapters.freeze.report import PLOT_NAME, Facts, chart_series, eval_md, metrics_json, model_card
 from adapters.hashing import hash_file, hash_tree
 from adapters.workspace import Workspace, WorkspaceError, write_atomic
+from ledger.recovery import fsync_dir
 from evo_core.events import CandidateFrozen, Event, GateResult, GenerationRegistered, Metrics
 from evo_core.state import Candidate, Window
 from evo_core.window import verdict
@@ -54,8 +55,9 @@ COPIED = (
     ("training.json", "training.json"),
     ("export.json", "export.json"),
     ("data_ids.json", "data_ids.json"),
+    ("probes.json", "probes.json"),  # the probe set the metrics were measured on
 )
-EXTRAS = ("training.json", "export.json", "data_ids.json")  # not worth a "missing" line
+EXTRAS = ("training.json", "export.json", "data_ids.json", "probes.json")  # not worth a "missing" line
 FOLDERS = ("weights", "adapter")
 
 
@@ -123,7 +125,7 @@ def freeze(
         _remove(tmp)
         raise
     os.chmod(final, _read_only(final.stat().st_mode))
-    _fsync_dir(ws.archive)
+    fsync_dir(ws.archive)
     return FrozenArchive(
         path=final, archive_hash=archive_hash, model_hash=facts.model_hash, manifest_hash=facts.manifest_hash
     )
@@ -220,17 +222,9 @@ def _seal(root: Path) -> None:
             finally:
                 os.close(fd)
             os.chmod(path, _read_only(path.stat().st_mode))
-        _fsync_dir(Path(dirpath))
+        fsync_dir(Path(dirpath))
         if Path(dirpath) != root:
             os.chmod(dirpath, _read_only(os.stat(dirpath).st_mode))
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _remove(path: Path) -> None:
