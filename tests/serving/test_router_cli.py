@@ -65,14 +65,14 @@ def test_ask_a_generation_without_gguf_fails_in_one_line(home: Path, capsys: pyt
     (home / "models" / "archive" / "Luna-G002-b-c20").mkdir()
     code, out, err = _run(home, capsys, Q, "--generation", "Luna-G002-b-c20")
     assert code == 1 and out == "" and len(err.strip().splitlines()) == 1
-    assert "has no model.gguf" in err
+    assert "has no model: this workspace was initialised without one" in err  # no weights either
     code, _, err = _run(home, capsys, Q, "--generation", "Luna-G002")
-    assert code == 1 and "has no model.gguf" in err
+    assert code == 1 and "has no model:" in err
     code, _, err = _run(home, capsys, Q, "--generation", "nope")
     assert code == 1 and "no generation" in err
     (home / "models" / "archive" / GENESIS / "model.gguf").unlink()
     code, _, err = _run(home, capsys, Q)
-    assert code == 1 and "has no model.gguf" in err and len(err.strip().splitlines()) == 1
+    assert code == 1 and "has no model.gguf (run `evo export" in err and len(err.strip().splitlines()) == 1
 
 
 def test_ask_help(capsys: pytest.CaptureFixture[str]) -> None:
