@@ -36,7 +36,7 @@ def servable(ws: Workspace) -> list[str]:
     return sorted(names)
 
 
-def _unservable(ws: Workspace, name: str) -> str:
+def unservable(ws: Workspace, name: str) -> str:
     """Why a known generation cannot answer, and what to do about it."""
     if any((root / name / "weights" / "config.json").is_file() for root in (ws.archive, ws.home / "work")):
         return f"generation {name} has no {GGUF_NAME} (run `evo export {name}`)"
@@ -53,7 +53,7 @@ def find_generation(ws: Workspace, name: str) -> str:
         return name
     known = {p.name for root in (ws.archive, ws.home / "work") if root.is_dir() for p in root.iterdir() if p.is_dir()}
     if name in known:
-        raise ServingError(_unservable(ws, name))
+        raise ServingError(unservable(ws, name))
     matches = [n for n in names if n.startswith(name)]
     if len(matches) == 1:
         return matches[0]
@@ -62,7 +62,7 @@ def find_generation(ws: Workspace, name: str) -> str:
         raise ServingError(f"{name!r} is ambiguous: {shown}")
     without = sorted(n for n in known if n.startswith(name))
     if len(without) == 1:
-        raise ServingError(_unservable(ws, without[0]))
+        raise ServingError(unservable(ws, without[0]))
     raise ServingError(f"no generation with a {GGUF_NAME} matches {name!r}")
 
 

@@ -52,7 +52,15 @@ from typing import Any
 import blake3
 
 from adapters.app import App
-from adapters.serving.generations import GGUF_NAME, ServingError, find_generation, gguf_path, servable, trivial_queries
+from adapters.serving.generations import (
+    GGUF_NAME,
+    ServingError,
+    find_generation,
+    gguf_path,
+    servable,
+    trivial_queries,
+    unservable,
+)
 from adapters.serving.similarity import compare
 from adapters.workspace import Workspace, WorkspaceError
 from evo_core.commands import RecordShadow
@@ -282,7 +290,7 @@ class Router:
     def _path(self, name: str) -> Path:
         path = gguf_path(self.ws, name)
         if path is None:
-            raise ServingError(f"generation {name} has no {GGUF_NAME} (run `evo export {name}`)")
+            raise ServingError(unservable(self.ws, name))
         return path
 
     def _get(self, name: str) -> _Served:
