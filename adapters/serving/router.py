@@ -53,7 +53,6 @@ import blake3
 
 from adapters.app import App
 from adapters.serving.generations import (
-    GGUF_NAME,
     ServingError,
     find_generation,
     gguf_path,
