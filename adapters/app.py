@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import getpass
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +60,8 @@ class App:
             snapshot_every = snapshot_every or settings.snapshot_every
         self.agent = agent
         self.store: EventStore[State] = EventStore(home, snapshot_every=snapshot_every)
+        self._deferred = 0
+        self._dirty = False
 
     def close(self) -> None:
         self.store.close()
@@ -74,16 +78,35 @@ class App:
     def execute(self, command: cmd.Command, *, sync: bool = True) -> Outcome:
         state, checkpoint, events = self.store.execute(lambda s: decide(s, command))
         if sync and any(not isinstance(e, ev.Heartbeat) for e in events):
-            self.sync(state)
+            if self._deferred:
+                links.reconcile(self.ws, state, self.agent)
+                self._dirty = True
+            else:
+                self.sync(state)
         return Outcome(state, checkpoint, events)
 
-    def sync(self, state: State | None = None) -> list[str]:
-        """Links and projection files from the ledger (idempotent)."""
+    @contextmanager
+    def deferred(self) -> Iterator[None]:
+        """Many commands in a row (a window's training or evaluation): the links follow every
+        batch, the projection files (a full ledger read each) are rebuilt once, at the end,
+        whatever happened in between."""
+        self._deferred += 1
+        try:
+            yield
+        finally:
+            self._deferred -= 1
+            if not self._deferred and self._dirty:
+                self._dirty = False
+                self.sync()
+
+    def sync(self, state: State | None = None, *, files: bool = True) -> list[str]:
+        """Links and (with ``files``) the projection files from the ledger (idempotent)."""
         from adapters.materialize import materialize
 
         state = state if state is not None else self.state()
         changed = links.reconcile(self.ws, state, self.agent)
-        materialize(self.ws, self.store, state)
+        if files:
+            materialize(self.ws, self.store, state)
         return changed
 
 

@@ -2,7 +2,7 @@
 
 1. The ledger contract: every record's blake3, seq and prev link; the head file (truncation);
    an auditor's checkpoint (the ledger still extends it); a torn tail.
-2. The history is one the machine could have produced: every event is accepted by the phase
+2. The history is one the machine could have produced (one fold checks this and the snapshots): every event is accepted by the phase
    it was appended in (``evo_core.transitions``), so a well-chained record written out of band
    that the scheduler would never emit is named with its seq.
 3. Derived things agree with the ledger: snapshots with the fold at their seq; the GEN_HEAD
@@ -27,7 +27,7 @@ from evo_core.state import STATE_VERSION, State
 from evo_core.transitions import accepts
 from ledger.eventstore import core_fold
 from ledger.record import CorruptRecord
-from ledger.snapshot import read_snapshot, snapshot_paths
+from ledger.snapshot import Snapshot, read_snapshot, snapshot_paths
 from ledger.store import Checkpoint, Ledger
 
 
@@ -65,9 +65,8 @@ def audit(home: Path, checkpoint: Checkpoint | None = None, *, deep: bool = Fals
         )
         if not report.ok:
             return out
-        state = _check_transitions(ledger, out)
+        state = _replay(home, ledger, out)
         if out.ok:
-            _check_snapshots(home, ledger, out)
             _check_links(ws, state, out)
         if out.ok and deep:
             _check_archives(ws, ledger, out)
@@ -82,7 +81,22 @@ def _fail(out: AuditReport, seq: int, problem: str) -> None:
     out.problems.append(problem)
 
 
-def _check_transitions(ledger: Ledger, out: AuditReport) -> State:
+def _snapshots(home: Path, out: AuditReport) -> dict[int, tuple[Path, Snapshot]]:
+    wanted: dict[int, tuple[Path, Snapshot]] = {}
+    for path in snapshot_paths(home):
+        snap = read_snapshot(path)
+        if snap is None or STATE_VERSION not in snap.version:
+            out.notes.append(f"snapshot {path.name} is unreadable or of another version (ignored)")
+            continue
+        wanted[snap.seq] = (path, snap)
+    return wanted
+
+
+def _replay(home: Path, ledger: Ledger, out: AuditReport) -> State:
+    """One fold of the whole ledger: every event is one its phase accepts and that applies to
+    the history before it, and every snapshot equals the fold at its seq."""
+    decode = core_fold().decode
+    snapshots = _snapshots(home, out)
     state = State()
     try:
         for rec in ledger.records():
@@ -94,33 +108,15 @@ def _check_transitions(ledger: Ledger, out: AuditReport) -> State:
             except CorruptHistory as exc:
                 _fail(out, rec.seq, f"seq {rec.seq}: {exc}")
                 return state
+            if rec.seq in snapshots:
+                path, snap = snapshots.pop(rec.seq)
+                if snap.hash != rec.hash or decode(bytes(snap.state)) != state:
+                    _fail(out, rec.seq, f"snapshot {path.name} does not match the ledger at seq {rec.seq}")
     except CorruptRecord as exc:  # appended between verify and this pass, and bad
         _fail(out, exc.seq, str(exc))
-    return state
-
-
-def _check_snapshots(home: Path, ledger: Ledger, out: AuditReport) -> None:
-    fold = core_fold()
-    wanted = {}
-    for path in snapshot_paths(home):
-        snap = read_snapshot(path)
-        if snap is None or STATE_VERSION not in snap.version:
-            out.notes.append(f"snapshot {path.name} is unreadable or of another version (ignored)")
-            continue
-        wanted[snap.seq] = (path, snap)
-    if not wanted:
-        return
-    state = State()
-    for rec in ledger.records():
-        state = evolve(state, rec.event)
-        if rec.seq in wanted:
-            path, snap = wanted.pop(rec.seq)
-            if snap.hash != rec.hash or fold.decode(bytes(snap.state)) != state:
-                _fail(out, rec.seq, f"snapshot {path.name} does not match the ledger at seq {rec.seq}")
-        if not wanted:
-            return
-    for path, _ in wanted.values():
+    for path, _ in snapshots.values():
         out.notes.append(f"snapshot {path.name} is beyond the ledger's end (ignored)")
+    return state
 
 
 def _check_archives(ws: Workspace, ledger: Ledger, out: AuditReport) -> None:

@@ -134,9 +134,11 @@ def cmd_status(args: argparse.Namespace) -> int:
             state = state_at(app.store.ledger.records(), seq=args.at_seq, cycle=args.at_cycle)
             checkpoint = None
         else:
+            from adapters.materialize import missing
+
             loaded = app.store.load()
             state, checkpoint = loaded.state, loaded.checkpoint
-            app.sync(state)
+            app.sync(state, files=missing(app.ws))  # links always; files only if deleted
         period = app.ws.heartbeat_settings().evo_period_cycles
         view = status_view(state, period=period, seq=checkpoint.seq if checkpoint else None)
     if args.json:
@@ -154,8 +156,6 @@ def cmd_log(args: argparse.Namespace) -> int:
         raise UsageError(f"unknown event type {args.type!r}; one of: {', '.join(EVENT_TYPES)}")
     with _app(args) as app:
         for rec in app.store.ledger.records(start_seq=args.since or 0):
-            if rec.seq < (args.since or 0):
-                continue
             if args.type and type(rec.event).__name__ != args.type:
                 continue
             if args.json:

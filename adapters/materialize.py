@@ -4,8 +4,9 @@
     evolution_log.jsonl      what operators care about: windows, proposals, promotions, rollbacks
     PROMOTION_PROPOSAL.json  the pending proposal (removed when none is pending)
 
-They are derived data: delete them and the next command writes them again. They are rebuilt
-after a batch that holds anything but heartbeats. The ledger is read once, and each run of
+They are derived data, rebuilt after every batch that holds anything but heartbeats (once per
+command for a window's training or evaluation: ``App.deferred``); a deleted one is written
+again by the next `evo status`. The ledger is read once, and each run of
 heartbeats is compacted to its last one (a heartbeat changes nothing but the cycle), so the
 projections fold a list as long as the non-heartbeat history.
 """
@@ -25,6 +26,11 @@ from projections.lineage import lineage_rows, render_csv
 from projections.proposal import proposal_document, render_proposal
 
 PROPOSAL_FILE = "PROMOTION_PROPOSAL.json"
+ALWAYS = ("lineage.csv", "evolution_log.jsonl")  # the proposal file exists only while one is pending
+
+
+def missing(ws: Workspace) -> bool:
+    return any(not (ws.models / name).is_file() for name in ALWAYS)
 
 
 def compact(records: Iterable[Record]) -> Iterator[Record]:

@@ -49,10 +49,10 @@ class _Model:
 
     def __init__(self, path: Path, n_ctx: int, n_threads: int | None):
         from adapters.serving.llama import load_llama
-        from adapters.serving.router import _renderer  # the prompt the router serves with
+        from adapters.serving.router import prompt_renderer  # exactly the prompt the router serves with
 
         self.llm = load_llama(path, n_ctx=n_ctx, n_threads=n_threads, logits_all=True)
-        self.render = _renderer(self.llm)
+        self.render = prompt_renderer(self.llm)
         self.n_ctx = n_ctx
 
     def prompt_tokens(self, prompt: str) -> list[int]:

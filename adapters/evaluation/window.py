@@ -103,7 +103,7 @@ def _ready(state: State) -> None:
         raise NothingPending(f"window {state.window.number} is not ready to evaluate: due first: {names} (evo train)")
 
 
-def evaluate_window(
+def _evaluate_window(
     app: App, config: EvoConfig, *, say: Callable[[str], None] = lambda _: None
 ) -> State:
     """Do every evaluation-phase action that is due; returns the state after the last one."""
@@ -157,3 +157,12 @@ def evaluate_window(
         window = state.window or window
         for event in outcome.events:
             say(describe(event))
+
+
+def evaluate_window(
+    app: App, config: EvoConfig, *, say: Callable[[str], None] = lambda _: None
+) -> State:
+    """Do every evaluation-phase action that is due; returns the state after the last one. The
+    projection files are rebuilt once, at the end."""
+    with app.deferred():
+        return _evaluate_window(app, config, say=say)

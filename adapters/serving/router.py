@@ -137,7 +137,7 @@ class _Served:
 
     def __init__(self, name: str, path: Path, llm: Any):
         self.name, self.path, self.llm = name, path, llm
-        self.render = _renderer(llm)
+        self.render = prompt_renderer(llm)
 
     def generate(self, prompt: str, max_tokens: int) -> tuple[str, int]:
         out = self.llm(prompt, **generation_params(max_tokens))
@@ -154,7 +154,7 @@ def generation_params(max_tokens: int) -> dict[str, Any]:
     return dict(max_tokens=max_tokens, temperature=0.0, top_k=1, top_p=1.0, min_p=0.0, repeat_penalty=1.0)
 
 
-def _renderer(llm: Any) -> Callable[[str], str]:
+def prompt_renderer(llm: Any) -> Callable[[str], str]:
     """query -> the prompt text, as ``adapters.data.format.render(..., add_generation_prompt=True)``."""
     from adapters.data.format import CHAT_TEMPLATE, ROLE_TOKENS, END
 

@@ -182,7 +182,7 @@ def record(app: App, result: TrainResult) -> None:
     app.execute(command)
 
 
-def train_window(
+def _train_window(
     app: App,
     config: EvoConfig,
     *,
@@ -217,3 +217,16 @@ def train_window(
             on_done(result)
 
     return run_pool(specs, on_progress=on_progress, on_done=done, target=target)
+
+
+def train_window(
+    app: App,
+    config: EvoConfig,
+    *,
+    on_progress: Progress | None = None,
+    on_done: Done | None = None,
+    target: Callable[..., Any] | None = None,
+) -> dict[str, TrainResult]:
+    """Train the open window's due candidates; the projection files are rebuilt once, at the end."""
+    with app.deferred():
+        return _train_window(app, config, on_progress=on_progress, on_done=on_done, target=target)

@@ -393,10 +393,10 @@ def test_the_prompt_follows_the_models_chat_template() -> None:
     from adapters.data.format import CHAT_TEMPLATE, render_plain
 
     plain = render_plain([Message("user", "Hi?")], add_generation_prompt=True)
-    assert router_mod._renderer(_StubLlama(None))("Hi?") == plain
-    assert router_mod._renderer(_StubLlama(CHAT_TEMPLATE))("Hi?") == plain
+    assert router_mod.prompt_renderer(_StubLlama(None))("Hi?") == plain
+    assert router_mod.prompt_renderer(_StubLlama(CHAT_TEMPLATE))("Hi?") == plain
     other = (
         "{{ bos_token }}{% for m in messages %}\n[{{ m['role'] }}] {{ m['content'] }}{{ eos_token }}\n{% endfor %}"
         "{% if add_generation_prompt %}[assistant] {% endif %}"
     )
-    assert router_mod._renderer(_StubLlama(other))("Hi?") == "<s>[user] Hi?</s>\n[assistant] "
+    assert router_mod.prompt_renderer(_StubLlama(other))("Hi?") == "<s>[user] Hi?</s>\n[assistant] "
