@@ -420,6 +420,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("timeline", cmd_timeline, "everything the ledger says about one generation or candidate")
     sp.add_argument("generation", help="a generation or candidate name (e.g. Luna-G001-a-c10000)")
+
+    from adapters.cli_forensics import cmd_explain, cmd_report
+
+    sp = add("explain", cmd_explain, "why a candidate ended as it did: gates and margins, budget, rank, hashes, rollout")
+    sp.add_argument("name", help="a candidate or genesis name, or a unique prefix (e.g. Luna-G001-c)")
+    sp = add("report", cmd_report, "write a static HTML report: lineage graph, metrics plots, window table")
+    sp.add_argument("--out", metavar="PATH", help="where to write it (default <home>/models/report.html)")
     return p
 
 

@@ -120,11 +120,26 @@ class CompleteShadow(Command, frozen=True, kw_only=True):
     config: EvoConfig
 
 
+class RecordInterruption(Command, frozen=True, kw_only=True):
+    """The runner stops on a signal: record what it was doing (still due after a restart)."""
+
+    actions: tuple[str, ...]
+    signal: str
+    detail: str = ""
+
+
+class RecordAnswer(Command, frozen=True, kw_only=True):
+    """One live answer of the new HEAD during burn-in (the router observes it)."""
+
+    error: bool
+    law_violation: bool
+    latency_ratio: float | None = None
+    query_id: str = ""
+
+
 class CompleteBurnIn(Command, frozen=True, kw_only=True):
-    answers: int
-    errors: int
-    law_violations: int
-    latency_ratio: float | None
+    """Judge the burn-in on the answers the ledger holds (``AnswerObserved``)."""
+
     config: EvoConfig
 
 
@@ -132,10 +147,14 @@ class CompleteBurnIn(Command, frozen=True, kw_only=True):
 
 
 class Approve(Command, frozen=True, kw_only=True):
+    """Signed by the operator (the adapter verifies the signature before it gets here), or
+    ``autonomous`` under a signed autonomy grant."""
+
     operator: str
     proposal_hash: str | None = None  # None: the pending one
     signature: str = ""
     key_id: str = ""
+    autonomous: bool = False
 
 
 class Reject(Command, frozen=True, kw_only=True):
@@ -144,6 +163,26 @@ class Reject(Command, frozen=True, kw_only=True):
     proposal_hash: str | None = None
     signature: str = ""
     key_id: str = ""
+
+
+class RefuseApproval(Command, frozen=True, kw_only=True):
+    """Record that an approval, rejection or autonomy change was refused, and why."""
+
+    action: str  # "approve", "reject" or "autonomy"
+    operator: str
+    reason: str
+    proposal_hash: str = ""
+    key_id: str = ""
+
+
+class ChangeAutonomy(Command, frozen=True, kw_only=True):
+    """The operator's signed switch of the autonomy bit; ``nonce`` = the changes so far."""
+
+    enabled: bool
+    operator: str
+    key_id: str
+    signature: str
+    nonce: int
 
 
 class Rollback(Command, frozen=True, kw_only=True):

@@ -110,7 +110,34 @@ class BurnInConfig(_Section):
     cycles: int = Field(100, gt=0)
     max_error_rate: float = Field(0.02, ge=0, le=1, description="errors or empty answers")
     max_law_violations: int = Field(0, ge=0)
-    max_latency_ratio: float = Field(2.0, gt=0, description="median latency vs the old HEAD's")
+    max_latency_ratio: float = Field(
+        2.0, gt=0, description="mean latency of the new HEAD over the old HEAD's on the same prompts"
+    )
+    min_answers: int = Field(10, ge=0, description="fewer live answers: the burn-in runs on (inconclusive)")
+    latency_percent: float = Field(
+        10.0, ge=0, le=100, description="share of burn-in answers also timed on the old HEAD"
+    )
+
+
+class ApprovalConfig(_Section):
+    """Who may approve: only signatures by these operator keys count (`evo keygen` prints one)."""
+
+    trusted_keys: tuple[str, ...] = Field(
+        (), description='operator public keys, "ed25519:<64 hex>" with an optional comment after a space'
+    )
+    autonomous: bool = Field(
+        False, description="let the scheduler approve its own proposals (also needs `evo autonomy on`, signed)"
+    )
+
+    @field_validator("trusted_keys")
+    @classmethod
+    def _keys(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for key in value:
+            kind, _, rest = key.partition(":")
+            hexkey = rest.split(" ", 1)[0]
+            if kind != "ed25519" or len(hexkey) != 64 or any(c not in "0123456789abcdef" for c in hexkey):
+                raise ValueError(f'a trusted key is "ed25519:<64 lowercase hex>" (see `evo keygen`), got {key!r}')
+        return value
 
 
 class LedgerConfig(_Section):
@@ -132,6 +159,7 @@ class EvoConfig(_Section):
     train: TrainConfig = TrainConfig()
     shadow: ShadowConfig = ShadowConfig()
     burn_in: BurnInConfig = BurnInConfig()
+    approval: ApprovalConfig = ApprovalConfig()
     ledger: LedgerConfig = LedgerConfig()
 
     @field_validator("data_strategies")

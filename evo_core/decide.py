@@ -137,5 +137,9 @@ _HANDLERS: dict[type[cmd.Command], Callable[[State, Any], Events]] = {
     cmd.StartShadow: rollout.start_shadow,
     cmd.RecordShadow: rollout.record_shadow,
     cmd.CompleteShadow: rollout.complete_shadow,
+    cmd.RecordAnswer: rollout.record_answer,
     cmd.CompleteBurnIn: rollout.complete_burn_in,
+    cmd.RefuseApproval: rollout.refuse,
+    cmd.ChangeAutonomy: rollout.change_autonomy,
+    cmd.RecordInterruption: rollout.interrupted,
 }

@@ -30,13 +30,64 @@ def _pending(state: State, given: str | None, verb: str) -> str:
 
 def approve(state: State, c: cmd.Approve) -> Events:
     digest = _pending(state, c.proposal_hash, "approve")
-    return [ev.Approved(proposal_hash=digest, operator=c.operator, signature=c.signature, key_id=c.key_id)]
+    if c.autonomous:
+        if not state.autonomy:
+            raise InvalidInput(
+                "the scheduler may approve for itself only under the operator's signed autonomy grant "
+                "(`evo autonomy on --key FILE`)"
+            )
+    elif not (c.signature and c.key_id):
+        raise InvalidInput("an approval must be signed by a trusted operator key: `evo approve --key FILE`")
+    return [
+        ev.Approved(
+            proposal_hash=digest,
+            operator=c.operator,
+            signature=c.signature,
+            key_id=c.key_id,
+            autonomous=c.autonomous,
+        )
+    ]
+
+
+def refuse(state: State, c: cmd.RefuseApproval) -> Events:
+    if c.action not in ("approve", "reject", "autonomy"):
+        raise InvalidInput(f"unknown refused action {c.action!r}")
+    if not c.reason.strip():
+        raise InvalidInput("a refusal needs its reason")
+    return [
+        ev.ApprovalRefused(
+            action=c.action,  # type: ignore[arg-type]  # checked above
+            proposal_hash=c.proposal_hash,
+            operator=c.operator,
+            key_id=c.key_id,
+            reason=c.reason,
+        )
+    ]
+
+
+def change_autonomy(state: State, c: cmd.ChangeAutonomy) -> Events:
+    if not (c.signature and c.key_id):
+        raise InvalidInput("an autonomy change must be signed by a trusted operator key")
+    if c.nonce != state.autonomy_changes:
+        raise StaleProposal(
+            f"this autonomy change was signed for nonce {c.nonce}, the ledger expects {state.autonomy_changes} "
+            "(an old signed change cannot be replayed; sign a new one)"
+        )
+    if c.enabled == state.autonomy:
+        raise InvalidInput(f"autonomy is already {'on' if c.enabled else 'off'}")
+    return [
+        ev.AutonomyChanged(
+            enabled=c.enabled, operator=c.operator, key_id=c.key_id, signature=c.signature, nonce=c.nonce
+        )
+    ]
 
 
 def reject(state: State, c: cmd.Reject) -> Events:
     if not c.reason.strip():
         raise InvalidInput("a rejection needs a reason (--reason)")
     digest = _pending(state, c.proposal_hash, "reject")
+    if not (c.signature and c.key_id):
+        raise InvalidInput("a rejection must be signed by a trusted operator key: `evo reject --key FILE`")
     return [
         ev.Rejected(
             proposal_hash=digest,
@@ -149,25 +200,53 @@ def complete_shadow(state: State, c: cmd.CompleteShadow) -> Events:
     ]
 
 
+def record_answer(state: State, c: cmd.RecordAnswer) -> Events:
+    burn = state.burn_in
+    if state.phase is not Phase.BURN_IN or burn is None:
+        raise NothingPending(f"no burn-in is running (phase {state.phase.value})")
+    if c.latency_ratio is not None:
+        finite(latency_ratio=c.latency_ratio)
+        if c.latency_ratio <= 0:
+            raise InvalidInput(f"latency_ratio must be > 0, got {c.latency_ratio}")
+    return [
+        ev.AnswerObserved(
+            generation=burn.generation,
+            cycle=state.cycle,
+            error=c.error,
+            law_violation=c.law_violation,
+            latency_ratio=c.latency_ratio,
+            query_id=c.query_id,
+        )
+    ]
+
+
 def complete_burn_in(state: State, c: cmd.CompleteBurnIn) -> Events:
     burn = state.burn_in
     if state.phase is not Phase.BURN_IN or burn is None:
         raise NothingPending(f"no burn-in is running (phase {state.phase.value})")
     if state.cycle < burn.until_cycle:
         raise DomainError(f"the burn-in runs until cycle {burn.until_cycle} (now {state.cycle})")
-    if min(c.answers, c.errors, c.law_violations) < 0 or c.errors > c.answers:
-        raise InvalidInput("burn-in counts must be non-negative and errors <= answers")
     b = c.config.burn_in
+    if burn.answers < b.min_answers:
+        return [
+            ev.BurnInExtended(
+                generation=burn.generation,
+                answers=burn.answers,
+                min_answers=b.min_answers,
+                until_cycle=state.cycle + b.cycles,
+            )
+        ]
     problems = []
-    if c.answers and c.errors / c.answers > b.max_error_rate:
-        problems.append(f"error rate {c.errors / c.answers:.3f} > {b.max_error_rate}")
-    if c.law_violations > b.max_law_violations:
-        problems.append(f"{c.law_violations} law violations > {b.max_law_violations}")
-    if c.latency_ratio is not None:
-        finite(latency_ratio=c.latency_ratio)
-        if c.latency_ratio > b.max_latency_ratio:
-            problems.append(f"latency {c.latency_ratio:.2f}x HEAD's > {b.max_latency_ratio}x")
-    counts = dict(answers=c.answers, errors=c.errors, law_violations=c.law_violations)
+    if burn.answers and burn.errors / burn.answers > b.max_error_rate:
+        problems.append(f"error rate {burn.errors / burn.answers:.3f} > {b.max_error_rate}")
+    if burn.law_violations > b.max_law_violations:
+        problems.append(f"{burn.law_violations} law violations > {b.max_law_violations}")
+    ratio = burn.latency_ratio
+    if ratio is not None and ratio > b.max_latency_ratio:
+        problems.append(f"latency {ratio:.2f}x the old HEAD's > {b.max_latency_ratio}x")
+    counts: dict[str, Any] = dict(
+        answers=burn.answers, errors=burn.errors, law_violations=burn.law_violations, latency_ratio=ratio
+    )
     if not problems:
         return [ev.BurnInPassed(generation=burn.generation, **counts)]
     reason = "burn-in failed: " + "; ".join(problems)
@@ -180,3 +259,7 @@ def complete_burn_in(state: State, c: cmd.CompleteBurnIn) -> Events:
             automatic=True,
         ),
     ]
+
+
+def interrupted(state: State, c: cmd.RecordInterruption) -> Events:
+    return [ev.WorkInterrupted(actions=tuple(c.actions), signal=c.signal, detail=c.detail)]

@@ -227,10 +227,15 @@ class NoPromotion(Event, frozen=True):
 
 
 class Approved(Event, frozen=True):
+    """The pending proposal was approved: by an operator, whose ed25519 ``signature`` of the
+    proposal (see ``adapters.signing``) verifies with the trusted key ``key_id``; or, with
+    ``autonomous``, by the scheduler itself under the operator's signed autonomy grant."""
+
     proposal_hash: str
     operator: str
     signature: str = ""
     key_id: str = ""
+    autonomous: bool = False
 
 
 class Rejected(Event, frozen=True):
@@ -239,6 +244,30 @@ class Rejected(Event, frozen=True):
     reason: str
     signature: str = ""
     key_id: str = ""
+
+
+class ApprovalRefused(Event, frozen=True):
+    """An approval, rejection or autonomy change was refused (unsigned, forged, an untrusted
+    key, a stale proposal): recorded for auditors, it changes nothing, except that an approval
+    refused after it was appended (by the runner, before acting on it) is withdrawn."""
+
+    action: Literal["approve", "reject", "autonomy"]
+    proposal_hash: str
+    operator: str
+    key_id: str
+    reason: str
+
+
+class AutonomyChanged(Event, frozen=True):
+    """The operator switched the autonomy bit: while on, the scheduler approves its own
+    proposals. ``signature`` signs (enabled, nonce); ``nonce`` is the count of earlier changes,
+    so an old signed change cannot be replayed."""
+
+    enabled: bool
+    operator: str
+    key_id: str
+    signature: str
+    nonce: int
 
 
 class ShadowStarted(Event, frozen=True):
@@ -283,6 +312,27 @@ class Promoted(Event, frozen=True):
     burn_in_until: int
 
 
+class AnswerObserved(Event, frozen=True):
+    """One live answer of the new HEAD during burn-in: an error (exception, empty answer), a
+    law violation, and its latency over the old HEAD's on the same prompt when measured."""
+
+    generation: str
+    cycle: int
+    error: bool
+    law_violation: bool
+    latency_ratio: float | None = None
+    query_id: str = ""
+
+
+class BurnInExtended(Event, frozen=True):
+    """Too few live answers to judge the burn-in: it runs on until ``until_cycle``."""
+
+    generation: str
+    answers: int
+    min_answers: int
+    until_cycle: int
+
+
 class BurnInPassed(Event, frozen=True):
     """Burn-in held: "GEN_HEAD advanced"."""
 
@@ -290,6 +340,7 @@ class BurnInPassed(Event, frozen=True):
     answers: int = 0
     errors: int = 0
     law_violations: int = 0
+    latency_ratio: float | None = None  # mean over the answers measured against the old HEAD
 
 
 class BurnInFailed(Event, frozen=True):
@@ -298,6 +349,7 @@ class BurnInFailed(Event, frozen=True):
     answers: int = 0
     errors: int = 0
     law_violations: int = 0
+    latency_ratio: float | None = None
 
 
 class RolledBack(Event, frozen=True):
@@ -308,6 +360,15 @@ class RolledBack(Event, frozen=True):
     reason: str
     operator: str = ""
     automatic: bool = False
+
+
+class WorkInterrupted(Event, frozen=True):
+    """The runner was stopped (SIGINT/SIGTERM) while doing ``actions``: they are still due and
+    run again when it starts (a candidate interrupted in training trains again from scratch)."""
+
+    actions: tuple[str, ...]
+    signal: str
+    detail: str = ""
 
 
 AnyEvent = Union[
@@ -328,13 +389,18 @@ AnyEvent = Union[
     NoPromotion,
     Approved,
     Rejected,
+    ApprovalRefused,
+    AutonomyChanged,
     ShadowStarted,
     ShadowCompared,
     ShadowCompleted,
     Promoted,
+    AnswerObserved,
+    BurnInExtended,
     BurnInPassed,
     BurnInFailed,
     RolledBack,
+    WorkInterrupted,
 ]
 
 EVENT_TYPES: dict[str, type[Event]] = {cls.__name__: cls for cls in AnyEvent.__args__}  # type: ignore[attr-defined]

@@ -19,6 +19,7 @@ from msgspec.structs import replace
 from evo_core import events as ev
 from evo_core.errors import CorruptHistory
 from evo_core.state import (
+    AutonomyGrant,
     BurnIn,
     Candidate,
     CandidateStatus,
@@ -186,8 +187,38 @@ def _apply(state: State, event: ev.Event) -> State:
 
         case ev.Approved(operator=operator, signature=signature):
             assert state.proposal is not None
-            pending = replace(state.proposal, approved_by=operator, approval_signature=signature)
+            pending = replace(
+                state.proposal,
+                approved_by=operator,
+                approval_signature=signature,
+                approval_key_id=event.key_id,
+                approval_autonomous=event.autonomous,
+            )
             return replace(state, phase=Phase.APPROVED, proposal=pending)
+
+        case ev.ApprovalRefused(action=action, proposal_hash=digest):
+            current = state.proposal
+            if action == "approve" and state.phase is Phase.APPROVED and current and current.hash == digest:
+                withdrawn = replace(
+                    current, approved_by=None, approval_signature="", approval_key_id="", approval_autonomous=False
+                )
+                return replace(state, phase=Phase.PROPOSED, proposal=withdrawn)
+            return state
+
+        case ev.AutonomyChanged(enabled=enabled):
+            grant = AutonomyGrant(
+                enabled=enabled,
+                operator=event.operator,
+                key_id=event.key_id,
+                signature=event.signature,
+                nonce=event.nonce,
+            )
+            return replace(
+                state, autonomy=enabled, autonomy_changes=state.autonomy_changes + 1, autonomy_grant=grant
+            )
+
+        case ev.WorkInterrupted():
+            return state
 
         case ev.Rejected():
             return _closed(state)
@@ -228,6 +259,23 @@ def _apply(state: State, event: ev.Event) -> State:
             )
             state = replace(state, phase=Phase.BURN_IN, shadow=None, burn_in=burn_in)
             return _set_head(state, name)
+
+        case ev.AnswerObserved(error=error, law_violation=violation, latency_ratio=ratio):
+            assert state.burn_in is not None
+            burn = state.burn_in
+            burn = replace(
+                burn,
+                answers=burn.answers + 1,
+                errors=burn.errors + int(error),
+                law_violations=burn.law_violations + int(violation),
+                latency_samples=burn.latency_samples + int(ratio is not None),
+                latency_ratio_sum=burn.latency_ratio_sum + (ratio or 0.0),
+            )
+            return replace(state, burn_in=burn)
+
+        case ev.BurnInExtended(until_cycle=until):
+            assert state.burn_in is not None
+            return replace(state, burn_in=replace(state.burn_in, until_cycle=until))
 
         case ev.BurnInPassed():
             return _closed(state)

@@ -49,7 +49,17 @@ class ConcludeWindow(Action, frozen=True):
     window: int
 
 
+class SelfApprove(Action, frozen=True):
+    """Autonomy is on: the scheduler approves the pending proposal itself (the runner first
+    checks the operator's signed grant and the config's ``approval.autonomous``)."""
+
+    proposal_hash: str
+
+
 class StartShadow(Action, frozen=True):
+    """Start the shadow phase (the runner first verifies the approval's signature and
+    withdraws an approval that does not verify: ``ApprovalRefused``)."""
+
     generation: str
 
 
@@ -86,6 +96,8 @@ def _window_actions(state: State) -> list[Action]:
 def reactions(state: State) -> list[Action]:
     if state.phase is Phase.WINDOW:
         return _window_actions(state)
+    if state.phase is Phase.PROPOSED and state.proposal is not None and state.autonomy:
+        return [SelfApprove(proposal_hash=state.proposal.hash)]
     if state.phase is Phase.APPROVED and state.proposal is not None:
         return [StartShadow(generation=state.proposal.proposal.candidate)]
     if state.phase is Phase.SHADOW and state.shadow is not None:

@@ -13,7 +13,7 @@ import msgspec
 
 from evo_core.events import BudgetLimits, BudgetUsed, GateResult, Metrics, Proposal
 
-STATE_VERSION = "evo-state/1"
+STATE_VERSION = "evo-state/2"
 
 
 class Phase(enum.Enum):
@@ -89,6 +89,8 @@ class PendingProposal(msgspec.Struct, frozen=True, kw_only=True):
     hash: str
     approved_by: str | None = None
     approval_signature: str = ""
+    approval_key_id: str = ""
+    approval_autonomous: bool = False
 
 
 class Shadow(msgspec.Struct, frozen=True, kw_only=True):
@@ -106,6 +108,26 @@ class BurnIn(msgspec.Struct, frozen=True, kw_only=True):
     previous_head: str
     start_cycle: int
     until_cycle: int
+    answers: int = 0
+    errors: int = 0
+    law_violations: int = 0
+    latency_samples: int = 0
+    latency_ratio_sum: float = 0.0
+
+    @property
+    def latency_ratio(self) -> float | None:
+        """The mean latency of the new HEAD over the old HEAD's, on the same prompts."""
+        return self.latency_ratio_sum / self.latency_samples if self.latency_samples else None
+
+
+class AutonomyGrant(msgspec.Struct, frozen=True, kw_only=True):
+    """The latest signed autonomy change, kept so the runner can verify it before using it."""
+
+    enabled: bool
+    operator: str
+    key_id: str
+    signature: str
+    nonce: int
 
 
 class State(msgspec.Struct, frozen=True, kw_only=True):
@@ -122,6 +144,9 @@ class State(msgspec.Struct, frozen=True, kw_only=True):
     proposal: PendingProposal | None = None
     shadow: Shadow | None = None
     burn_in: BurnIn | None = None
+    autonomy: bool = False  # the operator's signed grant: the scheduler approves for itself
+    autonomy_changes: int = 0  # AutonomyChanged events so far: the next one's nonce
+    autonomy_grant: AutonomyGrant | None = None  # the latest AutonomyChanged, for re-verification
 
     @property
     def parent(self) -> str | None:

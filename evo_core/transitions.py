@@ -13,8 +13,9 @@ from evo_core import events as ev
 from evo_core.errors import IllegalTransition
 from evo_core.state import Phase
 
-_ALWAYS: frozenset[type[ev.Event]] = frozenset({ev.Heartbeat, ev.WindowSkipped})
-_ROLLBACK: frozenset[type[ev.Event]] = frozenset({ev.RolledBack})
+_ALWAYS: frozenset[type[ev.Event]] = frozenset({ev.Heartbeat, ev.WindowSkipped, ev.WorkInterrupted})
+# with a HEAD: rollback, the operator's autonomy switch, and refusals (recorded for auditors)
+_ROLLBACK: frozenset[type[ev.Event]] = frozenset({ev.RolledBack, ev.AutonomyChanged, ev.ApprovalRefused})
 
 ACCEPTS: dict[Phase, frozenset[type[ev.Event]]] = {
     Phase.EMPTY: _ALWAYS | {ev.GenerationRegistered},
@@ -37,7 +38,7 @@ ACCEPTS: dict[Phase, frozenset[type[ev.Event]]] = {
     Phase.PROPOSED: _ALWAYS | _ROLLBACK | {ev.Approved, ev.Rejected},
     Phase.APPROVED: _ALWAYS | _ROLLBACK | {ev.ShadowStarted},
     Phase.SHADOW: _ALWAYS | _ROLLBACK | {ev.ShadowCompared, ev.ShadowCompleted, ev.Promoted},
-    Phase.BURN_IN: _ALWAYS | _ROLLBACK | {ev.BurnInPassed, ev.BurnInFailed},
+    Phase.BURN_IN: _ALWAYS | _ROLLBACK | {ev.AnswerObserved, ev.BurnInExtended, ev.BurnInPassed, ev.BurnInFailed},
 }
 
 # (from, event, to): the edges that change the phase.
@@ -49,6 +50,7 @@ TRANSITIONS: tuple[tuple[Phase, str, Phase], ...] = (
     (Phase.PROPOSED, "Approved", Phase.APPROVED),
     (Phase.PROPOSED, "Rejected", Phase.IDLE),
     (Phase.APPROVED, "ShadowStarted", Phase.SHADOW),
+    (Phase.APPROVED, "ApprovalRefused", Phase.PROPOSED),
     (Phase.SHADOW, "ShadowCompleted (failed)", Phase.IDLE),
     (Phase.SHADOW, "Promoted", Phase.BURN_IN),
     (Phase.BURN_IN, "BurnInPassed", Phase.IDLE),

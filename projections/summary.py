@@ -87,7 +87,16 @@ def describe(item: LedgerRecord | ev.Event) -> str:
         case ev.NoPromotion():
             return f"no promotion from window {e.window}: {e.reason}"
         case ev.Approved():
-            return f"proposal {short(e.proposal_hash)} approved{_by(e.operator, e.signature)}"
+            if e.autonomous:
+                return f"proposal {short(e.proposal_hash)} approved by the scheduler (autonomy granted by the operator)"
+            return f"proposal {short(e.proposal_hash)} approved{_by(e.operator, e.signature)}, key {e.key_id}"
+        case ev.ApprovalRefused():
+            what = f"proposal {short(e.proposal_hash)}" if e.proposal_hash else "autonomy change"
+            who = f" from {e.operator}" if e.operator else ""
+            return f"REFUSED {e.action} of {what}{who} (key {e.key_id or 'none'}): {e.reason}"
+        case ev.AutonomyChanged():
+            state = "ON: the scheduler approves its own proposals" if e.enabled else "OFF: approvals need the operator"
+            return f"autonomy {state} (signed by {e.operator}, key {e.key_id})"
         case ev.Rejected():
             return (
                 f"proposal {short(e.proposal_hash)} rejected"
@@ -114,13 +123,26 @@ def describe(item: LedgerRecord | ev.Event) -> str:
                 f"PROMOTED {e.generation} (was {e.previous_head}) at cycle {e.cycle}; "
                 f"burn-in until cycle {e.burn_in_until}"
             )
+        case ev.AnswerObserved():
+            flags = [f for f, on in (("error", e.error), ("law violation", e.law_violation)) if on]
+            latency = f", latency {e.latency_ratio:.2f}x the old HEAD's" if e.latency_ratio is not None else ""
+            return f"burn-in answer of {e.generation} at cycle {e.cycle}: {', '.join(flags) or 'ok'}{latency}"
+        case ev.BurnInExtended():
+            return (
+                f"burn-in of {e.generation} extended to cycle {e.until_cycle}: "
+                f"{e.answers} answers < {e.min_answers} needed"
+            )
         case ev.BurnInPassed():
+            latency = f", latency {e.latency_ratio:.2f}x" if e.latency_ratio is not None else ""
             return (
                 f"GEN_HEAD advanced to {e.generation}: burn-in passed "
-                f"({e.answers} answers, {e.errors} errors, {e.law_violations} law violations)"
+                f"({e.answers} answers, {e.errors} errors, {e.law_violations} law violations{latency})"
             )
         case ev.BurnInFailed():
             return f"burn-in of {e.generation} failed: {e.reason}"
+        case ev.WorkInterrupted():
+            what = ", ".join(e.actions) or "nothing"
+            return f"runner stopped by {e.signal} during: {what} (still due; resumed on restart){': ' + e.detail if e.detail else ''}"
         case ev.RolledBack():
             how = " (automatic)" if e.automatic else _by(e.operator)
             return f"ROLLBACK {e.from_generation} -> {e.to_generation}{how}: {e.reason}"

@@ -38,6 +38,10 @@ PASSES_BUT_WORSE = ev.Metrics(recall=0.75, generalize=0.62, tone_drift=0.02, law
 STATE_DECODER = msgspec.json.Decoder(State)
 
 
+# an approval as the CLI appends it after verifying the signature (the core only checks it is there)
+SIGNED = dict(signature="sig", key_id="k")
+
+
 def proposal_hash(proposal: ev.Proposal) -> str:
     return blake3(ev.encode_value(proposal)).hexdigest()
 
@@ -166,7 +170,7 @@ class Driver:
         assert self.state.proposal is not None
         digest = self.state.proposal.hash
         return self.do(
-            cmd.Approve(operator="op", proposal_hash=digest[:prefix] if prefix else digest)
+            cmd.Approve(**SIGNED, operator="op", proposal_hash=digest[:prefix] if prefix else digest)
         )
 
     def shadow(self, samples: int = 3, similarity: float = 0.95) -> list[ev.Event]:
@@ -178,18 +182,16 @@ class Driver:
         self.beat_to(self.state.shadow.until_cycle)
         return self.do(cmd.CompleteShadow(config=self.config))
 
-    def burn_in(self, answers: int = 50, errors: int = 0, laws: int = 0) -> list[ev.Event]:
+    def answers(self, answers: int = 50, errors: int = 0, laws: int = 0, latency: float | None = 1.1) -> None:
+        """Record ``answers`` live answers: the first ``errors`` failed, the first ``laws`` broke a law."""
+        for i in range(answers):
+            self.do(cmd.RecordAnswer(error=i < errors, law_violation=i < laws, latency_ratio=latency, query_id=f"a{i}"))
+
+    def burn_in(self, answers: int = 50, errors: int = 0, laws: int = 0, latency: float | None = 1.1) -> list[ev.Event]:
         assert self.state.burn_in is not None
+        self.answers(answers, errors, laws, latency)
         self.beat_to(self.state.burn_in.until_cycle)
-        return self.do(
-            cmd.CompleteBurnIn(
-                answers=answers,
-                errors=errors,
-                law_violations=laws,
-                latency_ratio=1.1,
-                config=self.config,
-            )
-        )
+        return self.do(cmd.CompleteBurnIn(config=self.config))
 
     def promote(self, outcomes: list[Outcome] | None = None) -> str:
         """A whole successful evolution: window, approve, shadow, burn-in. Returns the new HEAD."""
@@ -238,6 +240,9 @@ def check_invariants(state: State) -> None:
         assert state.window.outcome == "proposed"
         approved = state.proposal.approved_by is not None
         assert approved == (phase is not Phase.PROPOSED)
+        if approved:  # signed by an operator, or by the scheduler under a signed autonomy grant
+            p = state.proposal
+            assert (p.approval_signature and p.approval_key_id) or p.approval_autonomous
         assert (state.shadow is not None) == (phase is Phase.SHADOW)
         assert (state.burn_in is not None) == (phase is Phase.BURN_IN)
         if phase is Phase.SHADOW:
@@ -246,6 +251,9 @@ def check_invariants(state: State) -> None:
         if phase is Phase.BURN_IN:
             assert state.burn_in is not None
             assert state.head == state.burn_in.generation
+            burn = state.burn_in
+            assert 0 <= burn.errors <= burn.answers and 0 <= burn.law_violations <= burn.answers
+            assert burn.latency_samples <= burn.answers
 
     window = state.window
     if window is not None:
@@ -325,7 +333,7 @@ def drain(state: State, config: EvoConfig) -> State:
         if phase in (Phase.EMPTY, Phase.IDLE):
             return state
         if phase is Phase.PROPOSED:
-            state, _ = apply(state, cmd.Reject(operator="op", reason="drain"))
+            state, _ = apply(state, cmd.Reject(**SIGNED, operator="op", reason="drain"))
         elif phase is not Phase.WINDOW:
             state, _ = apply(state, cmd.Rollback(operator="op"))
         else:

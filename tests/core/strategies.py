@@ -14,6 +14,7 @@ from evo_core.reactions import reactions
 from evo_core.state import CandidateStatus, Phase, State
 from evo_core.window import draft_proposal
 from tests.core.helpers import (
+    SIGNED,
     BAD_RECALL_LAWS,
     BASELINE,
     BETTER,
@@ -27,7 +28,7 @@ PCFG = EvoConfig(
     evo_period_cycles=5,
     max_concurrent_experiments=2,
     shadow=ShadowConfig(cycles=2, min_samples=1, parity_threshold=0.5),
-    burn_in=BurnInConfig(cycles=2),
+    burn_in=BurnInConfig(cycles=2, min_answers=2),
 )
 P = PCFG.evo_period_cycles
 
@@ -97,23 +98,30 @@ def progress(state: State) -> list[st.SearchStrategy[cmd.Command]]:
                 out.append(st.just(_freeze(action.candidate)))  # type: ignore[attr-defined]
             case "ConcludeWindow":
                 out.append(st.just(_propose(state)))
+            case "SelfApprove":
+                out.append(st.just(cmd.Approve(operator="evo", autonomous=True)))
             case "StartShadow":
                 out.append(st.just(cmd.StartShadow(config=PCFG)))
+                out.append(st.just(cmd.RefuseApproval(action="approve", operator="op", reason="bad signature",
+                                                      proposal_hash=state.proposal.hash if state.proposal else "")))
             case "CompleteShadow":
                 out.append(st.just(cmd.CompleteShadow(config=PCFG)))
             case "CompleteBurnIn":
-                out.append(
-                    b(cmd.CompleteBurnIn, answers=st.integers(10, 20), errors=st.integers(0, 1),
-                              law_violations=st.integers(0, 1), latency_ratio=st.none() | st.floats(0.5, 3),
-                              config=st.just(PCFG))
-                )
+                out.append(st.just(cmd.CompleteBurnIn(config=PCFG)))
+    if state.phase is not Phase.EMPTY:
+        out.append(st.just(cmd.ChangeAutonomy(enabled=not state.autonomy, operator="op", key_id="k",
+                                              signature="sig", nonce=state.autonomy_changes)))
     if state.phase is Phase.PROPOSED:
-        out.append(st.just(cmd.Approve(operator="op")))
-        out.append(st.just(cmd.Reject(operator="op", reason="not yet")))
+        out.append(st.just(cmd.Approve(**SIGNED, operator="op")))
+        out.append(st.just(cmd.Reject(**SIGNED, operator="op", reason="not yet")))
     if state.phase is Phase.SHADOW and state.shadow is not None:
         out.append(b(cmd.RecordShadow, exact=st.booleans(), similarity=unit))
         out.append(st.just(cmd.Beat(period=P, cycle=max(state.cycle + 1, state.shadow.until_cycle))))
     if state.phase is Phase.BURN_IN and state.burn_in is not None:
+        out.append(b(cmd.RecordAnswer, error=st.booleans(), law_violation=st.booleans(),
+                     latency_ratio=st.none() | st.floats(0.5, 3)))
+        out.append(b(cmd.RecordAnswer, error=st.just(False), law_violation=st.just(False),
+                     latency_ratio=st.none() | st.floats(0.5, 1.5)))
         out.append(st.just(cmd.Beat(period=P, cycle=max(state.cycle + 1, state.burn_in.until_cycle))))
     return out
 
@@ -143,15 +151,21 @@ def anything(state: State) -> st.SearchStrategy[cmd.Command]:
         cid.map(_freeze),
         st.just(_propose(state)),
         st.just(cmd.Propose(proposal=None)),
-        b(cmd.Approve, operator=st.just("op"), proposal_hash=hashes),
-        b(cmd.Reject, operator=st.just("op"), reason=st.sampled_from(["", "no"]), proposal_hash=hashes),
+        b(cmd.Approve, operator=st.just("op"), proposal_hash=hashes, signature=st.sampled_from(["", "sig"]),
+          key_id=st.just("k"), autonomous=st.booleans()),
+        b(cmd.Reject, operator=st.just("op"), reason=st.sampled_from(["", "no"]), proposal_hash=hashes,
+          signature=st.sampled_from(["", "sig"]), key_id=st.just("k")),
+        b(cmd.ChangeAutonomy, enabled=st.booleans(), operator=st.just("op"), key_id=st.just("k"),
+          signature=st.sampled_from(["", "sig"]), nonce=st.integers(-1, 3)),
+        b(cmd.RefuseApproval, action=st.sampled_from(["approve", "reject", "autonomy", "dance"]),
+          operator=st.just("op"), reason=st.sampled_from(["", "bad signature"]), proposal_hash=st.just(digest)),
         b(cmd.Rollback, operator=st.just("op"), to=targets),
         st.just(cmd.StartShadow(config=PCFG)),
         b(cmd.RecordShadow, exact=st.booleans(), similarity=st.one_of(unit, odd_float, st.just(1.5))),
         st.just(cmd.CompleteShadow(config=PCFG)),
-        b(cmd.CompleteBurnIn, answers=st.integers(-1, 20), errors=st.integers(0, 3),
-                  law_violations=st.integers(0, 1), latency_ratio=st.none() | st.floats(0.5, 3) | odd_float,
-                  config=st.just(PCFG)),
+        st.just(cmd.CompleteBurnIn(config=PCFG)),
+        b(cmd.RecordAnswer, error=st.booleans(), law_violation=st.booleans(),
+          latency_ratio=st.none() | st.floats(0.5, 3) | odd_float | st.just(0.0)),
     )
 
 

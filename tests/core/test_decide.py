@@ -18,8 +18,10 @@ from evo_core.errors import (
     RollbackError,
     StaleProposal,
 )
+from evo_core.reactions import reactions
 from evo_core.state import Phase, State
 from tests.core.helpers import (
+    SIGNED,
     BASELINE,
     BETTER,
     CFG,
@@ -325,23 +327,23 @@ def test_approve_with_the_full_hash_a_prefix_or_the_pending_one() -> None:
         assert d.state.proposal is not None
         digest = d.state.proposal.hash
         out = d.approve(prefix)
-        assert out == [ev.Approved(proposal_hash=digest, operator="op")]
+        assert out == [ev.Approved(proposal_hash=digest, operator="op", **SIGNED)]
         assert d.state.phase is Phase.APPROVED
     d = proposed()
     assert d.state.proposal is not None
     digest = d.state.proposal.hash
-    assert d.do(cmd.Approve(operator="op", proposal_hash=digest[:10].upper()))[0].proposal_hash == digest
+    assert d.do(cmd.Approve(**SIGNED, operator="op", proposal_hash=digest[:10].upper()))[0].proposal_hash == digest
     d = proposed()
-    assert d.do(cmd.Approve(operator="op"))[0].proposal_hash == digest
+    assert d.do(cmd.Approve(**SIGNED, operator="op"))[0].proposal_hash == digest
 
 
 def test_approve_with_nothing_pending_is_refused() -> None:
     d = Driver().genesis()
-    refused(d.state, cmd.Approve(operator="op"), NothingPending, "no proposal")
-    refused(d.state, cmd.Reject(operator="op", reason="no"), NothingPending)
+    refused(d.state, cmd.Approve(**SIGNED, operator="op"), NothingPending, "no proposal")
+    refused(d.state, cmd.Reject(**SIGNED, operator="op", reason="no"), NothingPending)
     d = proposed()
     d.approve()
-    refused(d.state, cmd.Approve(operator="op"), NothingPending)
+    refused(d.state, cmd.Approve(**SIGNED, operator="op"), NothingPending)
 
 
 def test_approve_with_a_stale_or_short_hash_is_refused() -> None:
@@ -349,28 +351,28 @@ def test_approve_with_a_stale_or_short_hash_is_refused() -> None:
     assert d.state.proposal is not None
     digest = d.state.proposal.hash
     wrong = ("0" if digest[0] != "0" else "1") + digest[1:]
-    refused(d.state, cmd.Approve(operator="op", proposal_hash=wrong), StaleProposal)
-    refused(d.state, cmd.Approve(operator="op", proposal_hash=digest[:7]), StaleProposal)
-    refused(d.state, cmd.Reject(operator="op", reason="no", proposal_hash=wrong), StaleProposal)
+    refused(d.state, cmd.Approve(**SIGNED, operator="op", proposal_hash=wrong), StaleProposal)
+    refused(d.state, cmd.Approve(**SIGNED, operator="op", proposal_hash=digest[:7]), StaleProposal)
+    refused(d.state, cmd.Reject(**SIGNED, operator="op", reason="no", proposal_hash=wrong), StaleProposal)
 
 
 def test_a_hash_from_an_earlier_proposal_is_stale() -> None:
     d = proposed()
     assert d.state.proposal is not None
     old = d.state.proposal.hash
-    d.do(cmd.Reject(operator="op", reason="not now"))
+    d.do(cmd.Reject(**SIGNED, operator="op", reason="not now"))
     d.window([BETTER, GOOD, "fail"])
     assert d.state.proposal is not None and d.state.proposal.hash != old
-    refused(d.state, cmd.Approve(operator="op", proposal_hash=old), StaleProposal)
+    refused(d.state, cmd.Approve(**SIGNED, operator="op", proposal_hash=old), StaleProposal)
 
 
 def test_reject_needs_a_reason_and_closes_the_evolution() -> None:
     d = proposed()
-    refused(d.state, cmd.Reject(operator="op", reason=" "), InvalidInput, "reason")
+    refused(d.state, cmd.Reject(**SIGNED, operator="op", reason=" "), InvalidInput, "reason")
     assert d.state.proposal is not None
     digest = d.state.proposal.hash
-    out = d.do(cmd.Reject(operator="op", reason="tone"))
-    assert out == [ev.Rejected(proposal_hash=digest, operator="op", reason="tone")]
+    out = d.do(cmd.Reject(**SIGNED, operator="op", reason="tone"))
+    assert out == [ev.Rejected(proposal_hash=digest, operator="op", reason="tone", **SIGNED)]
     assert d.state.phase is Phase.IDLE and d.state.head == GENESIS and d.state.proposal is None
     check_invariants(d.state)
 
@@ -402,7 +404,7 @@ def test_approve_is_refused_when_head_differs_from_the_proposal() -> None:
 
     d = proposed()
     moved = replace(d.state, head="Luna-G042-x-c1")  # hand-made: decide alone never gets here
-    refused(moved, cmd.Approve(operator="op"), StaleProposal, "HEAD moved")
+    refused(moved, cmd.Approve(**SIGNED, operator="op"), StaleProposal, "HEAD moved")
 
 
 # ---------------------------------------------------------------- rollback
@@ -556,10 +558,9 @@ def burning() -> Driver:
 def test_burn_in_passes_and_head_advances() -> None:
     d = burning()
     head = d.state.head
-    refused(d.state, cmd.CompleteBurnIn(answers=1, errors=0, law_violations=0, latency_ratio=None, config=CFG),
-            DomainError, "runs until")
-    out = d.burn_in(answers=100, errors=2)
-    assert out == [ev.BurnInPassed(generation=head, answers=100, errors=2, law_violations=0)]
+    refused(d.state, cmd.CompleteBurnIn(config=CFG), DomainError, "runs until")
+    out = d.burn_in(answers=100, errors=2, latency=1.25)
+    assert out == [ev.BurnInPassed(generation=head, answers=100, errors=2, law_violations=0, latency_ratio=1.25)]
     assert d.state.phase is Phase.IDLE and d.state.head == head and head in d.state.promoted
 
 
@@ -567,9 +568,7 @@ def test_burn_in_passes_and_head_advances() -> None:
 def test_burn_in_failure_emits_burn_in_failed_and_automatic_rollback(errors: int, laws: int, latency: float) -> None:
     d = burning()
     head = d.state.head
-    assert d.state.burn_in is not None
-    d.beat_to(d.state.burn_in.until_cycle)
-    out = d.do(cmd.CompleteBurnIn(answers=100, errors=errors, law_violations=laws, latency_ratio=latency, config=CFG))
+    out = d.burn_in(answers=100, errors=errors, laws=laws, latency=latency)
     assert [type(e) for e in out] == [ev.BurnInFailed, ev.RolledBack]
     rolled = out[1]
     assert isinstance(rolled, ev.RolledBack)
@@ -580,21 +579,31 @@ def test_burn_in_failure_emits_burn_in_failed_and_automatic_rollback(errors: int
     check_history(d.events)
 
 
-@pytest.mark.parametrize("answers, errors, laws", [(-1, 0, 0), (5, 6, 0), (5, 0, -1)])
-def test_burn_in_counts_must_make_sense(answers: int, errors: int, laws: int) -> None:
+def test_burn_in_with_too_few_answers_is_extended_not_judged() -> None:
     d = burning()
-    assert d.state.burn_in is not None
-    d.beat_to(d.state.burn_in.until_cycle)
-    refused(d.state, cmd.CompleteBurnIn(answers=answers, errors=errors, law_violations=laws, latency_ratio=None, config=CFG),
-            InvalidInput)
+    burn = d.state.burn_in
+    assert burn is not None
+    d.answers(CFG.burn_in.min_answers - 1)
+    d.beat_to(burn.until_cycle)
+    (out,) = d.do(cmd.CompleteBurnIn(config=CFG))
+    assert isinstance(out, ev.BurnInExtended)
+    assert out.answers == CFG.burn_in.min_answers - 1 and out.until_cycle == d.state.cycle + CFG.burn_in.cycles
+    assert d.state.phase is Phase.BURN_IN and d.state.burn_in is not None
+    assert d.state.burn_in.until_cycle == out.until_cycle and d.state.burn_in.answers == out.answers
+    assert reactions(d.state) == []  # nothing due until the extended end
+    out2 = d.burn_in(answers=1)
+    assert isinstance(out2[0], ev.BurnInPassed) and out2[0].answers == CFG.burn_in.min_answers
 
 
-def test_burn_in_latency_must_be_finite() -> None:
+@pytest.mark.parametrize("ratio", [math.nan, math.inf, 0.0, -1.0])
+def test_burn_in_latency_ratio_must_be_a_positive_finite_number(ratio: float) -> None:
     d = burning()
-    assert d.state.burn_in is not None
-    d.beat_to(d.state.burn_in.until_cycle)
-    refused(d.state, cmd.CompleteBurnIn(answers=5, errors=0, law_violations=0, latency_ratio=math.nan, config=CFG),
-            InvalidInput, "latency")
+    refused(d.state, cmd.RecordAnswer(error=False, law_violation=False, latency_ratio=ratio), InvalidInput, "latency")
+
+
+def test_answers_are_recorded_only_during_burn_in() -> None:
+    d = approved()
+    refused(d.state, cmd.RecordAnswer(error=False, law_violation=False), NothingPending, "burn-in")
 
 
 def test_promoted_needs_an_approval_shadow_commands_without_one_are_refused() -> None:
@@ -602,8 +611,7 @@ def test_promoted_needs_an_approval_shadow_commands_without_one_are_refused() ->
     refused(d.state, cmd.StartShadow(config=CFG), NothingPending)
     refused(d.state, cmd.CompleteShadow(config=CFG), NothingPending)
     refused(d.state, cmd.RecordShadow(exact=True, similarity=1.0), NothingPending)
-    refused(d.state, cmd.CompleteBurnIn(answers=1, errors=0, law_violations=0, latency_ratio=None, config=CFG),
-            NothingPending)
+    refused(d.state, cmd.CompleteBurnIn(config=CFG), NothingPending)
 
 
 def test_unknown_command_is_a_domain_error() -> None:

@@ -13,7 +13,7 @@ from evo_core.errors import DomainError, IllegalTransition
 from evo_core.evolve import fold
 from evo_core.state import Phase, State
 from evo_core.transitions import ACCEPTS, TRANSITIONS, accepts, ensure_accepts, render_mermaid, render_table
-from tests.core.helpers import BASELINE, BETTER, CFG, GENESIS, GOOD, Driver, snapshot
+from tests.core.helpers import SIGNED, BASELINE, BETTER, CFG, GENESIS, GOOD, Driver, snapshot
 
 _M = ev.Metrics(recall=0.5, generalize=0.5, tone_drift=0.0, law_violations=0)
 _L = CFG.budget.limits()
@@ -39,13 +39,19 @@ SAMPLES: dict[type[ev.Event], ev.Event] = {
     ev.NoPromotion: ev.NoPromotion(window=1, reason="r"),
     ev.Approved: ev.Approved(proposal_hash="a" * 64, operator="o"),
     ev.Rejected: ev.Rejected(proposal_hash="a" * 64, operator="o", reason="r"),
+    ev.ApprovalRefused: ev.ApprovalRefused(action="approve", proposal_hash="a" * 64, operator="o", key_id="k",
+                                           reason="r"),
+    ev.AutonomyChanged: ev.AutonomyChanged(enabled=True, operator="o", key_id="k", signature="s", nonce=0),
     ev.ShadowStarted: ev.ShadowStarted(generation="c", start_cycle=1, until_cycle=2, traffic_percent=10.0),
     ev.ShadowCompared: ev.ShadowCompared(generation="c", cycle=1, exact=True, similarity=1.0),
     ev.ShadowCompleted: ev.ShadowCompleted(generation="c", outcome="passed", samples=1, parity=1.0, threshold=0.9),
     ev.Promoted: ev.Promoted(generation="c", previous_head="g", proposal_hash="a" * 64, cycle=1, burn_in_until=2),
+    ev.AnswerObserved: ev.AnswerObserved(generation="c", cycle=1, error=False, law_violation=False),
+    ev.BurnInExtended: ev.BurnInExtended(generation="c", answers=1, min_answers=2, until_cycle=3),
     ev.BurnInPassed: ev.BurnInPassed(generation="c"),
     ev.BurnInFailed: ev.BurnInFailed(generation="c", reason="r"),
     ev.RolledBack: ev.RolledBack(from_generation="c", to_generation="g", reason="r"),
+    ev.WorkInterrupted: ev.WorkInterrupted(actions=("TrainCandidate:c",), signal="SIGINT"),
 }
 
 
@@ -141,10 +147,10 @@ def _menu(state: State) -> list[cmd.Command]:
         cmd.BreachBudget(candidate=c, resource="steps", limit=1.0, used=2.0, budget_used=ev.BudgetUsed()),
         cmd.RecordBaseline(metrics=BASELINE, config=CFG), cmd.RecordEvaluation(candidate=c, metrics=GOOD, config=CFG),
         cmd.Rank(), cmd.Freeze(candidate=c, archive="a", archive_hash="h"), cmd.Propose(proposal=None),
-        cmd.Approve(operator="o"), cmd.Reject(operator="o", reason="r"), cmd.Rollback(operator="o"),
+        cmd.Approve(**SIGNED, operator="o"), cmd.Reject(**SIGNED, operator="o", reason="r"), cmd.Rollback(operator="o"),
         cmd.Rollback(operator="o", to=GENESIS), cmd.StartShadow(config=CFG),
         cmd.RecordShadow(exact=True, similarity=1.0), cmd.CompleteShadow(config=CFG),
-        cmd.CompleteBurnIn(answers=1, errors=0, law_violations=0, latency_ratio=None, config=CFG),
+        cmd.CompleteBurnIn(config=CFG), cmd.RecordAnswer(error=False, law_violation=False),
     ]
 
 

@@ -17,6 +17,8 @@ from evo_core.state import State
 from evo_core.window import draft_proposal
 from projections import PlainRecord
 
+SIGNED = dict(signature="sig", key_id="k")  # the core checks a signature is there; adapters verify it
+
 T0 = datetime(2025, 10, 25, 8, 0, 0, tzinfo=timezone.utc)
 GENESIS = "Luna-G000-genesis"
 BASELINE = ev.Metrics(recall=0.90, generalize=0.70, tone_drift=0.02, law_violations=0)
@@ -134,7 +136,7 @@ class Sim:
 
     def approve(self) -> None:
         assert self.state.proposal is not None
-        self.do(cmd.Approve(operator="travis", proposal_hash=self.state.proposal.hash[:16]))
+        self.do(cmd.Approve(**SIGNED, operator="travis", proposal_hash=self.state.proposal.hash[:16]))
 
     def shadow_and_promote(self, similarity: float = 0.95, samples: int = 3) -> None:
         self.do(cmd.StartShadow(config=self.config))
@@ -147,12 +149,10 @@ class Sim:
 
     def burn_in(self, *, errors: int = 0) -> None:
         assert self.state.burn_in is not None
+        for i in range(100):
+            self.do(cmd.RecordAnswer(error=i < errors, law_violation=False, latency_ratio=1.1))
         self.beat(self.state.burn_in.until_cycle)
-        self.do(
-            cmd.CompleteBurnIn(
-                answers=100, errors=errors, law_violations=0, latency_ratio=1.1, config=self.config
-            )
-        )
+        self.do(cmd.CompleteBurnIn(config=self.config))
 
 
 @pytest.fixture

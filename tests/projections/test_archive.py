@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from projections import gen_archive
-from tests.projections.conftest import FAIR, GENESIS, GOOD, WEAK, Sim, digest
+from tests.projections.conftest import SIGNED, FAIR, GENESIS, GOOD, WEAK, Sim, digest
 
 A, B, C, D = (f"Luna-G001-{b}-c100" for b in "abcd")
 
@@ -27,7 +27,7 @@ def test_promoted_head_and_rejected_proposals(sim: Sim) -> None:
     sim.genesis()
     sim.beat(100)
     sim.window({"a": GOOD, "b": FAIR})
-    sim.do(cmd.Reject(operator="travis", reason="not now"))
+    sim.do(cmd.Reject(**SIGNED, operator="travis", reason="not now"))
     sim.beat(200)
     sim.window({"a": GOOD})
     sim.approve()

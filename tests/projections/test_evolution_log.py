@@ -5,7 +5,7 @@ from typing import Any
 
 from evo_core import events as ev
 from projections import evolution_log, render_jsonl
-from tests.projections.conftest import FAIR, GENESIS, GOOD, WEAK, Sim
+from tests.projections.conftest import SIGNED, FAIR, GENESIS, GOOD, WEAK, Sim
 
 A = "Luna-G001-a-c100"
 
@@ -67,7 +67,7 @@ def test_no_promotion_rejection_and_automatic_rollback(sim: Sim) -> None:
     sim.window({"a": GOOD, "b": FAIR})
     from evo_core import commands as cmd
 
-    sim.do(cmd.Reject(operator="travis", reason="later"))
+    sim.do(cmd.Reject(**SIGNED, operator="travis", reason="later"))
     sim.beat(300)
     sim.window({"a": GOOD})
     sim.approve()

@@ -5,7 +5,7 @@ import json
 from evo_core import commands as cmd
 from evo_core.events import Metrics
 from projections import proposal_document, render_proposal
-from tests.projections.conftest import FAIR, GENESIS, GOOD, WEAK, Sim, digest
+from tests.projections.conftest import SIGNED, FAIR, GENESIS, GOOD, WEAK, Sim, digest
 
 A = "Luna-G001-a-c100"
 BETTER = Metrics(recall=0.95, generalize=0.90, tone_drift=0.0, law_violations=0)
@@ -57,5 +57,5 @@ def test_approved_then_gone_after_promotion_or_rejection(sim: Sim) -> None:
     sim.burn_in()
     sim.beat(200)
     sim.window({"a": BETTER}, baseline=GOOD)
-    sim.do(cmd.Reject(operator="travis", reason="no"))
+    sim.do(cmd.Reject(**SIGNED, operator="travis", reason="no"))
     assert proposal_document(sim.state) is None

@@ -27,6 +27,7 @@ from evo_core.state import State
 from evo_core.window import draft_proposal
 from ledger.eventstore import EventStore
 from tests.core.helpers import (
+    SIGNED,
     BAD_RECALL_LAWS,
     BASELINE,
     BETTER,
@@ -206,10 +207,11 @@ class EvoMachine(RuleBasedStateMachine):
     def complete_burn_in(self, errors: int, laws: int, latency: float | None) -> None:
         burn = self.state.burn_in
         assert burn is not None
+        for i in range(50 - burn.answers):
+            self.execute(cmd.RecordAnswer(error=i < errors, law_violation=i < laws, latency_ratio=latency))
         if self.last_cycle < burn.until_cycle:
             self.beat(burn.until_cycle - self.last_cycle, 1)
-        self.execute(cmd.CompleteBurnIn(answers=50, errors=errors, law_violations=laws,
-                                        latency_ratio=latency, config=PCFG))
+        self.execute(cmd.CompleteBurnIn(config=PCFG))
         b = PCFG.burn_in
         failed = errors / 50 > b.max_error_rate or laws > b.max_law_violations or (
             latency is not None and latency > b.max_latency_ratio)
@@ -227,7 +229,7 @@ class EvoMachine(RuleBasedStateMachine):
         digest = self.state.proposal.hash
         given = {"pending": None, "full": digest, "prefix": digest[:8], "short": digest[:7],
                  "stale": fake_hash("another proposal")}[how]
-        command = cmd.Approve(operator="op", proposal_hash=given)
+        command = cmd.Approve(**SIGNED, operator="op", proposal_hash=given)
         if how in ("short", "stale"):
             self.refused(command)
             return
@@ -238,7 +240,7 @@ class EvoMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.phase == "proposed")
     @rule(reason=st.sampled_from(["", "tone drift looks off"]))
     def reject(self, reason: str) -> None:
-        command = cmd.Reject(operator="op", reason=reason)
+        command = cmd.Reject(**SIGNED, operator="op", reason=reason)
         if not reason:
             self.refused(command)
             return
@@ -299,9 +301,9 @@ class EvoMachine(RuleBasedStateMachine):
         if self.phase != "empty":
             options.append(cmd.RegisterGenesis(generation="Luna-G000-again"))
         if self.phase != "proposed":
-            options += [cmd.Approve(operator="op"), cmd.Reject(operator="op", reason="x")]
+            options += [cmd.Approve(**SIGNED, operator="op"), cmd.Reject(**SIGNED, operator="op", reason="x")]
         if self.phase != "burn_in":
-            options.append(cmd.CompleteBurnIn(answers=1, errors=0, law_violations=0, latency_ratio=None, config=PCFG))
+            options += [cmd.CompleteBurnIn(config=PCFG), cmd.RecordAnswer(error=False, law_violation=False)]
         if self.phase != "window":
             options += [cmd.SpawnCandidates(config=PCFG), cmd.Rank(), cmd.Propose(proposal=None)]
         if self.phase == "window":

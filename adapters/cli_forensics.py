@@ -1,0 +1,54 @@
+"""The auditor's commands: ``evo explain NAME`` and ``evo report``. Parse, call, print.
+
+Both only read the ledger (nothing is appended); ``report`` writes one HTML file.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from adapters.workspace import WorkspaceError
+
+
+def resolve_name(names: list[str], wanted: str) -> str:
+    """``wanted`` itself, or the one generation or candidate it is a prefix of."""
+    if wanted in names:
+        return wanted
+    matches = list(dict.fromkeys(n for n in names if n.startswith(wanted)))
+    if not matches:
+        raise WorkspaceError(f"no candidate or generation named {wanted!r} in the ledger (see `evo status`)")
+    if len(matches) > 1:
+        raise WorkspaceError(f"{wanted!r} is ambiguous: it matches {', '.join(matches)}")
+    return matches[0]
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from adapters.cli import _app, _json, _out
+    from projections.explain import explain, generation_names, render_explanation
+
+    with _app(args) as app:
+        name = resolve_name(generation_names(app.store.ledger.records()), args.name)
+        expl = explain(app.store.ledger.records(), name)
+    if expl is None:  # the ledger was replaced between the two reads
+        raise WorkspaceError(f"no candidate or generation named {name!r} in the ledger (see `evo status`)")
+    if args.json:
+        _json(expl)
+    else:
+        for line in render_explanation(expl):
+            _out(line)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from adapters.cli import _app, _json, _out
+    from adapters.report import gather, write_report
+
+    with _app(args) as app:
+        data = gather(app)
+        path = write_report(app, Path(args.out) if args.out else None, data=data)
+    if args.json:
+        _json({"path": str(path), "checkpoint": data.checkpoint})
+    else:
+        _out(f"{path} (ledger checkpoint {data.checkpoint or 'empty'})")
+    return 0

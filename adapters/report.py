@@ -1,0 +1,322 @@
+"""``evo report``: one static HTML page for auditors, made from the ledger.
+
+The page is self-contained and works offline: inline CSS, inline SVG, no script, no font or
+image from anywhere. It shows the lineage as a tree (genesis, then each window's candidates,
+drawn from the generation that bred them), the metrics across windows as line plots, the
+window-by-window table, and the ledger checkpoint (``seq:hash``) it was made from, so a reader
+can check the ledger still extends it (``evo verify --checkpoint``). Every piece of text from
+the ledger is escaped. The same ledger gives the same bytes (no clock on the page).
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable, Iterator
+
+import msgspec
+
+from adapters.workspace import write_atomic
+from projections.report_data import LineageNode, Plot, ReportData, ReportWindow, report_data
+
+if TYPE_CHECKING:
+    from adapters.app import App
+    from ledger.record import Record
+
+COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+NODE_W, NODE_H, COL_STEP, ROW_STEP, PAD, TOP = 230, 40, 290, 52, 16, 34
+
+CSS = """
+body { font-family: system-ui, sans-serif; margin: 24px; color: #222; }
+h1 { font-size: 22px; } h2 { font-size: 18px; margin-top: 32px; }
+code, .mono, svg text { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; }
+.scroll { overflow-x: auto; border: 1px solid #ddd; padding: 4px; }
+.node rect { fill: #fff; stroke: #888; stroke-width: 1.5; }
+.node.pass rect { fill: #eef7ee; stroke: #4a4; }
+.node.fail rect { fill: #fbeaea; stroke: #c33; stroke-dasharray: 4 3; }
+.node.genesis rect { fill: #e8eefc; stroke: #3558b5; stroke-width: 2; }
+.node.promoted rect { fill: #c9f0c9; stroke: #1a7f1a; stroke-width: 3; stroke-dasharray: none; }
+.node.rolledback rect { fill: #fff0dc; stroke: #e07b00; stroke-width: 3; stroke-dasharray: 8 3; }
+.node.head rect { stroke: #000; stroke-width: 4; }
+.node .name { font-size: 11px; font-weight: bold; }
+.node .status { font-size: 10px; }
+.badge { font-size: 9px; font-weight: bold; }
+.edge { fill: none; stroke: #aaa; stroke-width: 1.2; }
+.edge.promoted { stroke: #1a7f1a; stroke-width: 2.5; }
+.axis { stroke: #444; } .grid { stroke: #eee; }
+.tick { font-size: 10px; fill: #444; } .ptitle { font-size: 12px; font-weight: bold; }
+.plots { display: flex; flex-wrap: wrap; gap: 12px; }
+.legend span { display: inline-block; margin-right: 14px; font-size: 12px; }
+.legend i { display: inline-block; width: 14px; height: 4px; margin-right: 4px; vertical-align: middle; }
+table { border-collapse: collapse; font-size: 12px; }
+th, td { border: 1px solid #ccc; padding: 4px 6px; vertical-align: top; text-align: left; }
+th { background: #f4f4f4; }
+td ul { margin: 0; padding-left: 16px; }
+li.pass { color: #1a6f1a; } li.fail { color: #b22; }
+.checkpoint { font-size: 12px; word-break: break-all; }
+"""
+
+
+def _e(value: object) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _f(value: float | None, digits: int = 4) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+# ---------------------------------------------------------------- lineage
+
+
+def _node_class(n: LineageNode) -> str:
+    classes = ["node", n.kind]
+    if n.kind == "candidate":
+        classes.append("fail" if n.failed else "pass" if n.status == "PASS" else "open")
+    if n.promoted and n.kind == "candidate":
+        classes.append("promoted")
+    if n.rolled_back:
+        classes.append("rolledback")
+    if n.head:
+        classes.append("head")
+    return " ".join(classes)
+
+
+def _badges(n: LineageNode) -> str:
+    words = []
+    if n.head:
+        words.append("HEAD")
+    if n.promoted and n.kind == "candidate":
+        words.append("PROMOTED")
+    elif n.proposed:
+        words.append("PROPOSED")
+    if n.rolled_back:
+        words.append("ROLLED BACK")
+    return " · ".join(words)
+
+
+def lineage_svg(data: ReportData) -> str:
+    columns: dict[int | None, int] = {None: 0}
+    for i, w in enumerate(data.windows):
+        columns[w.number] = i + 1
+    rows: dict[int, int] = {}
+    place: dict[str, tuple[float, float]] = {}
+    for n in data.nodes:
+        col = columns.get(n.window, len(columns))
+        row = rows.get(col, 0)
+        rows[col] = row + 1
+        place[n.name] = (PAD + col * COL_STEP, TOP + row * ROW_STEP)
+    width = PAD * 2 + max(columns.values(), default=0) * COL_STEP + NODE_W
+    height = TOP + max(rows.values(), default=1) * ROW_STEP + PAD
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="lineage" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="lineage">'
+    ]
+    parts.append(f'<text class="tick" x="{PAD}" y="{TOP - 12}">genesis</text>')
+    for w in data.windows:
+        x = PAD + columns[w.number] * COL_STEP
+        parts.append(f'<text class="tick" x="{x}" y="{TOP - 12}">window {w.number} (cycle {w.cycle})</text>')
+    for n in data.nodes:
+        if n.parent is None or n.parent not in place:
+            continue
+        (px, py), (cx, cy) = place[n.parent], place[n.name]
+        x1, y1, x2, y2 = px + NODE_W, py + NODE_H / 2, cx, cy + NODE_H / 2
+        mid = (x1 + x2) / 2
+        cls = "edge promoted" if n.promoted else "edge"
+        parts.append(f'<path class="{cls}" d="M{x1:.0f},{y1:.0f} C{mid:.0f},{y1:.0f} {mid:.0f},{y2:.0f} {x2:.0f},{y2:.0f}"/>')
+    for n in data.nodes:
+        x, y = place[n.name]
+        status = n.status if len(n.status) <= 30 else n.status[:29] + "…"
+        score = "" if n.score is None else f"  {n.score:.4f}"
+        parts.append(
+            f'<g class="{_node_class(n)}"><title>{_e(n.name)}: {_e(n.status)}</title>'
+            f'<rect x="{x}" y="{y}" width="{NODE_W}" height="{NODE_H}" rx="5"/>'
+            f'<text class="name" x="{x + 6}" y="{y + 15}">{_e(n.name)}</text>'
+            f'<text class="status" x="{x + 6}" y="{y + 31}">{_e(status)}{_e(score)}</text>'
+            f'<text class="badge" x="{x + NODE_W - 6}" y="{y + 31}" text-anchor="end">{_e(_badges(n))}</text></g>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+# ---------------------------------------------------------------- plots
+
+
+def _ticks(lo: float, hi: float, count: int = 5) -> list[float]:
+    step = (hi - lo) / (count - 1)
+    return [lo + i * step for i in range(count)]
+
+
+def plot_svg(plot: Plot, colors: dict[str, str], width: int = 460, height: int = 260) -> str:
+    left, right, top, bottom = 60, 14, 26, 34
+    points = [p for s in plot.series for p in s.points]
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="plot" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="{_e(plot.metric)}">',
+        f'<text class="ptitle" x="{left}" y="16">{_e(plot.metric)} per window</text>',
+    ]
+    if not points:
+        parts.append(f'<text class="tick" x="{left}" y="{height / 2}">no evaluated window yet</text></svg>')
+        return "".join(parts)
+    xs = sorted({p.x for p in points})
+    x_lo, x_hi = (xs[0] - 1, xs[0] + 1) if len(xs) == 1 else (xs[0], xs[-1])
+    y_lo, y_hi = min(p.y for p in points), max(p.y for p in points)
+    pad = (y_hi - y_lo) * 0.1 or 0.05
+    y_lo, y_hi = y_lo - pad, y_hi + pad
+
+    def sx(x: float) -> float:
+        return left + (x - x_lo) / (x_hi - x_lo) * (width - left - right)
+
+    def sy(y: float) -> float:
+        return height - bottom - (y - y_lo) / (y_hi - y_lo) * (height - top - bottom)
+
+    for t in _ticks(y_lo, y_hi):
+        parts.append(f'<line class="grid" x1="{left}" x2="{width - right}" y1="{sy(t):.1f}" y2="{sy(t):.1f}"/>')
+        parts.append(f'<text class="tick" x="{left - 4}" y="{sy(t) + 3:.1f}" text-anchor="end">{t:.3g}</text>')
+    for x in xs:
+        parts.append(f'<text class="tick" x="{sx(x):.1f}" y="{height - bottom + 14}" text-anchor="middle">{x}</text>')
+    parts.append(f'<text class="tick" x="{width - right}" y="{height - 4}" text-anchor="end">window</text>')
+    parts.append(f'<line class="axis" x1="{left}" x2="{left}" y1="{top}" y2="{height - bottom}"/>')
+    parts.append(f'<line class="axis" x1="{left}" x2="{width - right}" y1="{height - bottom}" y2="{height - bottom}"/>')
+    for s in plot.series:
+        color = colors.get(s.label, "#555")
+        head = s.label == "HEAD"
+        coords = " ".join(f"{sx(p.x):.1f},{sy(p.y):.1f}" for p in s.points)
+        dash = ' stroke-dasharray="6 3"' if head else ""
+        if len(s.points) > 1:
+            parts.append(
+                f'<polyline fill="none" stroke="{color}" stroke-width="{2.5 if head else 1.5}"{dash} points="{coords}"/>'
+            )
+        for p in s.points:
+            fill = color if p.passed is not False else "#fff"
+            shape = "rect" if head else "circle"
+            if shape == "rect":
+                parts.append(f'<rect x="{sx(p.x) - 4:.1f}" y="{sy(p.y) - 4:.1f}" width="8" height="8" fill="{fill}" stroke="{color}">')
+            else:
+                parts.append(f'<circle cx="{sx(p.x):.1f}" cy="{sy(p.y):.1f}" r="4" fill="{fill}" stroke="{color}" stroke-width="1.5">')
+            verdict = "" if p.passed is None else (" PASS" if p.passed else " FAIL")
+            parts.append(f"<title>{_e(p.label)}: {plot.metric} {p.y:.4f}{verdict}</title></{shape}>")
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _colors(data: ReportData) -> dict[str, str]:
+    labels = [s.label for s in data.plots[0].series] if data.plots else []
+    out = {"HEAD": "#000"}
+    branches = [label for label in labels if label != "HEAD"]
+    for i, label in enumerate(branches):
+        out[label] = COLORS[i % len(COLORS)]
+    return out
+
+
+def _legend(colors: dict[str, str]) -> str:
+    items = [f'<span><i style="background:{c}"></i>{_e(label)}</span>' for label, c in colors.items()]
+    items.append("<span>filled: passed every gate; hollow: failed; squares: HEAD's baseline</span>")
+    return '<div class="legend">' + "".join(items) + "</div>"
+
+
+# ---------------------------------------------------------------- table
+
+
+def _candidates_cell(w: ReportWindow) -> str:
+    if not w.candidates:
+        return "-"
+    items = []
+    for c in sorted(w.candidates, key=lambda c: (c.rank is None, c.rank or 0, len(c.branch), c.branch)):
+        cls = "fail" if c.failed else "pass" if c.status == "PASS" else ""
+        rank = f", rank {c.rank}" if c.rank else ""
+        score = f", score {_f(c.score)}" if c.score is not None else ""
+        items.append(
+            f'<li class="{cls}"><span class="mono">{_e(c.name)}</span> ({_e(c.strategy)}): '
+            f"{_e(c.status)}{score}{rank}</li>"
+        )
+    return "<ul>" + "".join(items) + "</ul>"
+
+
+def window_table(data: ReportData) -> str:
+    head = (
+        "<tr><th>window</th><th>cycle</th><th>HEAD at open</th><th>HEAD baseline</th><th>candidates</th>"
+        "<th>outcome</th><th>approval</th><th>shadow</th><th>promoted</th><th>burn-in</th><th>rollbacks</th></tr>"
+    )
+    rows = []
+    for w in data.windows:
+        base = "-"
+        if w.baseline is not None:
+            b = w.baseline
+            base = (
+                f"score {_f(w.baseline_score)}<br>recall {b.recall:.3f}, generalize {b.generalize:.3f}<br>"
+                f"tone_drift {b.tone_drift:.3f}, laws {b.law_violations}"
+            )
+        outcome = _e(w.outcome)
+        if w.proposal_hash:
+            outcome += f'<br><span class="mono">proposal {_e(w.proposal_hash[:16])}</span>'
+        rollbacks = "<br>".join(_e(r) for r in w.rollbacks) or "-"
+        cells = [
+            str(w.number), str(w.cycle), f'<span class="mono">{_e(w.head)}</span>', base, _candidates_cell(w),
+            outcome, _e(w.approval) or "-", _e(w.shadow) or "-", _e(w.promoted) or "-", _e(w.burn_in) or "-",
+            rollbacks,
+        ]
+        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    if not rows:
+        rows.append('<tr><td colspan="11">no window has opened yet</td></tr>')
+    return "<table>" + head + "".join(rows) + "</table>"
+
+
+# ---------------------------------------------------------------- page
+
+
+def render_report(data: ReportData, *, agent: str = "") -> str:
+    title = f"evo report: {agent}" if agent else "evo report"
+    checkpoint = data.checkpoint or "-"
+    colors = _colors(data)
+    plots = "".join(plot_svg(p, colors) for p in data.plots)
+    skipped = ""
+    if data.skipped:
+        skipped = "<h3>Skipped windows</h3><ul>" + "".join(f"<li>{_e(s)}</li>" for s in data.skipped) + "</ul>"
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_e(title)}</title><style>{CSS}</style></head><body>\n"
+        f"<h1>{_e(title)}</h1>\n"
+        f'<p>HEAD: <span class="mono">{_e(data.head or "-")}</span>; genesis: '
+        f'<span class="mono">{_e(data.genesis or "-")}</span>; cycle {data.cycle}; '
+        f"{len(data.windows)} window(s), {sum(n.kind == 'candidate' for n in data.nodes)} candidate(s).</p>\n"
+        f'<p class="checkpoint">Made from ledger checkpoint <code>{_e(checkpoint)}</code> '
+        f"(check the ledger still extends it: <code>evo verify --checkpoint {_e(checkpoint)}</code>).</p>\n"
+        "<h2>Lineage</h2>\n"
+        "<p>Each window's candidates are drawn from the generation that bred them. Green, thick: promoted; "
+        "red, dashed: failed; orange: rolled back; black border: HEAD now.</p>\n"
+        f'<div class="scroll">{lineage_svg(data)}</div>\n'
+        "<h2>Metrics across windows</h2>\n"
+        f"{_legend(colors)}\n<div class=\"plots\">{plots}</div>\n"
+        "<h2>Windows</h2>\n"
+        f'<div class="scroll">{window_table(data)}</div>\n{skipped}\n'
+        f'<p class="checkpoint">Ledger checkpoint: <code>{_e(checkpoint)}</code></p>\n'
+        "</body></html>\n"
+    )
+
+
+def gather(app: App) -> ReportData:
+    """The report's data from the whole ledger, with the checkpoint of the last record read."""
+    last: list[Record] = []
+
+    def tap(records: Iterable[Record]) -> Iterator[Record]:
+        for record in records:
+            last[:] = [record]
+            yield record
+
+    data = report_data(tap(app.store.ledger.records()))
+    checkpoint = f"{last[0].seq}:{last[0].hash}" if last else ""
+    return msgspec.structs.replace(data, checkpoint=checkpoint)
+
+
+def default_path(app: App) -> Path:
+    return app.ws.models / "report.html"
+
+
+def write_report(app: App, path: Path | None = None, *, data: ReportData | None = None) -> Path:
+    """Write the page (atomically) to ``path`` (default ``<home>/models/report.html``)."""
+    target = path if path is not None else default_path(app)
+    page = render_report(data if data is not None else gather(app), agent=app.agent)
+    write_atomic(target, page)
+    return target

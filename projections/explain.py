@@ -1,0 +1,506 @@
+"""``evo explain NAME``: why a candidate ended as it did, or what a genesis is, in one value.
+
+One pass over the records collects every fact about ``name``: the window that bred it and
+HEAD's baseline there, its spawn (branch, strategy, seed, parent G(N), stabilizer G(N-1),
+budget), training (attempts, stats, a crash or the first budget breach), the gates, the score
+against HEAD's, its rank, the frozen archive and its hashes, and the rollout that followed
+(proposed, approved or rejected, shadow, promotion, burn-in, rollbacks). ``why`` is the one
+line an auditor asks for first. Event types this module does not know are skipped: an
+explanation only needs the ones it names.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import msgspec
+
+from evo_core import events as ev
+from evo_core.gates import BUDGET_RESOURCES, budget_breaches
+
+from projections.records import LedgerRecord, clocked
+from projections.summary import describe
+
+UNITS = {"walltime": "min", "gpu_memory": "GB", "disk": "GB"}
+COMPARE = {"recall": ">=", "generalize": ">=", "tone": "<=", "laws": "==", "budget": "=="}
+
+
+class BudgetBreach(msgspec.Struct, frozen=True, kw_only=True):
+    resource: str
+    limit: float
+    used: float
+    over: float  # used - limit
+    unit: str
+
+
+class FrozenArchive(msgspec.Struct, frozen=True, kw_only=True):
+    seq: int
+    status: str  # STATUS.txt
+    archive: str
+    archive_hash: str
+    model_hash: str
+    manifest_hash: str
+
+
+class Step(msgspec.Struct, frozen=True, kw_only=True):
+    seq: int
+    cycle: int
+    type: str
+    summary: str
+
+
+class Explanation(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    kind: str  # "candidate" or "genesis"
+    why: str
+    seq: int  # its spawn or registration record
+    cycle: int
+    gen: int
+    head_now: bool  # GEN_HEAD at the end of the records
+    # genesis
+    source: str = ""
+    model_hash: str = ""
+    archive_hash: str = ""
+    archive: str = ""
+    # candidate: where it came from
+    window: int | None = None
+    window_cycle: int | None = None
+    head_at_open: str | None = None
+    branch: str = ""
+    strategy: str = ""
+    seed: int | None = None
+    parent: str | None = None  # G(N)
+    stabilizer: str | None = None  # G(N-1)
+    budget: ev.BudgetLimits | None = None
+    # training
+    attempts: int = 0
+    training: ev.TrainingStats | None = None
+    training_failure: str | None = None
+    breach: BudgetBreach | None = None
+    budget_used: ev.BudgetUsed | None = None
+    # evaluation
+    metrics: ev.Metrics | None = None
+    gates: tuple[ev.GateResult, ...] = ()
+    passed: bool | None = None
+    score: float | None = None
+    baseline_generation: str | None = None
+    baseline_metrics: ev.Metrics | None = None
+    baseline_score: float | None = None
+    improvement: float | None = None  # score - HEAD's score
+    rank: int | None = None
+    ranked: int = 0  # how many candidates the window ranked
+    ranking: tuple[str, ...] = ()
+    frozen: FrozenArchive | None = None
+    verdict: str = ""
+    window_outcome: str = ""  # "proposed <name>" or the no-promotion reason
+    # the rollout
+    proposal_hash: str = ""
+    proposed: bool = False
+    approved: bool = False
+    rejected: bool = False
+    shadowed: bool = False
+    promoted: bool = False
+    rolled_back: bool = False
+    taught: tuple[int, ...] = ()  # windows bred from it while it was HEAD
+    rollout: tuple[Step, ...] = ()
+
+
+class _Facts(msgspec.Struct, kw_only=True):
+    """What the pass has collected so far (mutable; frozen into an Explanation at the end)."""
+
+    spawn: ev.CandidateSpawned | None = None
+    genesis: ev.GenerationRegistered | None = None
+    seq: int = 0
+    cycle: int = 0
+    opened: ev.WindowOpened | None = None
+    attempts: int = 0
+    finished: ev.TrainingFinished | None = None
+    failed: ev.TrainingFailed | None = None
+    breached: ev.BudgetBreached | None = None
+    evaluated: ev.GateEvaluated | None = None
+    baseline: ev.BaselineEvaluated | None = None
+    ranking: tuple[str, ...] = ()
+    frozen: FrozenArchive | None = None
+    outcome: str = ""
+    hashes: list[str] = []
+    flags: dict[str, bool] = {}
+    news: str = ""  # the latest word on its rollout, for ``why``
+    pending: bool = False  # proposed, not yet promoted, rejected or failed
+    taught: list[int] = []
+    rollout: list[Step] = []
+
+
+def generation_names(records: Iterable[LedgerRecord]) -> list[str]:
+    """Every genesis and candidate the ledger names, in ledger order."""
+    out: list[str] = []
+    for record in records:
+        e = record.event
+        match e:
+            case ev.GenerationRegistered():
+                out.append(e.generation)
+            case ev.CandidateSpawned():
+                out.append(e.candidate)
+            case _:
+                pass
+    return out
+
+
+def _num(value: float) -> str:
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:.4g}"
+
+
+def _qty(value: float, unit: str) -> str:
+    return f"{_num(value)} {unit}" if unit else _num(value)
+
+
+def breach_text(resource: str, limit: float, used: float) -> str:
+    unit = UNITS.get(resource, "")
+    return f"{resource} {_qty(used, unit)} > {_qty(limit, unit)} (over by {_qty(used - limit, unit)})"
+
+
+def gate_text(gate: ev.GateResult, budget: ev.BudgetLimits | None, used: ev.BudgetUsed | None) -> str:
+    """Why one failed gate failed, with the number it missed by."""
+    g = gate
+    match g.name:
+        case "recall" | "generalize":
+            return f"{g.name} gate: {g.name} {g.value:.4f} < {g.threshold:.4f} (short by {-g.margin:.4f})"
+        case "tone":
+            return f"tone gate: tone drift {g.value:.4f} > {g.threshold:.4f} (over by {-g.margin:.4f})"
+        case "laws":
+            return f"laws gate: {_num(g.value)} law violations > 0"
+        case "budget" if budget is not None and used is not None:
+            over = budget_breaches(used, budget)
+            if over:
+                return "budget gate: " + ", ".join(breach_text(r, lim, u) for r, lim, u in over)
+    return f"{g.name} gate: {g.value:.4g} vs threshold {g.threshold:.4g} (margin {g.margin:+.4g})"
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def _step(f: _Facts, cycle: int, record: LedgerRecord, flag: str | None, news: str | None) -> None:
+    e = record.event
+    f.rollout.append(Step(seq=record.seq, cycle=cycle, type=ev.event_name(e), summary=describe(e)))
+    if flag:
+        f.flags[flag] = True
+    if news is not None:
+        f.news = news
+
+
+def explain(records: Iterable[LedgerRecord], name: str) -> Explanation | None:
+    f = _Facts()
+    head: str | None = None
+    opened: dict[int, ev.WindowOpened] = {}
+    baselines: dict[int, ev.BaselineEvaluated] = {}
+    window: int | None = None
+
+    for cycle, record in clocked(records):
+        e = record.event
+        match e:
+            case ev.GenerationRegistered():
+                head = e.generation
+                if e.generation == name:
+                    f.genesis, f.seq, f.cycle = e, record.seq, cycle
+            case ev.WindowOpened():
+                opened[e.window] = e
+                if e.head == name:
+                    f.taught.append(e.window)
+            case ev.BaselineEvaluated():
+                baselines[e.window] = e
+            case ev.CandidateSpawned() if e.candidate == name:
+                f.spawn, f.seq, f.cycle, window = e, record.seq, cycle, e.window
+                f.opened = opened.get(e.window)
+            case ev.TrainingStarted() if e.candidate == name:
+                f.attempts = max(f.attempts + 1, e.attempt)
+            case ev.TrainingFinished() if e.candidate == name:
+                f.finished = e
+            case ev.TrainingFailed() if e.candidate == name:
+                f.failed = e
+            case ev.BudgetBreached() if e.candidate == name:
+                f.breached = e
+            case ev.GateEvaluated() if e.candidate == name:
+                f.evaluated = e
+            case ev.CandidatesRanked() if e.window == window:
+                f.ranking = e.ranking
+            case ev.CandidateFrozen() if e.candidate == name:
+                f.frozen = FrozenArchive(
+                    seq=record.seq,
+                    status=e.status,
+                    archive=e.archive,
+                    archive_hash=e.archive_hash,
+                    model_hash=e.model_hash,
+                    manifest_hash=e.manifest_hash,
+                )
+            case ev.Proposed() if e.proposal.window == window and window is not None:
+                f.outcome = f"proposed {e.proposal.candidate}"
+                if e.proposal.candidate == name:
+                    f.hashes.append(e.proposal_hash)
+                    f.pending = True
+                    _step(f, cycle, record, "proposed", "proposed, awaiting approval")
+            case ev.NoPromotion() if e.window == window:
+                f.outcome = f"no promotion: {e.reason}"
+            case ev.Approved() if e.proposal_hash in f.hashes:
+                who = "the scheduler (autonomy)" if getattr(e, "autonomous", False) else e.operator
+                _step(f, cycle, record, "approved", f"proposed, approved by {who}, awaiting shadow")
+            case ev.Rejected() if e.proposal_hash in f.hashes:
+                f.pending = False
+                _step(f, cycle, record, "rejected", f"proposed, rejected by {e.operator}: {e.reason}")
+            case ev.ShadowStarted() if e.generation == name:
+                _step(f, cycle, record, "shadowed", "proposed and approved, in shadow")
+            case ev.ShadowCompleted() if e.generation == name:
+                news = None
+                if e.outcome == "failed":
+                    f.pending = False
+                    news = f"proposed and approved, shadow failed (parity {e.parity:.3f} < {e.threshold:g})"
+                _step(f, cycle, record, None, news)
+            case ev.Promoted():
+                head = e.generation
+                if e.generation == name:
+                    f.pending = False
+                    _step(f, cycle, record, "promoted", "proposed and promoted, in burn-in")
+                elif e.previous_head == name:
+                    _step(f, cycle, record, None, None)
+            case ev.BurnInPassed() if e.generation == name:
+                _step(f, cycle, record, None, "proposed and promoted")
+            case ev.BurnInFailed() if e.generation == name:
+                _step(f, cycle, record, None, f"proposed and promoted, burn-in failed: {e.reason}")
+            case ev.RolledBack():
+                head = e.to_generation
+                if e.from_generation == name and e.to_generation != name:
+                    if "burn-in failed" in f.news:
+                        news = f"{f.news}; rolled back to {e.to_generation}"
+                    else:
+                        news = f"proposed and promoted, then rolled back to {e.to_generation}: {e.reason}"
+                    _step(f, cycle, record, "rolled_back", news)
+                elif e.to_generation == name:
+                    _step(f, cycle, record, None, None)
+                elif f.pending:
+                    f.pending = False
+                    _step(f, cycle, record, None, f"proposed, aborted by rollback: {e.reason}")
+            case _:
+                pass
+
+    if f.spawn is not None:
+        return _candidate(f, head, baselines)
+    if f.genesis is not None:
+        return _genesis(f, head)
+    return None
+
+
+def _genesis(f: _Facts, head: str | None) -> Explanation:
+    g = f.genesis
+    assert g is not None
+    now = "HEAD now" if head == g.generation else f"HEAD now is {head}"
+    return Explanation(
+        name=g.generation,
+        kind="genesis",
+        why=f"genesis G{g.gen:03d}, registered as HEAD at cycle {f.cycle}; {now}",
+        seq=f.seq,
+        cycle=f.cycle,
+        gen=g.gen,
+        head_now=head == g.generation,
+        source=g.source,
+        model_hash=g.model_hash,
+        archive_hash=g.archive_hash,
+        archive=g.archive,
+        taught=tuple(f.taught),
+        rollout=tuple(f.rollout),
+    )
+
+
+def _candidate(f: _Facts, head: str | None, baselines: dict[int, ev.BaselineEvaluated]) -> Explanation:
+    s = f.spawn
+    assert s is not None
+    base = baselines.get(s.window)
+    done = f.evaluated
+    breach = None
+    if f.breached is not None:
+        b = f.breached
+        breach = BudgetBreach(
+            resource=b.resource, limit=b.limit, used=b.used, over=b.used - b.limit, unit=UNITS.get(b.resource, "")
+        )
+    used: ev.BudgetUsed | None = None
+    if f.breached is not None:
+        used = f.breached.budget_used
+    elif f.failed is not None:
+        used = f.failed.budget_used
+    elif f.finished is not None:
+        used = f.finished.budget_used
+    score = done.score if done is not None else None
+    rank = f.ranking.index(s.candidate) + 1 if s.candidate in f.ranking else None
+    verdict = f.frozen.status if f.frozen is not None else ""
+    why = _why(f, s.budget, used, rank)
+    return Explanation(
+        name=s.candidate,
+        kind="candidate",
+        why=why,
+        seq=f.seq,
+        cycle=f.cycle,
+        gen=s.gen,
+        head_now=head == s.candidate,
+        model_hash=f.frozen.model_hash if f.frozen else "",
+        archive_hash=f.frozen.archive_hash if f.frozen else "",
+        archive=f.frozen.archive if f.frozen else "",
+        window=s.window,
+        window_cycle=f.opened.cycle if f.opened else None,
+        head_at_open=f.opened.head if f.opened else None,
+        branch=s.branch,
+        strategy=s.strategy,
+        seed=s.seed,
+        parent=s.parent,
+        stabilizer=s.stabilizer,
+        budget=s.budget,
+        attempts=f.attempts,
+        training=f.finished.stats if f.finished else None,
+        training_failure=f.failed.reason if f.failed else None,
+        breach=breach,
+        budget_used=used,
+        metrics=done.metrics if done else None,
+        gates=done.gates if done else (),
+        passed=done.passed if done else (False if f.failed or f.breached else None),
+        score=score,
+        baseline_generation=base.generation if base else None,
+        baseline_metrics=base.metrics if base else None,
+        baseline_score=base.score if base else None,
+        improvement=score - base.score if score is not None and base is not None else None,
+        rank=rank,
+        ranked=len(f.ranking),
+        ranking=f.ranking,
+        frozen=f.frozen,
+        verdict=verdict,
+        window_outcome=f.outcome,
+        proposal_hash=f.hashes[-1] if f.hashes else "",
+        proposed=f.flags.get("proposed", False),
+        approved=f.flags.get("approved", False),
+        rejected=f.flags.get("rejected", False),
+        shadowed=f.flags.get("shadowed", False),
+        promoted=f.flags.get("promoted", False),
+        rolled_back=f.flags.get("rolled_back", False),
+        taught=tuple(f.taught),
+        rollout=tuple(f.rollout),
+    )
+
+
+def _why(f: _Facts, budget: ev.BudgetLimits, used: ev.BudgetUsed | None, rank: int | None) -> str:
+    if f.breached is not None:
+        b = f.breached
+        return "FAIL - budget: " + breach_text(b.resource, b.limit, b.used)
+    if f.failed is not None:
+        return f"FAIL - training failed: {f.failed.reason}"
+    done = f.evaluated
+    if done is None:
+        if f.finished is not None:
+            return "trained, not evaluated yet"
+        return f"training (attempt {f.attempts})" if f.attempts else "spawned, not trained yet"
+    if not done.passed:
+        failed = [g for g in done.gates if not g.passed]
+        return "FAIL - " + "; ".join(gate_text(g, budget, used) for g in failed)
+    if f.news:
+        return f.news
+    if not f.ranking:
+        return "passed all gates, not ranked yet"
+    if rank is not None and rank > 1:
+        return f"passed all gates but ranked {_ordinal(rank)}" + (f"; window {f.outcome}" if f.outcome else "")
+    if f.outcome:
+        return f"passed all gates, ranked 1st, but {f.outcome}" if not f.flags.get("proposed") else f.outcome
+    return "passed all gates, ranked 1st, window not concluded yet"
+
+
+# --------------------------------------------------------------------------- text
+
+
+def _metrics_line(m: ev.Metrics) -> str:
+    return (
+        f"recall {m.recall:.4f}, generalize {m.generalize:.4f}, "
+        f"tone_drift {m.tone_drift:.4f}, law_violations {m.law_violations}"
+    )
+
+
+def _budget_lines(limits: ev.BudgetLimits, used: ev.BudgetUsed | None) -> list[str]:
+    out = []
+    for resource, (used_field, limit_field) in BUDGET_RESOURCES.items():
+        unit = UNITS.get(resource, "")
+        limit = float(getattr(limits, limit_field))
+        spent = "-" if used is None else _qty(float(getattr(used, used_field)), unit)
+        flag = ""
+        if used is not None and float(getattr(used, used_field)) > limit:
+            flag = "  OVER"
+        out.append(f"  {resource:<11} {spent:>14} / {_qty(limit, unit)}{flag}")
+    return out
+
+
+def render_explanation(expl: Explanation) -> list[str]:
+    x = expl
+    lines = [f"{x.name}: {x.why}"]
+    if x.kind == "genesis":
+        lines.append(f"  genesis G{x.gen:03d} registered at seq {x.seq}, cycle {x.cycle}")
+        lines.append(f"  source: {x.source or '-'}")
+        lines.append(f"  archive: {x.archive or '-'}")
+        lines.append(f"  archive_hash: {x.archive_hash or '-'}")
+        lines.append(f"  model_hash: {x.model_hash or '-'}")
+    else:
+        lines.append(
+            f"  window {x.window} (cycle {x.window_cycle}, HEAD {x.head_at_open}): "
+            f"G{x.gen:03d} branch {x.branch}, strategy {x.strategy}, seed {x.seed}"
+        )
+        lines.append(f"  parent G(N): {x.parent}; stabilizer G(N-1): {x.stabilizer or '-'}")
+        lines.append(f"  spawned at seq {x.seq}, cycle {x.cycle}")
+        if x.budget is not None:
+            lines.append("budget (used / limit):")
+            lines += _budget_lines(x.budget, x.budget_used)
+        lines.append(_training_line(x))
+        if x.gates:
+            lines.append(f"gates (vs HEAD {x.baseline_generation or '-'}):")
+            for g in x.gates:
+                cmp = COMPARE.get(g.name, "vs")
+                verdict = "PASS" if g.passed else "FAIL"
+                lines.append(
+                    f"  {g.name:<10} {g.value:>8.4f} {cmp:>2} {g.threshold:<8.4f} "
+                    f"margin {g.margin + 0.0:+.4f}  {verdict}"
+                )
+        if x.metrics is not None:
+            lines.append(f"metrics: {_metrics_line(x.metrics)}")
+        if x.baseline_metrics is not None:
+            lines.append(f"HEAD baseline: {_metrics_line(x.baseline_metrics)}")
+        if x.score is not None:
+            head = "-" if x.baseline_score is None else f"{x.baseline_score:.4f}"
+            gain = "" if x.improvement is None else f" (improvement {x.improvement:+.4f})"
+            lines.append(f"score {x.score:.4f} vs HEAD {head}{gain}")
+        if x.ranking:
+            rank = f"{x.rank} of {x.ranked}" if x.rank else f"not ranked of {x.ranked}"
+            lines.append(f"rank: {rank} ({' > '.join(x.ranking)})")
+        if x.frozen is not None:
+            z = x.frozen
+            lines.append(f"frozen at seq {z.seq}: {z.status}")
+            lines.append(f"  archive: {z.archive}")
+            lines.append(f"  archive_hash: {z.archive_hash}")
+            lines.append(f"  model_hash: {z.model_hash or '-'}")
+            lines.append(f"  manifest_hash: {z.manifest_hash or '-'}")
+        if x.window_outcome:
+            lines.append(f"window {x.window}: {x.window_outcome}")
+        if x.proposal_hash:
+            lines.append(f"proposal: {x.proposal_hash}")
+    if x.taught:
+        lines.append("taught windows: " + ", ".join(str(w) for w in x.taught))
+    if x.rollout:
+        lines.append("rollout:")
+        lines += [f"  seq {s.seq} cycle {s.cycle}: {s.summary}" for s in x.rollout]
+    lines.append(f"HEAD now: {'yes' if x.head_now else 'no'}")
+    return lines
+
+
+def _training_line(x: Explanation) -> str:
+    tries = f"{x.attempts} attempt{'s' if x.attempts != 1 else ''}"
+    if x.breach is not None:
+        b = x.breach
+        return f"training: {tries}, stopped by the {b.resource} budget: " + breach_text(
+            b.resource, b.limit, b.used
+        )
+    if x.training_failure is not None:
+        return f"training: {tries}, failed: {x.training_failure}"
+    if x.training is not None:
+        t = x.training
+        return f"training: {tries}, {t.steps} steps, loss {t.loss_start:.4f} -> {t.loss_final:.4f}"
+    return f"training: {tries}, not finished"

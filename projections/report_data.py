@@ -1,0 +1,315 @@
+"""What ``evo report`` shows, gathered in one pass over the records (the HTML is the adapter's).
+
+- ``nodes``: the lineage, the genesis first, then every candidate with the generation it was
+  bred from (its ``parent``, HEAD when its window opened), its verdict and what became of it.
+- ``windows``: one row per window: its cycle, HEAD at open, HEAD's baseline, the candidates
+  with verdicts, scores and ranks, and its outcome through the rollout (the proposal, the
+  operator's answer, the shadow, the promotion, burn-in, and the rollbacks that followed).
+- ``plots``: recall, generalize, tone drift and score per window, HEAD's baseline as one
+  series and each branch (a, b, ...) as another.
+
+Event types this module does not know are skipped.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import msgspec
+
+from evo_core import events as ev
+from evo_core.gates import failed_gates
+
+from projections.records import LedgerRecord, clocked
+
+PLOTTED = ("recall", "generalize", "tone_drift", "score")
+
+
+class ReportCandidate(msgspec.Struct, kw_only=True):
+    name: str
+    window: int
+    gen: int
+    branch: str
+    strategy: str
+    seed: int
+    parent: str
+    stabilizer: str | None
+    status: str = "SPAWNED"  # STATUS.txt once known
+    failed: bool = False
+    metrics: ev.Metrics | None = None
+    score: float | None = None
+    rank: int | None = None
+    proposed: bool = False
+    promoted: bool = False
+    rolled_back: bool = False
+    head: bool = False  # GEN_HEAD at the end of the records
+
+
+class ReportWindow(msgspec.Struct, kw_only=True):
+    number: int
+    cycle: int
+    gen: int
+    head: str  # HEAD when it opened
+    baseline: ev.Metrics | None = None
+    baseline_score: float | None = None
+    candidates: list[ReportCandidate] = []
+    outcome: str = "open"  # "proposed <name>" or "no promotion: <reason>"
+    proposal_hash: str = ""
+    approval: str = ""
+    shadow: str = ""
+    promoted: str = ""
+    burn_in: str = ""
+    rollbacks: list[str] = []
+
+
+class LineageNode(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    kind: str  # "genesis" or "candidate"
+    gen: int
+    window: int | None
+    parent: str | None
+    status: str
+    score: float | None
+    failed: bool
+    proposed: bool
+    promoted: bool  # ever HEAD by promotion (the genesis: always)
+    rolled_back: bool
+    head: bool
+
+
+class Point(msgspec.Struct, frozen=True, kw_only=True):
+    x: int  # the window
+    y: float
+    label: str  # the generation measured
+    passed: bool | None  # None for HEAD's baseline
+
+
+class Series(msgspec.Struct, frozen=True, kw_only=True):
+    label: str  # "HEAD" or "branch a"
+    points: tuple[Point, ...]
+
+
+class Plot(msgspec.Struct, frozen=True, kw_only=True):
+    metric: str
+    series: tuple[Series, ...]
+
+
+class ReportData(msgspec.Struct, frozen=True, kw_only=True):
+    seq: int | None  # the last record read (None: empty ledger)
+    cycle: int
+    head: str | None
+    genesis: str | None
+    nodes: tuple[LineageNode, ...]
+    windows: tuple[ReportWindow, ...]
+    plots: tuple[Plot, ...]
+    skipped: tuple[str, ...]  # windows that did not open, one line per WindowSkipped
+    checkpoint: str = ""  # "seq:hash", filled in by the shell (records carry no hash here)
+
+
+class _Pass(msgspec.Struct, kw_only=True):
+    head: str | None = None
+    genesis: ev.GenerationRegistered | None = None
+    cycle: int = 0
+    seq: int | None = None
+    windows: dict[int, ReportWindow] = {}
+    candidates: dict[str, ReportCandidate] = {}
+    proposals: dict[str, int] = {}  # proposal hash -> window
+    rolled_back: set[str] = set()
+    skipped: list[str] = []
+
+
+def _window_of(p: _Pass, generation: str) -> ReportWindow | None:
+    c = p.candidates.get(generation)
+    return p.windows.get(c.window) if c is not None else None
+
+
+def _feed(p: _Pass, cycle: int, e: ev.Event) -> None:
+    w: ReportWindow | None
+    match e:
+        case ev.GenerationRegistered():
+            p.genesis, p.head = e, e.generation
+        case ev.WindowOpened():
+            p.windows[e.window] = ReportWindow(number=e.window, cycle=e.cycle, gen=e.gen, head=e.head)
+        case ev.WindowSkipped():
+            span = str(e.first_cycle) if e.count == 1 else f"{e.first_cycle}..{e.last_cycle}"
+            p.skipped.append(f"cycle {span} ({e.count}): {e.reason}")
+        case ev.CandidateSpawned():
+            c = ReportCandidate(
+                name=e.candidate,
+                window=e.window,
+                gen=e.gen,
+                branch=e.branch,
+                strategy=e.strategy,
+                seed=e.seed,
+                parent=e.parent,
+                stabilizer=e.stabilizer,
+            )
+            p.candidates[e.candidate] = c
+            if e.window in p.windows:
+                p.windows[e.window].candidates.append(c)
+        case ev.TrainingStarted() if e.candidate in p.candidates:
+            p.candidates[e.candidate].status = "TRAINING"
+        case ev.TrainingFinished() if e.candidate in p.candidates:
+            p.candidates[e.candidate].status = "TRAINED"
+        case ev.TrainingFailed() if e.candidate in p.candidates:
+            c = p.candidates[e.candidate]
+            c.status, c.failed = f"FAIL - {e.reason}", True
+        case ev.BudgetBreached() if e.candidate in p.candidates:
+            c = p.candidates[e.candidate]
+            c.status, c.failed = f"FAIL - budget: {e.resource}", True
+        case ev.BaselineEvaluated() if e.window in p.windows:
+            w = p.windows[e.window]
+            w.baseline, w.baseline_score = e.metrics, e.score
+        case ev.GateEvaluated() if e.candidate in p.candidates:
+            c = p.candidates[e.candidate]
+            c.metrics, c.score, c.failed = e.metrics, e.score, not e.passed
+            c.status = "PASS" if e.passed else "FAIL - " + ", ".join(
+                f"{g} gate" for g in failed_gates(e.gates)
+            )
+        case ev.CandidatesRanked():
+            for i, name in enumerate(e.ranking):
+                if name in p.candidates:
+                    p.candidates[name].rank = i + 1
+        case ev.CandidateFrozen() if e.candidate in p.candidates:
+            c = p.candidates[e.candidate]
+            c.status, c.failed = e.status, e.status != "PASS"
+        case ev.Proposed():
+            w = p.windows.get(e.proposal.window)
+            p.proposals[e.proposal_hash] = e.proposal.window
+            if e.proposal.candidate in p.candidates:
+                p.candidates[e.proposal.candidate].proposed = True
+            if w is not None:
+                w.outcome, w.proposal_hash = f"proposed {e.proposal.candidate}", e.proposal_hash
+        case ev.NoPromotion() if e.window in p.windows:
+            p.windows[e.window].outcome = f"no promotion: {e.reason}"
+        case ev.Approved() if e.proposal_hash in p.proposals:
+            who = "the scheduler (autonomy)" if getattr(e, "autonomous", False) else e.operator
+            signed = " (signed)" if e.signature else ""
+            p.windows[p.proposals[e.proposal_hash]].approval = f"approved by {who}{signed} at cycle {cycle}"
+        case ev.Rejected() if e.proposal_hash in p.proposals:
+            p.windows[p.proposals[e.proposal_hash]].approval = (
+                f"rejected by {e.operator} at cycle {cycle}: {e.reason}"
+            )
+        case ev.ShadowCompleted():
+            w = _window_of(p, e.generation)
+            if w is not None:
+                w.shadow = f"{e.outcome}: parity {e.parity:.3f} (threshold {e.threshold:g}), {e.samples} samples"
+        case ev.Promoted():
+            p.head = e.generation
+            w = _window_of(p, e.generation)
+            if e.generation in p.candidates:
+                p.candidates[e.generation].promoted = True
+            if w is not None:
+                w.promoted = f"{e.generation} at cycle {e.cycle}"
+                w.burn_in = f"until cycle {e.burn_in_until}"
+        case ev.BurnInPassed():
+            w = _window_of(p, e.generation)
+            if w is not None:
+                w.burn_in = f"passed ({e.answers} answers, {e.errors} errors)"
+        case ev.BurnInFailed():
+            w = _window_of(p, e.generation)
+            if w is not None:
+                w.burn_in = f"failed: {e.reason}"
+        case ev.RolledBack():
+            p.head = e.to_generation
+            if e.from_generation != e.to_generation:
+                p.rolled_back.add(e.from_generation)
+                if e.from_generation in p.candidates:
+                    p.candidates[e.from_generation].rolled_back = True
+            how = "automatic" if e.automatic else f"by {e.operator}" if e.operator else "manual"
+            line = f"{e.from_generation} -> {e.to_generation} at cycle {cycle} ({how}): {e.reason}"
+            if p.windows:
+                p.windows[max(p.windows)].rollbacks.append(line)
+        case _:
+            pass
+
+
+def _nodes(p: _Pass) -> tuple[LineageNode, ...]:
+    out: list[LineageNode] = []
+    if p.genesis is not None:
+        g = p.genesis
+        out.append(
+            LineageNode(
+                name=g.generation,
+                kind="genesis",
+                gen=g.gen,
+                window=None,
+                parent=None,
+                status="GENESIS",
+                score=None,
+                failed=False,
+                proposed=False,
+                promoted=True,
+                rolled_back=g.generation in p.rolled_back,
+                head=p.head == g.generation,
+            )
+        )
+    for c in p.candidates.values():
+        out.append(
+            LineageNode(
+                name=c.name,
+                kind="candidate",
+                gen=c.gen,
+                window=c.window,
+                parent=c.parent,
+                status=c.status,
+                score=c.score,
+                failed=c.failed,
+                proposed=c.proposed,
+                promoted=c.promoted,
+                rolled_back=c.rolled_back,
+                head=c.head,
+            )
+        )
+    return tuple(out)
+
+
+def _value(metric: str, metrics: ev.Metrics, score: float | None) -> float | None:
+    if metric == "score":
+        return score
+    value: float = getattr(metrics, metric)
+    return value
+
+
+def _plots(windows: list[ReportWindow]) -> tuple[Plot, ...]:
+    plots = []
+    for metric in PLOTTED:
+        head: list[Point] = []
+        branches: dict[str, list[Point]] = {}
+        for w in windows:
+            if w.baseline is not None:
+                y = _value(metric, w.baseline, w.baseline_score)
+                if y is not None:
+                    head.append(Point(x=w.number, y=y, label=w.head, passed=None))
+            for c in w.candidates:
+                if c.metrics is None:
+                    continue
+                y = _value(metric, c.metrics, c.score)
+                if y is not None:
+                    point = Point(x=w.number, y=y, label=c.name, passed=not c.failed)
+                    branches.setdefault(c.branch, []).append(point)
+        series = [Series(label="HEAD", points=tuple(head))]
+        for branch in sorted(branches, key=lambda b: (len(b), b)):
+            series.append(Series(label=f"branch {branch}", points=tuple(branches[branch])))
+        plots.append(Plot(metric=metric, series=tuple(series)))
+    return tuple(plots)
+
+
+def report_data(records: Iterable[LedgerRecord]) -> ReportData:
+    p = _Pass()
+    for cycle, record in clocked(records):
+        p.cycle, p.seq = cycle, record.seq
+        _feed(p, cycle, record.event)
+    if p.head in p.candidates:
+        p.candidates[p.head].head = True
+    windows = [p.windows[n] for n in sorted(p.windows)]
+    return ReportData(
+        seq=p.seq,
+        cycle=p.cycle,
+        head=p.head,
+        genesis=p.genesis.generation if p.genesis else None,
+        nodes=_nodes(p),
+        windows=tuple(windows),
+        plots=_plots(windows),
+        skipped=tuple(p.skipped),
+    )
