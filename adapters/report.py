@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from ledger.record import Record
 
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
-NODE_W, NODE_H, COL_STEP, ROW_STEP, PAD, TOP = 230, 40, 290, 52, 16, 34
+NODE_W, NODE_H, COL_STEP, ROW_STEP, PAD, TOP = 250, 52, 310, 64, 16, 34
 
 CSS = """
 body { font-family: system-ui, sans-serif; margin: 24px; color: #222; }
@@ -99,7 +99,7 @@ def lineage_svg(data: ReportData) -> str:
     for i, w in enumerate(data.windows):
         columns[w.number] = i + 1
     rows: dict[int, int] = {}
-    place: dict[str, tuple[float, float]] = {}
+    place: dict[str, tuple[int, int]] = {}
     for n in data.nodes:
         col = columns.get(n.window, len(columns))
         row = rows.get(col, 0)
@@ -113,8 +113,8 @@ def lineage_svg(data: ReportData) -> str:
     ]
     parts.append(f'<text class="tick" x="{PAD}" y="{TOP - 12}">genesis</text>')
     for w in data.windows:
-        x = PAD + columns[w.number] * COL_STEP
-        parts.append(f'<text class="tick" x="{x}" y="{TOP - 12}">window {w.number} (cycle {w.cycle})</text>')
+        wx = PAD + columns[w.number] * COL_STEP
+        parts.append(f'<text class="tick" x="{wx}" y="{TOP - 12}">window {w.number} (cycle {w.cycle})</text>')
     for n in data.nodes:
         if n.parent is None or n.parent not in place:
             continue
@@ -125,14 +125,14 @@ def lineage_svg(data: ReportData) -> str:
         parts.append(f'<path class="{cls}" d="M{x1:.0f},{y1:.0f} C{mid:.0f},{y1:.0f} {mid:.0f},{y2:.0f} {x2:.0f},{y2:.0f}"/>')
     for n in data.nodes:
         x, y = place[n.name]
-        status = n.status if len(n.status) <= 30 else n.status[:29] + "…"
+        status = n.status if len(n.status) <= 28 else n.status[:27] + "…"
         score = "" if n.score is None else f"  {n.score:.4f}"
         parts.append(
             f'<g class="{_node_class(n)}"><title>{_e(n.name)}: {_e(n.status)}</title>'
             f'<rect x="{x}" y="{y}" width="{NODE_W}" height="{NODE_H}" rx="5"/>'
             f'<text class="name" x="{x + 6}" y="{y + 15}">{_e(n.name)}</text>'
             f'<text class="status" x="{x + 6}" y="{y + 31}">{_e(status)}{_e(score)}</text>'
-            f'<text class="badge" x="{x + NODE_W - 6}" y="{y + 31}" text-anchor="end">{_e(_badges(n))}</text></g>'
+            f'<text class="badge" x="{x + 6}" y="{y + 45}">{_e(_badges(n))}</text></g>'
         )
     parts.append("</svg>")
     return "".join(parts)
@@ -158,7 +158,7 @@ def plot_svg(plot: Plot, colors: dict[str, str], width: int = 460, height: int =
         parts.append(f'<text class="tick" x="{left}" y="{height / 2}">no evaluated window yet</text></svg>')
         return "".join(parts)
     xs = sorted({p.x for p in points})
-    x_lo, x_hi = (xs[0] - 1, xs[0] + 1) if len(xs) == 1 else (xs[0], xs[-1])
+    x_lo, x_hi = (xs[0] - 1.0, xs[0] + 1.0) if len(xs) == 1 else (xs[0] - 0.25, xs[-1] + 0.25)
     y_lo, y_hi = min(p.y for p in points), max(p.y for p in points)
     pad = (y_hi - y_lo) * 0.1 or 0.05
     y_lo, y_hi = y_lo - pad, y_hi + pad

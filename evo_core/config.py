@@ -102,6 +102,9 @@ class ShadowConfig(_Section):
     cycles: int = Field(1000, gt=0)
     parity_threshold: float = Field(0.9, ge=0, le=1, description="mean similarity to pass")
     min_samples: int = Field(20, ge=1, description="fewer comparisons: inconclusive")
+    replay: bool = Field(
+        False, description="replay recorded TRIVIAL queries when live traffic is short (the runner does it)"
+    )
 
 
 class BurnInConfig(_Section):
@@ -117,6 +120,16 @@ class BurnInConfig(_Section):
     latency_percent: float = Field(
         10.0, ge=0, le=100, description="share of burn-in answers also timed on the old HEAD"
     )
+    forbidden_phrases: tuple[str, ...] = Field(
+        (), description="an answer containing one of these (ignoring case) breaks a law (demo: the demo world's laws too)"
+    )
+
+    @field_validator("forbidden_phrases")
+    @classmethod
+    def _phrases(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not phrase.strip() for phrase in value):
+            raise ValueError("a forbidden phrase must not be empty (it would match every answer)")
+        return value
 
 
 class ApprovalConfig(_Section):

@@ -37,6 +37,14 @@ class LogEntry(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     parity: float | None = None
     samples: int | None = None
     automatic: bool | None = None
+    key_id: str | None = None
+    autonomous: bool | None = None
+    action_refused: str | None = None
+    enabled: bool | None = None
+    answers: int | None = None
+    until_cycle: int | None = None
+    actions: tuple[str, ...] | None = None
+    signal: str | None = None
 
 
 def _fields(e: ev.Event) -> tuple[str, dict[str, object]] | None:
@@ -72,7 +80,22 @@ def _fields(e: ev.Event) -> tuple[str, dict[str, object]] | None:
         case ev.NoPromotion():
             return "NO_PROMOTION", {"window": e.window, "reason": e.reason}
         case ev.Approved():
-            return "APPROVE", {"proposal_hash": e.proposal_hash, "operator": e.operator}
+            return "APPROVE", {
+                "proposal_hash": e.proposal_hash,
+                "operator": e.operator,
+                "key_id": e.key_id or None,
+                "autonomous": e.autonomous,
+            }
+        case ev.ApprovalRefused():
+            return "REFUSED", {
+                "action_refused": e.action,
+                "proposal_hash": e.proposal_hash or None,
+                "operator": e.operator,
+                "key_id": e.key_id or None,
+                "reason": e.reason,
+            }
+        case ev.AutonomyChanged():
+            return "AUTONOMY", {"enabled": e.enabled, "operator": e.operator, "key_id": e.key_id}
         case ev.Rejected():
             return "REJECT", {
                 "proposal_hash": e.proposal_hash,
@@ -96,8 +119,12 @@ def _fields(e: ev.Event) -> tuple[str, dict[str, object]] | None:
             }
         case ev.BurnInPassed():
             return "GEN_HEAD_ADVANCED", {"generation": e.generation, "outcome": "passed"}
+        case ev.BurnInExtended():
+            return "BURN_IN_EXTENDED", {"generation": e.generation, "answers": e.answers, "until_cycle": e.until_cycle}
         case ev.BurnInFailed():
             return "BURN_IN_FAILED", {"generation": e.generation, "reason": e.reason}
+        case ev.WorkInterrupted():
+            return "INTERRUPTED", {"actions": tuple(e.actions), "signal": e.signal}
         case ev.RolledBack():
             return "ROLLBACK", {
                 "from_": e.from_generation,

@@ -242,8 +242,13 @@ def explain(records: Iterable[LedgerRecord], name: str) -> Explanation | None:
             case ev.NoPromotion() if e.window == window:
                 f.outcome = f"no promotion: {e.reason}"
             case ev.Approved() if e.proposal_hash in f.hashes:
-                who = "the scheduler (autonomy)" if getattr(e, "autonomous", False) else e.operator
+                who = "the scheduler (autonomy)" if e.autonomous else e.operator
                 _step(f, cycle, record, "approved", f"proposed, approved by {who}, awaiting shadow")
+            case ev.ApprovalRefused() if e.proposal_hash in f.hashes:
+                if e.action == "approve":  # an approval refused after it was appended is withdrawn
+                    f.flags.pop("approved", None)
+                refused = f"proposed, {e.action} by {e.operator} refused: {e.reason}"
+                _step(f, cycle, record, None, refused if f.pending else None)
             case ev.Rejected() if e.proposal_hash in f.hashes:
                 f.pending = False
                 _step(f, cycle, record, "rejected", f"proposed, rejected by {e.operator}: {e.reason}")

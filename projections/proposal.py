@@ -43,11 +43,11 @@ class ProposalDocument(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=
 
 
 def approve_command(proposal_hash: str) -> str:
-    return f"evo approve --proposal {short(proposal_hash)}"
+    return f"evo approve --proposal {short(proposal_hash)} --key OPERATOR_KEY"
 
 
 def reject_command() -> str:
-    return 'evo reject --reason "<why>"'
+    return 'evo reject --reason "<why>" --key OPERATOR_KEY'
 
 
 def proposal_document(state: State, *, timestamp: str | None = None) -> ProposalDocument | None:

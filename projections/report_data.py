@@ -183,9 +183,13 @@ def _feed(p: _Pass, cycle: int, e: ev.Event) -> None:
         case ev.NoPromotion() if e.window in p.windows:
             p.windows[e.window].outcome = f"no promotion: {e.reason}"
         case ev.Approved() if e.proposal_hash in p.proposals:
-            who = "the scheduler (autonomy)" if getattr(e, "autonomous", False) else e.operator
+            who = "the scheduler (autonomy)" if e.autonomous else e.operator
             signed = " (signed)" if e.signature else ""
             p.windows[p.proposals[e.proposal_hash]].approval = f"approved by {who}{signed} at cycle {cycle}"
+        case ev.ApprovalRefused() if e.proposal_hash in p.proposals:
+            w = p.windows[p.proposals[e.proposal_hash]]
+            refused = f"{e.action} by {e.operator} refused at cycle {cycle}: {e.reason}"
+            w.approval = f"{w.approval}; {refused}" if w.approval else refused
         case ev.Rejected() if e.proposal_hash in p.proposals:
             p.windows[p.proposals[e.proposal_hash]].approval = (
                 f"rejected by {e.operator} at cycle {cycle}: {e.reason}"
@@ -202,6 +206,10 @@ def _feed(p: _Pass, cycle: int, e: ev.Event) -> None:
             if w is not None:
                 w.promoted = f"{e.generation} at cycle {e.cycle}"
                 w.burn_in = f"until cycle {e.burn_in_until}"
+        case ev.BurnInExtended():
+            w = _window_of(p, e.generation)
+            if w is not None:
+                w.burn_in = f"extended until cycle {e.until_cycle} ({e.answers} of {e.min_answers} answers)"
         case ev.BurnInPassed():
             w = _window_of(p, e.generation)
             if w is not None:

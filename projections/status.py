@@ -67,6 +67,10 @@ class BurnInProgress(msgspec.Struct, frozen=True, kw_only=True):
     start_cycle: int
     until_cycle: int
     remaining: int
+    answers: int = 0
+    errors: int = 0
+    law_violations: int = 0
+    latency_ratio: float | None = None
 
 
 class StatusView(msgspec.Struct, frozen=True, kw_only=True):
@@ -84,6 +88,7 @@ class StatusView(msgspec.Struct, frozen=True, kw_only=True):
     shadow: ShadowProgress | None
     burn_in: BurnInProgress | None
     due: tuple[str, ...]
+    autonomy: bool = False  # the operator's signed grant (config approval.autonomous must agree)
 
 
 def next_window_cycle(state: State, period: int) -> int:
@@ -169,6 +174,10 @@ def status_view(state: State, *, seq: int | None, period: int) -> StatusView:
             start_cycle=b.start_cycle,
             until_cycle=b.until_cycle,
             remaining=max(0, b.until_cycle - state.cycle),
+            answers=b.answers,
+            errors=b.errors,
+            law_violations=b.law_violations,
+            latency_ratio=b.latency_ratio,
         )
     return StatusView(
         phase=state.phase.value,
@@ -185,6 +194,7 @@ def status_view(state: State, *, seq: int | None, period: int) -> StatusView:
         shadow=shadow,
         burn_in=burn_in,
         due=_due(state),
+        autonomy=state.autonomy,
     )
 
 
@@ -202,6 +212,8 @@ def render_text(view: StatusView) -> str:
         f"GEN_HEAD-PARENT: {v.parent or '-'}",
         f"genesis: {v.genesis or '-'}",
     ]
+    if v.autonomy:
+        lines.append("autonomy: ON (the scheduler approves its own proposals; `evo autonomy off --key FILE`)")
     wait = v.next_window_cycle - v.cycle
     busy = " (skipped if the evolution in progress is still running)" if v.phase not in (
         Phase.IDLE.value,
@@ -242,9 +254,11 @@ def render_text(view: StatusView) -> str:
         )
     if v.burn_in is not None:
         b = v.burn_in
+        latency = "-" if b.latency_ratio is None else f"{b.latency_ratio:.2f}x"
         lines.append(
             f"burn-in: {b.generation} (was {b.previous_head}), "
-            f"cycles {b.start_cycle}..{b.until_cycle} ({b.remaining} to go)"
+            f"cycles {b.start_cycle}..{b.until_cycle} ({b.remaining} to go): "
+            f"{b.answers} answers, {b.errors} errors, {b.law_violations} law violations, latency {latency}"
         )
     for action in v.due:
         lines.append(f"due: {action}")

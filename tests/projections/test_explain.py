@@ -6,7 +6,7 @@ from evo_core import commands as cmd
 from evo_core import events as ev
 from projections import PlainRecord
 from projections.explain import explain, generation_names, render_explanation
-from tests.projections.conftest import BASELINE, FAIR, GENESIS, GOOD, LAWLESS, WEAK, Sim, digest
+from tests.projections.conftest import BASELINE, FAIR, GENESIS, GOOD, SIGNED, WEAK, Sim, digest
 
 A, B, C, D = (f"Luna-G001-{b}-c100" for b in "abcd")
 
@@ -106,10 +106,7 @@ def test_rejected_and_not_better_than_head(sim: Sim) -> None:
     sim.genesis()
     sim.beat(100)
     sim.window({"a": GOOD, "b": WEAK, "c": FAIR})
-    assert sim.state.proposal is not None
-    sim.append(  # as decide would write it once the signature is checked
-        ev.Rejected(proposal_hash=sim.state.proposal.hash, operator="travis", reason="not now", signature="s", key_id="k")
-    )
+    sim.do(cmd.Reject(**SIGNED, operator="travis", reason="not now"))
     x = explain(sim.records, sim.cand("a"))
     assert x is not None and x.rejected and x.why == "proposed, rejected by travis: not now"
     sim.beat(200)
@@ -144,5 +141,15 @@ def test_names_and_json(story: Sim) -> None:
     assert {g["name"] for g in decoded["gates"]} == {"recall", "generalize", "tone", "laws", "budget"}
 
 
-def test_lawless_fixture_is_what_the_story_uses() -> None:
-    assert LAWLESS.law_violations == 2
+
+def test_a_refused_approval_is_part_of_the_story(sim: Sim) -> None:
+    sim.genesis()
+    sim.beat(100)
+    sim.window({"a": GOOD})
+    assert sim.state.proposal is not None
+    digest_ = sim.state.proposal.hash
+    sim.do(cmd.RefuseApproval(action="approve", operator="mallory", reason="untrusted key", proposal_hash=digest_))
+    x = explain(sim.records, sim.cand("a"))
+    assert x is not None and x.proposed and not x.approved
+    assert x.why == "proposed, approve by mallory refused: untrusted key"
+    assert [s.type for s in x.rollout] == ["Proposed", "ApprovalRefused"]

@@ -27,7 +27,7 @@ def test_pending_proposal_document(sim: Sim) -> None:
     assert sim.state.proposal is not None
     h = sim.state.proposal.hash
     assert data["proposal_hash"] == h
-    assert data["approve"] == f"evo approve --proposal {h[:16]}"
+    assert data["approve"] == f"evo approve --proposal {h[:16]} --key OPERATOR_KEY"
     assert data["reject"].startswith("evo reject --reason")
     assert abs(data["improvement"] - (data["score"] - data["head_score"])) < 1e-12
     assert data["metrics"]["recall"] == GOOD.recall

@@ -21,8 +21,8 @@ def test_pending_proposal_shows_the_approve_command(sim: Sim) -> None:
     assert sim.state.proposal is not None
     h16 = sim.state.proposal.hash[:16]
     text = render_text(view)
-    assert f"  approve: evo approve --proposal {h16}" in text.splitlines()
-    assert '  reject: evo reject --reason "<why>"' in text.splitlines()
+    assert f"  approve: evo approve --proposal {h16} --key OPERATOR_KEY" in text.splitlines()
+    assert '  reject: evo reject --reason "<why>" --key OPERATOR_KEY' in text.splitlines()
     assert f"proposal {h16}: {A} to replace {GENESIS}" in text
     assert "phase: proposed" in text
     assert f"GEN_HEAD: {GENESIS}" in text
