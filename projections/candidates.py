@@ -89,3 +89,24 @@ def gen_candidates(state: State) -> list[CandidateView]:
     """The current (or last) window's candidates in branch order."""
     ranking = state.window.ranking if state.window is not None else None
     return [candidate_view(c, ranking) for c in state.window_candidates()]
+
+
+def ranking_lines(state: State) -> list[str]:
+    """The window's ranking as the spec prints it (best first; a failed candidate names its
+    failed gates or its failure). Empty until the window is ranked."""
+    window = state.window
+    if window is None or window.ranking is None:
+        return []
+    lines = [f"CANDIDATE RANKINGS (window {window.number}, HEAD {window.head}, score {_score(window.baseline_score)}):"]
+    for i, cid in enumerate(window.ranking, 1):
+        c = state.candidates[cid]
+        mark = "PASS" if c.passed else "FAIL"
+        lines.append(f"  {i}. {c.id} [{c.strategy}]: {mark} (score={_score(c.score)})")
+        if not c.passed:
+            failed = [g.name for g in c.gates if not g.passed]
+            lines.append(f"     Failed: {', '.join(failed) if failed else status_label(c)}")
+    return lines
+
+
+def _score(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
