@@ -83,6 +83,10 @@ class App:
                 self._dirty = True
             else:
                 self.sync(state)
+        elif sync and events:
+            # heartbeats move no link, but the agent may be the first process to run after a crash
+            # between a cutover's (or rollback's) append and its link swap: two readlinks when right
+            links.reconcile(self.ws, state, self.agent)
         return Outcome(state, checkpoint, events)
 
     @contextmanager

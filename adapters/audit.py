@@ -10,6 +10,9 @@
 4. With ``deep``: every archive the ledger names (CandidateFrozen, the genesis
    GenerationRegistered) is re-hashed against its event and its hashes.csv
    (``adapters.freeze.verify_ledger_archives``).
+5. Every signed record (Approved, Rejected, AutonomyChanged) re-verified against today's
+   ``[approval] trusted_keys`` (``adapters.signing.event_problem``): a bad one is a problem named
+   with its seq, except an approval withdrawn by ``ApprovalRefused`` before it was acted on (a note).
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ from adapters import links
 from adapters.workspace import Workspace
 from evo_core.errors import CorruptHistory
 from evo_core.evolve import evolve
+from evo_core import events as ev
 from evo_core.events import event_name
-from evo_core.state import STATE_VERSION, State
+from evo_core.state import STATE_VERSION, Phase, State
 from evo_core.transitions import accepts
 from ledger.eventstore import core_fold
 from ledger.record import CorruptRecord
@@ -65,7 +69,10 @@ def audit(home: Path, checkpoint: Checkpoint | None = None, *, deep: bool = Fals
         )
         if not report.ok:
             return out
-        state = _replay(home, ledger, out)
+        signed: list[tuple[int, ev.Event, State]] = []
+        state = _replay(home, ledger, out, signed)
+        if out.ok:
+            _check_signatures(ws, ledger, signed, out)
         if out.ok:
             _check_links(ws, state, out)
         if out.ok and deep:
@@ -92,9 +99,15 @@ def _snapshots(home: Path, out: AuditReport) -> dict[int, tuple[Path, Snapshot]]
     return wanted
 
 
-def _replay(home: Path, ledger: Ledger, out: AuditReport) -> State:
+_SIGNED = (ev.Approved, ev.Rejected, ev.AutonomyChanged, ev.ApprovalRefused)
+
+
+def _replay(
+    home: Path, ledger: Ledger, out: AuditReport, signed: list[tuple[int, ev.Event, State]] | None = None
+) -> State:
     """One fold of the whole ledger: every event is one its phase accepts and that applies to
-    the history before it, and every snapshot equals the fold at its seq."""
+    the history before it, and every snapshot equals the fold at its seq. ``signed`` collects
+    the signed records (and refusals) with the state each was appended to."""
     decode = core_fold().decode
     snapshots = _snapshots(home, out)
     state = State()
@@ -103,6 +116,8 @@ def _replay(home: Path, ledger: Ledger, out: AuditReport) -> State:
             if not accepts(state.phase, rec.event):
                 _fail(out, rec.seq, f"seq {rec.seq}: {event_name(rec.event)} is not allowed in phase {state.phase.value!r}")
                 return state
+            if signed is not None and isinstance(rec.event, _SIGNED):
+                signed.append((rec.seq, rec.event, state))
             try:
                 state = evolve(state, rec.event)
             except CorruptHistory as exc:
@@ -117,6 +132,38 @@ def _replay(home: Path, ledger: Ledger, out: AuditReport) -> State:
     for path, _ in snapshots.values():
         out.notes.append(f"snapshot {path.name} is beyond the ledger's end (ignored)")
     return state
+
+
+def _check_signatures(ws: Workspace, ledger: Ledger, signed: list[tuple[int, ev.Event, State]], out: AuditReport) -> None:
+    if not any(not isinstance(e, ev.ApprovalRefused) for _, e, _ in signed):
+        return
+    from adapters import signing
+    from adapters.workspace import WorkspaceError
+    from evo_core.errors import DomainError
+
+    try:
+        config = ws.load_config()
+    except (DomainError, WorkspaceError, OSError) as exc:
+        out.notes.append(f"signatures not checked: {exc}")
+        return
+    lid = signing.ledger_id(ledger)
+    standing: dict[str, tuple[int, str]] = {}  # proposal hash -> a bad approval not yet withdrawn
+    for seq, event, before in signed:
+        if isinstance(event, ev.ApprovalRefused):
+            withdrawn = event.action == "approve" and before.phase is Phase.APPROVED
+            if withdrawn and event.proposal_hash in standing:
+                bad_seq, why = standing.pop(event.proposal_hash)
+                out.notes.append(f"seq {bad_seq}: Approved: {why} (withdrawn at seq {seq})")
+            continue
+        problem = signing.event_problem(config, lid, event, before)
+        if problem is None:
+            continue
+        if isinstance(event, ev.Approved):  # keyed by the proposal it approved, whatever it claims
+            standing[before.proposal.hash if before.proposal else event.proposal_hash] = (seq, problem)
+        else:
+            _fail(out, seq, f"seq {seq}: {event_name(event)}: {problem}")
+    for bad_seq, problem in standing.values():
+        _fail(out, bad_seq, f"seq {bad_seq}: Approved: {problem}")
 
 
 def _check_archives(ws: Workspace, ledger: Ledger, out: AuditReport) -> None:

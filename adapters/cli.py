@@ -209,23 +209,15 @@ def _finish(app: Any, outcome: Any, json_out: bool) -> int:
 
 
 def cmd_approve(args: argparse.Namespace) -> int:
-    from adapters.app import operator_name
-    from evo_core.commands import Approve
+    from adapters.cli_operator import decide_proposal
 
-    with _app(args) as app:
-        outcome = app.execute(Approve(operator=args.operator or operator_name(), proposal_hash=args.proposal))
-        return _finish(app, outcome, args.json)
+    return decide_proposal(args, "approve")
 
 
 def cmd_reject(args: argparse.Namespace) -> int:
-    from adapters.app import operator_name
-    from evo_core.commands import Reject
+    from adapters.cli_operator import decide_proposal
 
-    with _app(args) as app:
-        outcome = app.execute(
-            Reject(operator=args.operator or operator_name(), reason=args.reason, proposal_hash=args.proposal)
-        )
-        return _finish(app, outcome, args.json)
+    return decide_proposal(args, "reject")
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
@@ -391,14 +383,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("head", cmd_head, "print the ledger's latest checkpoint SEQ:HASH (keep it to detect rollback of the ledger)")
 
-    sp = add("approve", cmd_approve, "approve the pending promotion proposal")
+    from adapters import cli_operator
+
+    sp = add("approve", cmd_approve, "approve the pending promotion proposal, signed with your operator key")
     sp.add_argument("--proposal", metavar="HASH", help="the proposal hash (or a prefix of >= 8) you reviewed")
     sp.add_argument("--operator", help="who approves (default: $EVO_OPERATOR or your user name)")
+    cli_operator.signing_options(sp)
 
-    sp = add("reject", cmd_reject, "reject the pending promotion proposal")
+    sp = add("reject", cmd_reject, "reject the pending promotion proposal, signed with your operator key")
     sp.add_argument("--reason", required=True, help="why (recorded in the ledger)")
     sp.add_argument("--proposal", metavar="HASH", help="the proposal hash (or a prefix of >= 8)")
     sp.add_argument("--operator", help="who rejects (default: $EVO_OPERATOR or your user name)")
+    cli_operator.signing_options(sp)
+
+    cli_operator.add_commands(add)
 
     sp = add("rollback", cmd_rollback, "point HEAD back at an earlier promoted generation (default: the previous one)")
     sp.add_argument("--to", metavar="GENERATION", help="a generation that was promoted before (a unique prefix will do)")
@@ -417,6 +415,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--max-tokens", type=_positive, default=64, help="new tokens at most (default 64)")
 
     add("evaluate", cmd_evaluate, "evaluate the trained candidates and HEAD on the window's probes, rank, freeze every candidate, propose")
+    from adapters.cli_run import cmd_run
+
+    sp = add("run", cmd_run, "the runner: follow the ledger and do what is due (train, evaluate, propose, shadow, cutover, burn-in)")
+    sp.add_argument("--until-idle", action="store_true", help="do everything that is due now, then exit (scripts, cron, tests)")
 
     sp = add("timeline", cmd_timeline, "everything the ledger says about one generation or candidate")
     sp.add_argument("generation", help="a generation or candidate name (e.g. Luna-G001-a-c10000)")

@@ -108,6 +108,7 @@ def _evaluate_window(
 ) -> State:
     """Do every evaluation-phase action that is due; returns the state after the last one."""
     from adapters.freeze import freeze
+    from adapters.freeze.archive import reclaim
 
     state = app.state()
     if state.phase is not Phase.WINDOW or state.window is None:
@@ -131,17 +132,19 @@ def _evaluate_window(
         elif isinstance(action, RankCandidates):
             command = cmd.Rank()
         elif isinstance(action, FreezeCandidate):
-            work = work_dir(app.ws, action.candidate)
-            work.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(probes_path, work / "probes.json")
-            frozen = freeze(
-                app.ws,
-                state.candidates[action.candidate],
-                window=state.window,
-                head_metrics=window.baseline,
-                work_dir=work,
-                history=_history(state),
-            )
+            frozen = reclaim(app.ws, action.candidate)  # a freeze that died before its record
+            if frozen is None:
+                work = work_dir(app.ws, action.candidate)
+                work.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(probes_path, work / "probes.json")
+                frozen = freeze(
+                    app.ws,
+                    state.candidates[action.candidate],
+                    window=state.window,
+                    head_metrics=window.baseline,
+                    work_dir=work,
+                    history=_history(state),
+                )
             command = cmd.Freeze(
                 candidate=action.candidate,
                 archive=frozen.archive,

@@ -5,7 +5,8 @@ the archive, on the same file system), fsyncs it, makes every file and sub-folde
 hashes it (``hash_tree``) and renames it to ``models/archive/<id>/``: the rename is the commit,
 so a crash leaves either no archive under the final name or a whole one. A temp folder left by a
 process that died is removed by the next freeze. An archive is written once: freezing onto an
-existing name raises ``ArchiveExists`` and touches nothing.
+existing name raises ``ArchiveExists`` and touches nothing; ``reclaim`` deals with an archive
+left under its final name by a freeze that died before the ledger recorded it.
 
 The returned ``archive_hash`` goes into the CandidateFrozen event; ``verify_archive`` re-hashes
 a folder against it and against the folder's own ``hashes.csv``; ``verify_ledger_archives``
@@ -129,6 +130,32 @@ def freeze(
     return FrozenArchive(
         path=final, archive_hash=archive_hash, model_hash=facts.model_hash, manifest_hash=facts.manifest_hash
     )
+
+
+def reclaim(ws: Workspace, candidate_id: str) -> FrozenArchive | None:
+    """An archive under ``candidate_id``'s name that the ledger does not name yet: a freeze
+    that died between its rename and the CandidateFrozen append (call it only for a candidate
+    the ledger has not frozen). A whole one (every file matches its hashes.csv) is re-used as
+    it is; anything else there is removed. None: nothing to re-use, freeze afresh."""
+    final = ws.archive / candidate_id
+    if not (final.exists() or final.is_symlink()):
+        return None
+    if final.is_dir() and not final.is_symlink() and (final / HASHES).is_file() and not verify_archive(final, ""):
+        os.chmod(final, _read_only(final.stat().st_mode))
+        fsync_dir(ws.archive)
+        manifest = final / "evo_manifest.json"
+        return FrozenArchive(
+            path=final,
+            archive_hash=hash_tree(final),
+            model_hash=_model_hash(final),
+            manifest_hash=hash_file(manifest) if manifest.is_file() else "",
+        )
+    if final.is_dir() and not final.is_symlink():
+        _remove(final)
+    else:
+        final.unlink()
+    fsync_dir(ws.archive)
+    return None
 
 
 def _fill(

@@ -14,22 +14,14 @@ The router follows the ledger cheaply: it ``stat``s ``ledger.jsonl`` on every qu
 only when the file's size or mtime moved. The stat is taken before the fold, so a record
 appended meanwhile is folded by the next query.
 
-During a shadow phase (``Phase.SHADOW``) the router mirrors ``traffic_percent`` of the TRIVIAL
-queries to the shadow generation: the n-th TRIVIAL query this router answers is mirrored when
-``u(seed, n) < traffic_percent / 100``, where ``u`` is the first 8 bytes of
-``blake3("evo-shadow:<seed>:<n>")`` read as a fraction of 2**64 (uniform in [0, 1), seeded,
-reproducible). A mirrored query is answered by HEAD first; the caller's ``Answer`` is HEAD's
-(its ``latency_s`` ends when HEAD's text is ready). Then the shadow answers the same prompt,
-the two are compared (``similarity.compare``: exact match, character similarity, token
-agreement) and ``RecordShadow`` is appended to the ledger (without rewriting the projection
-files: the record is the shadow's only effect). The shadow's answer never leaves the router,
-and any failure on the shadow's side (no gguf, a generation error, the append refused because
-the phase ended meanwhile) is counted in ``stats`` and logged; the caller still gets HEAD's
-answer. Mirroring is inline: the call returns after the comparison is recorded.
-
-``replay(queries)`` answers recorded TRIVIAL queries (``trivial_queries``: user turns from the
-conversation store) by HEAD and the shadow and records every comparison, so a shadow phase can
-reach its ``min_samples`` without live users.
+What the router watches while it serves lives in ``adapters.serving.observe``: during a shadow
+phase it mirrors a seeded ``traffic_percent`` of the TRIVIAL queries to the shadow generation
+and appends each comparison (``RecordShadow``), ``replay(queries)`` does the same with recorded
+queries so a quiet agent still reaches ``min_samples``; during burn-in every answer of the new
+HEAD is observed (``RecordAnswer``: error, law violation, and for a seeded ``latency_percent``
+of them the latency over the old HEAD's on the same query). The caller always gets HEAD's
+answer, except when HEAD raises during burn-in and the old HEAD is hot: then the old HEAD
+answers (see that module).
 
 Generation is greedy (temperature 0, top-k 1, no repeat penalty) with at most ``max_tokens``
 new tokens; the prompt is the chat text the model was trained on (``adapters.data.format``: the
@@ -49,9 +41,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import blake3
-
 from adapters.app import App
+from adapters.serving import observe
 from adapters.serving.generations import (
     ServingError,
     find_generation,
@@ -60,17 +51,13 @@ from adapters.serving.generations import (
     trivial_queries,
     unservable,
 )
-from adapters.serving.similarity import compare
-from adapters.workspace import Workspace, WorkspaceError
-from evo_core.commands import RecordShadow
-from evo_core.errors import NothingPending
+from adapters.serving.observe import Comparison, ReplayReport, latency_draw, mirror_draw, query_digest
 from evo_core.state import Phase, State
 
 log = logging.getLogger(__name__)
 
 TRIVIAL = "TRIVIAL"
 KINDS = ("TRIVIAL", "STANDARD", "CRITICAL")  # only TRIVIAL queries are ever mirrored
-_SCALE = float(1 << 64)
 
 
 @dataclass(frozen=True)
@@ -82,19 +69,6 @@ class Answer:
     query_id: str = ""
 
 
-@dataclass(frozen=True)
-class Comparison:
-    query_id: str
-    head: str
-    shadow: str
-    exact: bool
-    similarity: float
-    token_agreement: float | None
-    head_latency_s: float
-    shadow_latency_s: float
-    recorded: bool
-
-
 @dataclass
 class RouterStats:
     queries: int = 0
@@ -103,27 +77,12 @@ class RouterStats:
     recorded: int = 0
     loads: int = 0
     shadow_failures: int = 0
+    observed: int = 0  # burn-in answers recorded (RecordAnswer)
+    timed: int = 0  # burn-in answers also timed on the old HEAD
+    standby_answers: int = 0  # burn-in answers given by the old HEAD because HEAD raised
+    observe_failures: int = 0
     last_failure: str = ""
     comparisons: list[Comparison] = field(default_factory=list)  # the last ``keep`` of them
-
-
-@dataclass(frozen=True)
-class ReplayReport:
-    generation: str  # the shadow
-    head: str
-    queries: int  # queries answered
-    recorded: int  # comparisons appended to the ledger
-    exact: int
-    mean_similarity: float
-    mean_token_agreement: float | None
-    samples: int  # the shadow's samples in the ledger afterwards
-    stopped: str = ""  # why the replay ended early ("" = it used every query or reached its goal)
-
-
-def mirror_draw(seed: int, n: int) -> float:
-    """The uniform in [0, 1) that decides whether the n-th TRIVIAL query is mirrored."""
-    digest = blake3.blake3(f"evo-shadow:{seed}:{n}".encode()).digest(8)
-    return int.from_bytes(digest, "big") / _SCALE
 
 
 def _default_loader(path: Path, **kw: Any) -> Any:
@@ -217,6 +176,7 @@ class Router:
         self._head: str | None = None
         self._standby: str | None = None
         self._trivial = 0
+        self._burn_in = observe.BurnInObserver(self)
         self._keep = keep_comparisons
         self.stats = RouterStats()
 
@@ -334,7 +294,8 @@ class Router:
         return Answer(text=text, latency_s=time.perf_counter() - t0, generation=served.name, tokens=tokens)
 
     def respond(self, query: str, kind: str = TRIVIAL) -> Answer:
-        """HEAD's answer; a TRIVIAL query may also be mirrored to the shadow (never returned)."""
+        """HEAD's answer; a TRIVIAL query may be mirrored to the shadow (never returned), and
+        during burn-in the new HEAD's answer is observed (``adapters.serving.observe``)."""
         t0 = time.perf_counter()
         state = self.state()
         head = self._serve_head()
@@ -347,63 +308,20 @@ class Router:
             self.stats.trivial += 1
             shadow = state.shadow
             if state.phase is Phase.SHADOW and shadow is not None and shadow.generation != head.name:
-                query_id = f"{self.seed}:{n}:{blake3.blake3(query.encode()).hexdigest()[:12]}"
+                query_id = f"{self.seed}:{n}:{query_digest(query)}"
                 if mirror_draw(self.seed, n) < shadow.traffic_percent / 100.0:
                     mirror_to = shadow.generation
+        burn = state.burn_in
+        if state.phase is Phase.BURN_IN and burn is not None and burn.generation == head.name:
+            return self._burn_in.respond(head, query, burn, t0)
         prompt = head.render(query)
         text, tokens = head.generate(prompt, self.max_tokens)
         latency = time.perf_counter() - t0
         answer = Answer(text=text, latency_s=latency, generation=head.name, tokens=tokens, query_id=query_id)
         if mirror_to is not None:
             self.stats.mirrored += 1
-            self._mirror(head, mirror_to, prompt, text, latency, query_id)
+            observe.mirror(self, head, mirror_to, prompt, text, latency, query_id)
         return answer
-
-    def _mirror(self, head: _Served, shadow_name: str, prompt: str, head_text: str,
-                head_latency: float, query_id: str) -> Comparison | None:
-        """The shadow answers ``prompt``; the comparison (never the answer) goes to the ledger."""
-        try:
-            shadow = self._get(shadow_name)
-            t0 = time.perf_counter()
-            shadow_text, _ = shadow.generate(prompt, self.max_tokens)
-            shadow_latency = time.perf_counter() - t0
-            tokenize = head.llm.tokenize
-            match = compare(
-                head_text,
-                shadow_text,
-                tokenize(head_text.encode(), add_bos=False, special=False),
-                tokenize(shadow_text.encode(), add_bos=False, special=False),
-            )
-            del shadow_text
-        except Exception as exc:
-            self._shadow_failed(f"shadow {shadow_name}: {exc}")
-            return None
-        recorded = False
-        try:
-            outcome = self.app.execute(
-                RecordShadow(exact=match.exact, similarity=match.similarity, query_id=query_id), sync=False
-            )
-            recorded = True
-            self.stats.recorded += 1
-            self._state = outcome.state
-        except Exception as exc:  # e.g. NothingPending: the shadow phase ended meanwhile
-            self._shadow_failed(f"recording {query_id}: {exc}")
-        comparison = Comparison(
-            query_id=query_id,
-            head=head.name,
-            shadow=shadow_name,
-            exact=match.exact,
-            similarity=match.similarity,
-            token_agreement=match.token_agreement,
-            head_latency_s=head_latency,
-            shadow_latency_s=shadow_latency,
-            recorded=recorded,
-        )
-        comparisons = self.stats.comparisons
-        comparisons.append(comparison)
-        if len(comparisons) > self._keep:
-            del comparisons[: len(comparisons) - self._keep]
-        return comparison
 
     def _shadow_failed(self, message: str) -> None:
         self.stats.shadow_failures += 1
@@ -418,47 +336,7 @@ class Router:
         Stops early when the shadow phase ends or when the ledger holds ``until_samples``
         comparisons for the shadow. Raises ``NothingPending`` when no shadow phase is running.
         """
-        state = self.state()
-        if state.phase is not Phase.SHADOW or state.shadow is None:
-            raise NothingPending(f"no shadow phase is running (phase {state.phase.value})")
-        shadow_name = state.shadow.generation
-        done = recorded = exact = 0
-        sims: list[float] = []
-        agreements: list[float] = []
-        stopped = ""
-        for i, query in enumerate(queries):
-            state = self.state()
-            if state.phase is not Phase.SHADOW or state.shadow is None or state.shadow.generation != shadow_name:
-                stopped = f"the shadow phase ended (phase {state.phase.value})"
-                break
-            if until_samples is not None and state.shadow.samples >= until_samples:
-                break
-            head = self._serve_head()
-            prompt = head.render(query)
-            t0 = time.perf_counter()
-            text, _ = head.generate(prompt, self.max_tokens)
-            query_id = f"replay:{self.seed}:{i}:{blake3.blake3(query.encode()).hexdigest()[:12]}"
-            done += 1
-            comparison = self._mirror(head, shadow_name, prompt, text, time.perf_counter() - t0, query_id)
-            if comparison is None:
-                continue
-            recorded += comparison.recorded
-            exact += comparison.exact
-            sims.append(comparison.similarity)
-            if comparison.token_agreement is not None:
-                agreements.append(comparison.token_agreement)
-        final = self.state()
-        return ReplayReport(
-            generation=shadow_name,
-            head=self.head(),
-            queries=done,
-            recorded=recorded,
-            exact=exact,
-            mean_similarity=sum(sims) / len(sims) if sims else 0.0,
-            mean_token_agreement=sum(agreements) / len(agreements) if agreements else None,
-            samples=final.shadow.samples if final.shadow is not None and final.phase is Phase.SHADOW else 0,
-            stopped=stopped,
-        )
+        return observe.replay(self, queries, until_samples=until_samples)
 
 
 __all__ = [
@@ -472,6 +350,7 @@ __all__ = [
     "ServingError",
     "find_generation",
     "gguf_path",
+    "latency_draw",
     "mirror_draw",
     "servable",
     "trivial_queries",

@@ -45,15 +45,42 @@ class Evo:
 
 class LedgerDriver(Driver):
     """The core's test Driver, but every command goes through App.execute (the real ledger,
-    links and projection files), as the runner will do it."""
+    links and projection files), as the runner will do it. With ``key`` (an operator key the
+    config trusts) its approvals are really signed, so `evo verify` accepts them."""
 
     app: App
+    key: Path | None = None
+
+    def approve(self, prefix: int | None = None) -> list[ev.Event]:
+        if self.key is None:
+            return super().approve(prefix)
+        from adapters import signing
+
+        assert self.state.proposal is not None
+        digest = self.state.proposal.hash
+        private = signing.load_private(self.key)
+        message = signing.approval_message(signing.ledger_id(self.app), "approve", digest)
+        return self.do(
+            cmd.Approve(
+                operator="op",
+                proposal_hash=digest[:prefix] if prefix else digest,
+                signature=signing.sign(private, message),
+                key_id=signing.key_id(signing.public_raw(private)),
+            )
+        )
 
     def do(self, command: cmd.Command) -> list[ev.Event]:
         outcome = self.app.execute(command)
         self.state = outcome.state
         self.events.extend(outcome.events)
         return outcome.events
+
+
+@pytest.fixture(autouse=True)
+def _no_personal_operator_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The operator's own key (``$EVO_OPERATOR_KEY``, ``~/.config/evo``) never leaks into a test."""
+    monkeypatch.delenv("EVO_OPERATOR_KEY", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
 
 
 @pytest.fixture
@@ -65,9 +92,25 @@ def evo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Evo:
     return runner
 
 
+def trusted_operator_key(evo: Evo) -> Path:
+    """The workspace's operator key, beside (outside) it and trusted by its config: made once
+    with `evo keygen --trust`."""
+    key = evo.home.parent / "operator" / "operator.key"
+    if not key.exists():
+        r = evo("keygen", "--out", str(key), "--trust", "--comment", "test operator")
+        assert r.code == 0, r.err
+    return key
+
+
+@pytest.fixture
+def operator_key(evo: Evo) -> Path:
+    return trusted_operator_key(evo)
+
+
 @pytest.fixture
 def driver(evo: Evo) -> Iterator[LedgerDriver]:
     d = LedgerDriver(config=CFG)
+    d.key = trusted_operator_key(evo)
     d.app = App(evo.home)
     d.state = d.app.state()
     yield d

@@ -140,12 +140,14 @@ def test_a_malformed_config_is_one_clear_line_and_appends_nothing(evo: Evo) -> N
 # ---------------------------------------------------------------- operator commands
 
 
-def test_approve_and_reject_with_nothing_pending_are_refused(evo: Evo) -> None:
+def test_approve_and_reject_with_nothing_pending_are_refused(evo: Evo, operator_key: Path) -> None:
     before = evo.ledger_bytes
-    r = evo("approve")
+    r = evo("approve", "--key", str(operator_key))
     assert r.code == 1 and "no proposal is pending" in r.err
-    assert evo("reject", "--reason", "no").code == 1
-    assert evo("reject").code == 2  # --reason is required
+    assert evo("reject", "--reason", "no", "--key", str(operator_key)).code == 1
+    assert evo("reject", "--key", str(operator_key)).code == 2  # --reason is required
+    r = evo("approve")  # no key: a usage error
+    assert r.code == 2 and "--key FILE" in r.err
     assert evo.ledger_bytes == before
 
 
@@ -158,7 +160,9 @@ def test_rollback_with_no_earlier_generation_is_refused(evo: Evo) -> None:
     assert evo.ledger_bytes == before
 
 
-def test_a_pending_proposal_is_shown_and_approved_by_its_hash(evo: Evo, driver: LedgerDriver) -> None:
+def test_a_pending_proposal_is_shown_and_approved_by_its_hash(
+    evo: Evo, driver: LedgerDriver, operator_key: Path
+) -> None:
     driver.window([GOOD, BAD_RECALL_LAWS, "breach"])
     assert driver.state.proposal is not None
     digest = driver.state.proposal.hash
@@ -167,21 +171,27 @@ def test_a_pending_proposal_is_shown_and_approved_by_its_hash(evo: Evo, driver: 
     assert document["proposal_hash"] == digest
     assert evo("status").out.count(digest[:16]) >= 1
 
-    before = evo.ledger_bytes
+    key = str(operator_key)
     stale = "f" * 64 if not digest.startswith("f") else "e" * 64
-    r = evo("approve", "--proposal", stale)
+    r = evo("approve", "--proposal", stale, "--key", key)
     assert r.code == 1 and "not the pending one" in r.err
-    assert evo.ledger_bytes == before
+    refused = [json.loads(x) for x in evo("log", "--json", "--type", "ApprovalRefused").out.splitlines()]
+    assert [x["event"]["proposal_hash"] for x in refused] == [stale]  # recorded for auditors
+    assert json.loads(evo("status", "--json").out)["phase"] == "proposed"
 
-    r = evo("approve", "--proposal", digest[:12], "--operator", "alice")
+    r = evo("approve", "--proposal", digest[:12], "--operator", "alice", "--key", key)
     assert r.code == 0 and "approved" in r.out.lower()
     assert json.loads(evo("status", "--json").out)["phase"] == "approved"
-    assert evo("approve").code == 1  # approved once: nothing pending any more
+    before = evo.ledger_bytes
+    assert evo("approve", "--key", key).code == 1  # approved once: nothing pending any more
+    assert evo.ledger_bytes == before
 
 
-def test_reject_records_the_reason_and_closes_the_evolution(evo: Evo, driver: LedgerDriver) -> None:
+def test_reject_records_the_reason_and_closes_the_evolution(
+    evo: Evo, driver: LedgerDriver, operator_key: Path
+) -> None:
     driver.window([GOOD, GOOD, GOOD])
-    r = evo("reject", "--reason", "tone drifts on greetings")
+    r = evo("reject", "--reason", "tone drifts on greetings", "--key", str(operator_key))
     assert r.code == 0
     last = json.loads(evo("log", "--json", "--type", "Rejected").out.splitlines()[-1])
     assert last["event"]["reason"] == "tone drifts on greetings"
@@ -351,8 +361,8 @@ def test_readme_documents_every_command_and_is_generated_fresh() -> None:
 def test_the_console_script_and_module_entry_agree(evo: Evo) -> None:
     r = subprocess_evo(evo.home, "heartbeat")
     assert r.returncode == 0 and r.stdout.startswith("cycle 1")
-    r = subprocess_evo(evo.home, "approve")
-    assert r.returncode == 1 and r.stderr.startswith("evo: error:")
+    r = subprocess_evo(evo.home, "approve", "--key", str(evo.home.parent / "no-such.key"))
+    assert r.returncode == 1 and r.stderr.startswith("evo: error:") and "no such key file" in r.stderr
     r = subprocess_evo(evo.home, "frobnicate")
     assert r.returncode == 2
 

@@ -1,0 +1,88 @@
+"""The agent's side of evo, as a small Python API: a heartbeat per cycle, answers through the
+serving router.
+
+```python
+from adapters.agent import Agent
+
+with Agent(home) as agent:
+    cycle = agent.heartbeat()                      # the next Heartbeat (cheap: no pydantic, no torch)
+    answer = agent.respond("What does the blurk eat?", kind="TRIVIAL")
+    answer.text, answer.generation                 # GEN_HEAD's answer, whatever phase evo is in
+```
+
+``heartbeat()`` appends through the same path as ``evo heartbeat`` (the settings cache of
+``adapters.workspace``, ``App.execute(Beat)``): a window that opens is recorded by that
+heartbeat, and the links and projection files follow as after the CLI. ``respond`` goes through
+a ``Router`` created on first use (llama.cpp is imported then, not before): it serves whatever
+the GHEAD link names, mirrors shadow traffic and records burn-in answers. The agent never
+decides anything else: training, evaluation and the rollout are the runner's.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from adapters.app import App
+    from adapters.serving.router import Answer, Router
+    from evo_core.state import State
+
+
+class Agent:
+    """One agent process's handle on a workspace (``home``). ``router_options`` go to ``Router``."""
+
+    def __init__(self, home: str | os.PathLike[str], **router_options: Any):
+        from adapters.app import App
+
+        self.home = Path(home)
+        self._app: App = App(self.home)
+        self._router_options = router_options
+        self._router: Router | None = None
+
+    # ------------------------------------------------------------------ the clock
+
+    def heartbeat(self) -> int:
+        """Append the next heartbeat; returns its cycle."""
+        from evo_core.commands import Beat
+        from evo_core.events import Heartbeat
+
+        period = self._app.ws.heartbeat_settings().evo_period_cycles
+        outcome = self._app.execute(Beat(period=period))
+        return next(e.cycle for e in reversed(outcome.events) if isinstance(e, Heartbeat))
+
+    def state(self) -> State:
+        """The folded ledger (phase, HEAD, the shadow or burn-in under way)."""
+        return self._app.state()
+
+    # ------------------------------------------------------------------ answering
+
+    @property
+    def router(self) -> Router:
+        if self._router is None:
+            from adapters.serving.router import Router
+
+            self._router = Router(self.home, **self._router_options)
+        return self._router
+
+    def respond(self, query: str, kind: str = "TRIVIAL") -> Answer:
+        """GEN_HEAD's answer (``kind``: TRIVIAL, STANDARD or CRITICAL; only TRIVIAL is mirrored)."""
+        return self.router.respond(query, kind=kind)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def close(self) -> None:
+        if self._router is not None:
+            self._router.close()
+            self._router = None
+        self._app.close()
+
+    def __enter__(self) -> Agent:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+__all__ = ["Agent"]

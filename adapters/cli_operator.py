@@ -1,0 +1,367 @@
+"""The operator's signed commands: ``evo keygen``, ``approve``, ``reject`` and ``autonomy``.
+
+Every signature is verified here, against config.toml's ``[approval] trusted_keys``, before
+anything is appended (``adapters.signing`` says what is signed). A forged, wrongly-signed,
+untrusted-key or stale one is refused in one line (exit 1) and recorded as ``ApprovalRefused``
+for auditors, and nothing else changes. A missing or unreadable key file appends nothing (exit
+1); so does a usage error (exit 2). ``signing`` (and ``cryptography``) load only when a command
+needs them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import stat
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from adapters.cli import UsageError, _app, _finish, _json, _out
+from adapters.workspace import Workspace, WorkspaceError, resolve_home, write_atomic
+from evo_core.errors import DomainError
+
+KEY_ENV = "EVO_OPERATOR_KEY"
+
+
+class Refused(DomainError):
+    """A signed command refused (and recorded as ApprovalRefused)."""
+
+
+def default_key_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "evo" / "operator.key"
+
+
+def signing_options(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument(
+        "--key", metavar="FILE",
+        help=f"your operator private key (default ${KEY_ENV}, else $XDG_CONFIG_HOME/evo/operator.key, "
+        "i.e. ~/.config/evo/operator.key, if it exists)",
+    )
+    sp.add_argument("--signature", metavar="HEX", help="a signature made elsewhere (offline), with --key-id")
+    sp.add_argument("--key-id", metavar="ID", help="the key id of --signature (16 hex, from `evo keygen`)")
+    sp.add_argument(
+        "--print-message", action="store_true",
+        help="print the exact bytes to sign offline (e.g. `openssl pkeyutl -sign -rawin -inkey KEY`) and exit",
+    )
+
+
+def add_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
+    sp = add("keygen", cmd_keygen, "make an operator key pair (ed25519) outside the workspace; --trust adds it to config.toml")
+    sp.add_argument(
+        "--out", metavar="PATH",
+        help=f"the private key file, PEM, mode 0600 (default ${KEY_ENV}, else ~/.config/evo/operator.key "
+        "or under $XDG_CONFIG_HOME); "
+        "PATH.pub gets the public key line",
+    )
+    sp.add_argument("--comment", help="a note after the public key (default user@host)")
+    sp.add_argument("--trust", action="store_true", help="also add the public key to the workspace's [approval] trusted_keys")
+
+    sp = add("autonomy", cmd_autonomy, "let the scheduler approve its own proposals, or stop it (signed; config approval.autonomous must also be true)")
+    sp.add_argument("setting", choices=("on", "off"))
+    sp.add_argument("--operator", help="who signs (default: $EVO_OPERATOR or your user name)")
+    signing_options(sp)
+
+
+# ---------------------------------------------------------------- credentials and refusals
+
+
+@dataclass
+class Credentials:
+    key_id: str
+    private: Any = None  # signing.PrivateKey when signing here
+    signature: str = ""  # given, when signed offline
+
+    def signature_for(self, message: bytes) -> str:
+        from adapters import signing
+
+        return signing.sign(self.private, message) if self.private is not None else self.signature
+
+
+def _credentials(args: argparse.Namespace) -> Credentials:
+    from adapters import signing
+
+    if args.signature or args.key_id:
+        if args.key:
+            raise UsageError("--key signs here, --signature/--key-id bring a signature made elsewhere: not both")
+        if not (args.signature and args.key_id):
+            raise UsageError("an offline signature needs both --signature HEX and --key-id ID")
+        return Credentials(key_id=args.key_id.strip().lower(), signature=args.signature.strip().lower())
+    path = args.key or os.environ.get(KEY_ENV)
+    if not path and default_key_path().is_file():
+        path = str(default_key_path())
+    if not path:
+        raise UsageError(
+            f"sign with --key FILE (or set {KEY_ENV}; `evo keygen` makes a key), or give --signature HEX --key-id ID"
+        )
+    try:
+        private = signing.load_private(Path(path).expanduser())
+    except signing.KeyFileError as exc:
+        raise WorkspaceError(str(exc)) from None
+    return Credentials(key_id=signing.key_id(signing.public_raw(private)), private=private)
+
+
+def _hint(problem: str) -> str:
+    if "not trusted" in problem:
+        return "; trust it with `evo keygen --trust` (new keys) or add its .pub line to [approval] trusted_keys"
+    if "does not verify" in problem:
+        return "; sign what is pending now with --key FILE (a signature made for another proposal, nonce or workspace never counts)"
+    if "not the pending one" in problem or "HEAD moved" in problem:
+        return ""
+    if "signature" in problem:
+        return "; give the 128-hex-character ed25519 signature"
+    return ""
+
+
+def _refuse(app: Any, action: str, operator: str, reason: str, digest: str, kid: str, what: str) -> None:
+    """Record the refusal (unless it would withdraw an approval made validly meanwhile) and
+    raise it as one line."""
+    from evo_core.commands import RefuseApproval
+    from evo_core.decide import decide
+    from evo_core.state import Phase
+
+    reason = " ".join(reason.split())
+    command = RefuseApproval(action=action, operator=operator, reason=reason, proposal_hash=digest, key_id=kid)
+
+    def guarded(state: Any) -> Any:
+        if action == "approve" and state.phase is Phase.APPROVED and state.proposal and state.proposal.hash == digest:
+            return []
+        return decide(state, command)
+
+    state, checkpoint, events = app.store.execute(guarded)
+    if events:
+        app.sync(state)
+    where = f" (recorded as ApprovalRefused, seq {checkpoint.seq})" if events else ""
+    raise Refused(f"{what} refused: {reason}{_hint(reason)}{where}")
+
+
+def _message_out(message: bytes, args: argparse.Namespace) -> int:
+    if args.json:
+        _json({"message": message.decode()})
+    else:
+        sys.stdout.buffer.write(message)
+        sys.stdout.flush()
+    return 0
+
+
+# ---------------------------------------------------------------- approve, reject
+
+
+def decide_proposal(args: argparse.Namespace, action: str) -> int:
+    """``evo approve`` / ``evo reject``: sign the pending proposal's full hash, verify, append."""
+    from adapters import signing
+    from adapters.app import operator_name
+    from evo_core.commands import Approve, Reject
+    from evo_core.decide import decide
+    from evo_core.errors import StaleProposal
+
+    creds = None if args.print_message else _credentials(args)
+    operator = args.operator or operator_name()
+    given = args.proposal.strip().lower() if args.proposal else None
+    what = "approval" if action == "approve" else "rejection"
+
+    def command(digest: str | None, signature: str, kid: str) -> Any:
+        if action == "approve":
+            return Approve(operator=operator, proposal_hash=digest, signature=signature, key_id=kid)
+        return Reject(operator=operator, reason=args.reason, proposal_hash=digest, signature=signature, key_id=kid)
+
+    with _app(args) as app:
+        config = app.ws.load_config()
+        lid = signing.ledger_id(app)
+        state = app.state()
+        try:
+            decide(state, command(given, "-", "-"))  # the core's checks, dry: pending? stale? reason?
+        except StaleProposal as exc:
+            if creds is None:
+                raise
+            pending = state.proposal.hash if state.proposal else ""
+            _refuse(app, action, operator, str(exc), given or pending, creds.key_id, what)
+        assert state.proposal is not None  # the dry run raised NothingPending otherwise
+        digest = state.proposal.hash
+        message = signing.approval_message(lid, action, digest)
+        if creds is None:
+            return _message_out(message, args)
+        signature = creds.signature_for(message)
+        problem = signing.signature_problem(config, creds.key_id, signature, message, f"proposal {digest[:16]}")
+        if problem:
+            _refuse(app, action, operator, problem, digest, creds.key_id, what)
+        outcome = app.execute(command(digest, signature, creds.key_id))
+        return _finish(app, outcome, args.json)
+
+
+# ---------------------------------------------------------------- autonomy
+
+
+def cmd_autonomy(args: argparse.Namespace) -> int:
+    from adapters import signing
+    from adapters.app import operator_name
+    from evo_core.commands import ChangeAutonomy
+    from evo_core.errors import InvalidInput
+
+    enabled = args.setting == "on"
+    creds = None if args.print_message else _credentials(args)
+    operator = args.operator or operator_name()
+    with _app(args) as app:
+        config = app.ws.load_config()
+        lid = signing.ledger_id(app)
+        state = app.state()
+        nonce = state.autonomy_changes
+        if enabled == state.autonomy:
+            raise InvalidInput(f"autonomy is already {args.setting}")
+        message = signing.autonomy_message(lid, enabled, nonce)
+        if creds is None:
+            return _message_out(message, args)
+        signature = creds.signature_for(message)
+        what = f"autonomy {args.setting} at nonce {nonce}"
+        problem = signing.signature_problem(config, creds.key_id, signature, message, what)
+        if problem and "does not verify" in problem:
+            for old in range(nonce):
+                if not signing.signature_problem(config, creds.key_id, signature, signing.autonomy_message(lid, enabled, old), ""):
+                    problem = f"replayed: this signature is for autonomy {args.setting} at nonce {old}, the next change is nonce {nonce}"
+        if problem:
+            _refuse(app, "autonomy", operator, problem, "", creds.key_id, "autonomy change")
+        outcome = app.execute(
+            ChangeAutonomy(enabled=enabled, operator=operator, key_id=creds.key_id, signature=signature, nonce=nonce)
+        )
+        if enabled and not config.approval.autonomous:
+            print(
+                "evo: warning: config.toml [approval] autonomous is false: the scheduler approves for itself "
+                "only when it is true as well",
+                file=sys.stderr,
+            )
+        elif not enabled and config.approval.autonomous:
+            print("evo: note: config.toml [approval] autonomous is still true (harmless while autonomy is off)", file=sys.stderr)
+        return _finish(app, outcome, args.json)
+
+
+# ---------------------------------------------------------------- keygen
+
+
+def _inside(path: Path, home: Path) -> bool:
+    return Path(os.path.realpath(path)).is_relative_to(Path(os.path.realpath(home)))
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    import socket
+
+    from adapters import signing
+    from adapters.app import operator_name
+
+    home = resolve_home(args.home)
+    out = args.out or os.environ.get(KEY_ENV)
+    path = Path(out).expanduser() if out else default_key_path()
+    if _inside(path, home):
+        raise WorkspaceError(
+            f"{path} is inside the workspace {home}: the agent can write there, so it could read or replace "
+            f"the key; keep it outside (default {default_key_path()})"
+        )
+    ws = Workspace(home)
+    if args.trust:
+        ws.load_config()  # a workspace with a valid config, checked before any key is written
+    comment = args.comment if args.comment is not None else f"{operator_name()}@{socket.gethostname()}"
+    try:
+        kid, line = signing.generate(path, comment=comment)
+    except signing.KeyFileError as exc:
+        raise WorkspaceError(str(exc)) from None
+    added = _trust(ws, line, kid) if args.trust else False
+    if args.json:
+        _json({"key_id": kid, "private": str(path), "public": f"{path}.pub", "line": line, "trusted": args.trust})
+        return 0
+    _out(f"key {kid}: private {path} (0600), public {path}.pub")
+    _out(f'trusted_keys line: "{line}"')
+    if args.trust:
+        _out(f"{'added to' if added else 'already in'} {ws.config_path} [approval] trusted_keys")
+    else:
+        _out("add it to [approval] trusted_keys in config.toml (or run keygen with --trust)")
+    return 0
+
+
+def _trust(ws: Workspace, line: str, kid: str) -> bool:
+    """Add ``line`` to config.toml's [approval] trusted_keys, comments kept, validated, atomic."""
+    from adapters import signing
+    from evo_core.config import ConfigError, parse_config
+
+    text = ws.config_path.read_text(encoding="utf-8")
+    if kid in signing.trusted(parse_config(text, str(ws.config_path))):
+        return False
+    fail = f"could not add the key to {ws.config_path}; add \"{line}\" to [approval] trusted_keys by hand"
+    try:
+        new = add_trusted_key(text, line)
+        config = parse_config(new, str(ws.config_path))
+    except (ValueError, ConfigError) as exc:
+        raise WorkspaceError(f"{fail} ({exc})") from None
+    if kid not in signing.trusted(config):
+        raise WorkspaceError(fail)
+    write_atomic(ws.config_path, new, mode=stat.S_IMODE(ws.config_path.stat().st_mode))
+    return True
+
+
+_HEADER = re.compile(r"^\s*\[\[?\s*([A-Za-z0-9_.\"' -]+?)\s*\]\]?\s*(#.*)?$")
+_KEY = re.compile(r"^\s*trusted_keys\s*=\s*")
+
+
+def _array_end(text: str, start: int) -> tuple[int, int]:
+    """For the TOML array opening at ``text[start] == "["``: the index of its closing bracket
+    and of the last significant character before it (strings and comments skipped)."""
+    depth, last, i = 0, start, start
+    while i < len(text):
+        c = text[i]
+        if c in "\"'":
+            j = i + 1
+            while j < len(text) and text[j] != c:
+                j += 2 if c == '"' and text[j] == "\\" else 1
+            if j >= len(text):
+                break
+            last = i = j
+        elif c == "#":
+            i = text.find("\n", i)
+            if i < 0:
+                break
+            continue
+        elif c == "[":
+            depth += 1
+            last = i
+        elif c == "]":
+            depth -= 1
+            if depth == 0:
+                return i, last
+            last = i
+        elif not c.isspace():
+            last = i
+        i += 1
+    raise ValueError("trusted_keys: unterminated array")
+
+
+def add_trusted_key(text: str, entry: str) -> str:
+    """``text`` with ``entry`` appended to ``[approval] trusted_keys`` (the section or the key
+    added when missing); everything else, comments included, unchanged."""
+    quoted = f'"{entry}"'
+    lines = text.splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    headers = [(i, m.group(1).strip()) for i, l in enumerate(lines) if (m := _HEADER.match(l))]
+    section = next((i for i, name in headers if name == "approval"), None)
+    if section is None:
+        gap = "\n" if lines and lines[-1].strip() else ""
+        return "".join(lines) + f"{gap}[approval]\ntrusted_keys = [{quoted}]\n"
+    end = next((i for i, _ in headers if i > section), len(lines))
+    key = next((i for i in range(section + 1, end) if _KEY.match(lines[i])), None)
+    if key is None:
+        lines.insert(section + 1, f"trusted_keys = [{quoted}]\n")
+        return "".join(lines)
+    whole = "".join(lines)
+    opening = len("".join(lines[:key])) + _KEY.match(lines[key]).end()  # type: ignore[union-attr]
+    if whole[opening : opening + 1] != "[":
+        raise ValueError("trusted_keys is not an array")
+    close, last = _array_end(whole, opening)
+    if last == opening:  # empty
+        return whole[:close] + quoted + whole[close:]
+    comma = "" if whole[last] == "," else ","
+    if "\n" not in whole[last:close]:  # one line: ["a", "b"]
+        return whole[: last + 1] + comma + " " + quoted + whole[last + 1 :]
+    eol = whole.index("\n", last)
+    indent = re.match(r"[ \t]*", whole[whole.rfind("\n", 0, last) + 1 :]).group(0)  # type: ignore[union-attr]
+    return whole[: last + 1] + comma + whole[last + 1 : eol] + f"\n{indent}{quoted}," + whole[eol:]

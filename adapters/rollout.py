@@ -1,0 +1,203 @@
+"""The runner's side of the rollout: one function per reaction of the core (``SelfApprove``,
+``StartShadow``, ``CompleteShadow``, ``CompleteBurnIn``), plus shadow replay and rollback.
+
+Each function re-reads the state, does nothing (returns ``[]``) when the phase has moved on or
+the step is not due yet, and otherwise appends its outcome through ``App.execute`` (which then
+repoints the GHEAD links: a cutover and an automatic rollback are each one ledger batch followed
+by the link swap). Calling one twice, or from two runners at once, appends at most once: a
+command that loses the race to another process is refused by ``decide`` and, the state having
+moved, is reported as nothing done.
+
+Signatures are checked here, never in the core: ``adapters.signing`` verifies the pending
+approval (or the operator's signed autonomy grant) against the trusted keys of the config.
+An approval that does not verify is withdrawn (``ApprovalRefused``: back to PROPOSED, the
+operator must approve again); an autonomy grant that does not verify is only logged: nothing
+is appended, so the runner, which asks again only when the ledger moves, does not loop.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+from evo_core import commands as cmd
+from evo_core import events as ev
+from evo_core.errors import DomainError
+from evo_core.state import Phase, State
+
+if TYPE_CHECKING:
+    from adapters.app import App
+    from adapters.serving.observe import ReplayReport
+    from adapters.serving.router import Router
+    from evo_core.config import EvoConfig
+
+log = logging.getLogger(__name__)
+
+SCHEDULER = "evo-scheduler"  # the operator name of an autonomous approval
+
+
+def _execute(app: App, command: cmd.Command, still_due: Callable[[State], bool]) -> list[ev.Event]:
+    """Append ``command``'s events; ``[]`` if ``decide`` refused because the state moved on."""
+    try:
+        return app.execute(command).events
+    except DomainError:
+        if still_due(app.state()):
+            raise
+        return []
+
+
+def _describe(events: list[ev.Event]) -> None:
+    from projections.summary import describe
+
+    for event in events:
+        log.info("evo: %s", describe(event))
+
+
+def self_approve(app: App, config: EvoConfig) -> list[ev.Event]:
+    """Approve the pending proposal for the scheduler, under the operator's verified autonomy grant."""
+    state = app.state()
+    if state.phase is not Phase.PROPOSED or state.proposal is None or not state.autonomy:
+        return []
+    digest = state.proposal.hash
+    problem: str | None
+    if not config.approval.autonomous:
+        problem = "approval.autonomous is off in config.toml"
+    else:
+        from adapters import signing  # late: crypto only when a rollout step runs
+
+        problem = signing.autonomy_problem(config, signing.ledger_id(app), state)
+    if problem is not None:
+        log.warning("evo: not approving %s autonomously: %s; the operator must approve or reject it",
+                    digest[:16], problem)
+        return []
+    events = _execute(
+        app,
+        cmd.Approve(operator=SCHEDULER, proposal_hash=digest, autonomous=True),
+        lambda s: s.phase is Phase.PROPOSED and s.proposal is not None and s.proposal.hash == digest,
+    )
+    _describe(events)
+    return events
+
+
+def start_shadow(app: App, config: EvoConfig) -> list[ev.Event]:
+    """Verify the approval, then start the shadow phase; an approval that does not verify is
+    withdrawn (``ApprovalRefused``, phase back to PROPOSED)."""
+    state = app.state()
+    pending = state.proposal
+    if state.phase is not Phase.APPROVED or pending is None:
+        return []
+    from adapters import signing
+
+    problem = signing.approval_problem(config, signing.ledger_id(app), state)
+
+    def due(s: State) -> bool:
+        return s.phase is Phase.APPROVED and s.proposal is not None and s.proposal.hash == pending.hash
+
+    if problem is not None:
+        log.warning("evo: the approval of %s does not verify: %s", pending.hash[:16], problem)
+        command: cmd.Command = cmd.RefuseApproval(
+            action="approve",
+            operator=pending.approved_by or "",
+            reason=problem,
+            proposal_hash=pending.hash,
+            key_id=pending.approval_key_id,
+        )
+    else:
+        command = cmd.StartShadow(config=config)
+    events = _execute(app, command, due)
+    _describe(events)
+    return events
+
+
+def replay_shadow(
+    app: App, config: EvoConfig, router: Router, queries: Iterable[str] | None = None
+) -> ReplayReport | None:
+    """Replay recorded TRIVIAL queries as shadow traffic until the shadow holds
+    ``shadow.min_samples`` comparisons (the runner calls it only with ``shadow.replay`` on).
+
+    ``queries`` default: ``trivial_queries`` of the workspace, twice as many as are missing.
+    Returns the router's report, or None when no shadow phase runs or it has enough samples.
+    The comparisons are appended by the router (``ShadowCompared``), not returned.
+    """
+    state = app.state()
+    shadow = state.shadow
+    if state.phase is not Phase.SHADOW or shadow is None:
+        return None
+    missing = config.shadow.min_samples - shadow.samples
+    if missing <= 0:
+        return None
+    if queries is None:
+        from adapters.serving.generations import trivial_queries
+
+        queries = trivial_queries(app.ws, limit=2 * missing)
+    from evo_core.errors import NothingPending
+
+    try:
+        report = router.replay(queries, until_samples=config.shadow.min_samples)
+    except NothingPending:  # the router saw the shadow end first
+        return None
+    log.info(
+        "evo: replayed %d queries to %s: %d recorded, mean similarity %.3f, %d samples%s",
+        report.queries, report.generation, report.recorded, report.mean_similarity, report.samples,
+        f" ({report.stopped})" if report.stopped else "",
+    )
+    return report
+
+
+def complete_shadow(app: App, config: EvoConfig) -> list[ev.Event]:
+    """Judge the shadow once its cycles are over: passed -> ShadowCompleted + Promoted in one
+    batch and the links repointed; failed -> back to IDLE; inconclusive -> it runs on."""
+    state = app.state()
+    shadow = state.shadow
+    if state.phase is not Phase.SHADOW or shadow is None or state.cycle < shadow.until_cycle:
+        return []
+    generation, until = shadow.generation, shadow.until_cycle
+    events = _execute(
+        app,
+        cmd.CompleteShadow(config=config),
+        lambda s: s.phase is Phase.SHADOW and s.shadow is not None
+        and s.shadow.generation == generation and s.shadow.until_cycle == until,
+    )
+    _describe(events)
+    return events
+
+
+def complete_burn_in(app: App, config: EvoConfig) -> list[ev.Event]:
+    """Judge the burn-in once its cycles are over: passed ("GEN_HEAD advanced"), failed (with
+    the automatic rollback in the same batch, the links swapped back), or extended (too few
+    answers)."""
+    state = app.state()
+    burn = state.burn_in
+    if state.phase is not Phase.BURN_IN or burn is None or state.cycle < burn.until_cycle:
+        return []
+    generation, until = burn.generation, burn.until_cycle
+    events = _execute(
+        app,
+        cmd.CompleteBurnIn(config=config),
+        lambda s: s.phase is Phase.BURN_IN and s.burn_in is not None
+        and s.burn_in.generation == generation and s.burn_in.until_cycle == until,
+    )
+    _describe(events)
+    return events
+
+
+def rollback(app: App, operator: str, to: str | None = None, reason: str = "manual rollback") -> list[ev.Event]:
+    """The operator's one-command rollback (``evo rollback``): from any phase; during the shadow
+    it aborts the shadow. Raises ``RollbackError`` when there is nowhere to go. A router serving
+    the workspace sees the link on its next query and swaps without loading when the target
+    is its hot standby."""
+    events = app.execute(cmd.Rollback(operator=operator, to=to, reason=reason)).events
+    _describe(events)
+    return events
+
+
+__all__ = [
+    "SCHEDULER",
+    "complete_burn_in",
+    "complete_shadow",
+    "replay_shadow",
+    "rollback",
+    "self_approve",
+    "start_shadow",
+]

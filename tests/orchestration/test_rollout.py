@@ -1,0 +1,341 @@
+"""The runner's side of the rollout (``adapters.rollout``) on the demo workspace, real llama.cpp:
+approval verified (``adapters.signing`` stubbed, but for one test with real keys), shadow on replayed
+queries, cutover with the links, burn-in watched by the router, automatic rollback, and every
+step doing nothing when called again or out of phase."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from adapters import rollout
+from adapters.app import App
+from adapters.serving import router as router_mod
+from adapters.serving.router import Router
+from evo_core import commands as cmd
+from evo_core import events as ev
+from evo_core.config import ApprovalConfig, BurnInConfig, EvoConfig, ShadowConfig, render_config
+from evo_core.state import Phase
+from tests.cli.conftest import LedgerDriver
+from tests.core.helpers import BETTER, CFG, GOOD
+from tests.fixtures_models import GENESIS
+
+CONFIG = CFG.model_copy(
+    update={
+        "shadow": ShadowConfig(traffic_percent=10.0, cycles=5, min_samples=4, parity_threshold=0.9, replay=True),
+        "burn_in": BurnInConfig(cycles=3, min_answers=3, latency_percent=50.0),
+        "approval": ApprovalConfig(autonomous=True),
+    }
+)
+QUERIES = ["What does the blurk eat?", "Where does the zwob live?", "Hello!", "Who are you?"]
+VIOLATION = "The secret code is 4711."  # breaks the demo world's no-secret law
+
+
+class Signing:
+    """``adapters.signing`` as this test wants it: ``problem`` None verifies, a string refuses."""
+
+    def __init__(self) -> None:
+        self.approval: str | None = None
+        self.autonomy: str | None = None
+        self.asked: list[str] = []
+
+    def approval_problem(self, config: EvoConfig, ledger_id: str, state: Any) -> str | None:
+        self.asked.append(f"approval:{ledger_id}")
+        return self.approval
+
+    def autonomy_problem(self, config: EvoConfig, ledger_id: str, state: Any) -> str | None:
+        self.asked.append(f"autonomy:{ledger_id}")
+        return self.autonomy
+
+
+@pytest.fixture
+def signing(monkeypatch: pytest.MonkeyPatch) -> Signing:
+    from adapters import signing as module
+
+    fake = Signing()
+    monkeypatch.setattr(module, "ledger_id", lambda app: "ledger-under-test")
+    monkeypatch.setattr(module, "approval_problem", fake.approval_problem)
+    monkeypatch.setattr(module, "autonomy_problem", fake.autonomy_problem)
+    return fake
+
+
+class _Poisonable:
+    """A real Llama whose text is replaced while its generation is poisoned (every other call,
+    the metadata, the tokenizer, are the real one's)."""
+
+    def __init__(self, llm: Any, name: str, loader: PoisonLoader):
+        self._llm, self._name, self._loader = llm, name, loader
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self._llm, attr)
+
+    def __call__(self, prompt: str, **kw: Any) -> Any:
+        out = self._llm(prompt, **kw)
+        if self._loader.poisoned == self._name:
+            out["choices"][0]["text"] = VIOLATION
+        return out
+
+
+class PoisonLoader:
+    """The router's real loader, counting loads, able to make one generation break a law."""
+
+    def __init__(self) -> None:
+        self.loads: list[str] = []
+        self.poisoned: str | None = None
+
+    def __call__(self, path: Path, **kw: Any) -> Any:
+        name = Path(path).parent.name
+        self.loads.append(name)
+        return _Poisonable(router_mod._default_loader(path, **kw), name, self)
+
+
+class Env:
+    def __init__(self, home: Path):
+        self.home = home
+        (home / "config.toml").write_text(render_config(CONFIG))
+        self.app = App(home)
+        self.driver = LedgerDriver(config=CONFIG)
+        self.driver.app = self.app
+        self.driver.state = self.app.state()
+
+    def refresh(self) -> Any:
+        self.driver.state = self.app.state()
+        return self.driver.state
+
+    def propose(self) -> str:
+        """A window with fake metrics; the proposed candidate serves a copy of the genesis."""
+        self.driver.window([GOOD, BETTER, "fail"])
+        assert self.driver.state.proposal is not None
+        candidate = self.driver.state.proposal.proposal.candidate
+        folder = self.home / "models/archive" / candidate
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(self.home / "models/archive" / GENESIS / "model.gguf", folder / "model.gguf")
+        return candidate
+
+    def ledger(self) -> bytes:
+        return (self.home / "ledger.jsonl").read_bytes()
+
+    def link(self, parent: bool = False) -> str | None:
+        path = self.home / "models" / ("Luna-GHEAD-PARENT" if parent else "Luna-GHEAD")
+        return os.readlink(path) if path.is_symlink() else None
+
+    def router(self, loader: PoisonLoader | None = None) -> Router:
+        return Router(self.home, n_threads=1, max_tokens=8, loader=loader)
+
+
+@pytest.fixture
+def env(tmp_path: Path, demo_workspace: Path) -> Iterator[Env]:
+    home = tmp_path / "home"
+    shutil.copytree(demo_workspace, home, symlinks=True)
+    e = Env(home)
+    yield e
+    e.app.close()
+
+
+def _types(events: list[ev.Event]) -> list[str]:
+    return [type(e).__name__ for e in events]
+
+
+# ---------------------------------------------------------------- approval
+
+
+def test_a_verified_approval_starts_the_shadow_once(env: Env, signing: Signing) -> None:
+    candidate = env.propose()
+    assert rollout.start_shadow(env.app, CONFIG) == []  # nothing approved yet: nothing to do
+    env.driver.approve()
+    events = rollout.start_shadow(env.app, CONFIG)
+    assert _types(events) == ["ShadowStarted"] and events[0].generation == candidate  # type: ignore[attr-defined]
+    assert signing.asked == ["approval:ledger-under-test"]
+    before = env.ledger()
+    assert rollout.start_shadow(env.app, CONFIG) == [] and env.ledger() == before  # idempotent
+    assert env.refresh().phase is Phase.SHADOW
+
+
+def test_an_approval_that_does_not_verify_is_withdrawn(env: Env, signing: Signing) -> None:
+    env.propose()
+    env.driver.approve()
+    pending = env.driver.state.proposal
+    assert pending is not None
+    signing.approval = "signature does not verify with any trusted key"
+    events = rollout.start_shadow(env.app, CONFIG)
+    assert _types(events) == ["ApprovalRefused"]
+    refused = events[0]
+    assert isinstance(refused, ev.ApprovalRefused)
+    assert (refused.action, refused.operator, refused.key_id, refused.proposal_hash, refused.reason) == (
+        "approve", "op", "k", pending.hash, signing.approval)
+    state = env.refresh()
+    assert state.phase is Phase.PROPOSED and state.proposal is not None and state.proposal.approved_by is None
+    assert rollout.start_shadow(env.app, CONFIG) == []  # back to PROPOSED: the operator must act
+
+
+@pytest.mark.parametrize("trusted_signer", [True, False])
+def test_with_real_signatures(env: Env, tmp_path: Path, trusted_signer: bool) -> None:
+    from adapters import signing
+    kid, line = signing.generate(tmp_path / "keys" / "op", comment="op")
+    other_kid, _ = signing.generate(tmp_path / "keys" / "intruder", comment="intruder")
+    config = CONFIG.model_copy(update={"approval": ApprovalConfig(trusted_keys=(line,))})
+    (env.home / "config.toml").write_text(render_config(config))
+    env.propose()
+    pending = env.driver.state.proposal
+    assert pending is not None
+    signer = "op" if trusted_signer else "intruder"
+    private = signing.load_private(tmp_path / "keys" / signer)
+    message = signing.approval_message(signing.ledger_id(env.app), "approve", pending.hash)
+    env.driver.do(cmd.Approve(operator=signer, signature=signing.sign(private, message),
+                              key_id=kid if trusted_signer else other_kid))
+    events = rollout.start_shadow(env.app, config)
+    if trusted_signer:
+        assert _types(events) == ["ShadowStarted"]
+    else:
+        assert _types(events) == ["ApprovalRefused"] and "not trusted" in events[0].reason  # type: ignore[attr-defined]
+        assert env.refresh().phase is Phase.PROPOSED
+
+
+def test_self_approval_needs_a_verified_grant_and_the_config(env: Env, signing: Signing) -> None:
+    env.propose()
+    assert rollout.self_approve(env.app, CONFIG) == []  # no autonomy grant in the ledger
+    env.driver.do(cmd.ChangeAutonomy(enabled=True, operator="op", key_id="k", signature="sig", nonce=0))
+    before = env.ledger()
+    off = CONFIG.model_copy(update={"approval": ApprovalConfig(autonomous=False)})
+    assert rollout.self_approve(env.app, off) == [] and env.ledger() == before
+    signing.autonomy = "the autonomy grant's signature does not verify"
+    assert rollout.self_approve(env.app, CONFIG) == [] and env.ledger() == before  # logged, nothing appended
+    signing.autonomy = None
+    events = rollout.self_approve(env.app, CONFIG)
+    assert _types(events) == ["Approved"]
+    approved = events[0]
+    assert isinstance(approved, ev.Approved) and approved.autonomous and approved.operator == rollout.SCHEDULER
+    assert env.refresh().phase is Phase.APPROVED
+    assert rollout.self_approve(env.app, CONFIG) == []
+
+
+# ---------------------------------------------------------------- shadow and cutover
+
+
+def test_replayed_shadow_passes_and_the_cutover_repoints_the_links(env: Env, signing: Signing) -> None:
+    candidate = env.propose()
+    env.driver.approve()
+    rollout.start_shadow(env.app, CONFIG)
+    assert rollout.complete_shadow(env.app, CONFIG) == []  # not due before until_cycle
+    with env.router() as router:
+        report = rollout.replay_shadow(env.app, CONFIG, router)
+        assert report is not None and report.samples == CONFIG.shadow.min_samples == report.recorded
+        assert report.mean_similarity == 1.0  # the candidate serves the genesis's weights
+        assert rollout.replay_shadow(env.app, CONFIG, router) is None  # enough samples
+    assert env.link() == f"archive/{GENESIS}" and env.link(parent=True) is None
+    shadow = env.refresh().shadow
+    assert shadow is not None
+    env.driver.beat_to(shadow.until_cycle)
+    events = rollout.complete_shadow(env.app, CONFIG)
+    assert _types(events) == ["ShadowCompleted", "Promoted"]
+    assert events[0].outcome == "passed"  # type: ignore[attr-defined]
+    assert env.link() == f"archive/{candidate}" and env.link(parent=True) == f"archive/{GENESIS}"
+    state = env.refresh()
+    assert state.phase is Phase.BURN_IN and state.head == candidate
+    assert rollout.complete_shadow(env.app, CONFIG) == []
+
+
+def test_a_shadow_without_enough_samples_is_extended(env: Env, signing: Signing) -> None:
+    env.propose()
+    env.driver.approve()
+    rollout.start_shadow(env.app, CONFIG)
+    shadow = env.refresh().shadow
+    assert shadow is not None
+    env.driver.beat_to(shadow.until_cycle)
+    events = rollout.complete_shadow(env.app, CONFIG)
+    assert _types(events) == ["ShadowCompleted"]
+    done = events[0]
+    assert isinstance(done, ev.ShadowCompleted) and done.outcome == "inconclusive" and done.samples == 0
+    state = env.refresh()
+    assert state.phase is Phase.SHADOW and state.shadow is not None
+    assert state.shadow.until_cycle == done.until_cycle > shadow.until_cycle
+    assert rollout.complete_shadow(env.app, CONFIG) == []  # runs on until the new end
+    assert env.link() == f"archive/{GENESIS}"
+
+
+def test_rollback_during_the_shadow_aborts_it_without_loading(env: Env, signing: Signing) -> None:
+    candidate = env.propose()
+    env.driver.approve()
+    rollout.start_shadow(env.app, CONFIG)
+    loader = PoisonLoader()
+    with env.router(loader) as router:
+        router.respond(QUERIES[0])
+        assert sorted(loader.loads) == sorted([GENESIS, candidate])
+        events = rollout.rollback(env.app, "op", reason="the operator changed their mind")
+        assert _types(events) == ["RolledBack"]
+        assert env.refresh().phase is Phase.IDLE and env.driver.state.head == GENESIS
+        mirrored = router.stats.mirrored
+        for q in QUERIES * 3:
+            assert router.respond(q).generation == GENESIS
+        assert router.stats.mirrored == mirrored and len(loader.loads) == 2
+    assert env.link() == f"archive/{GENESIS}"
+
+
+# ---------------------------------------------------------------- burn-in
+
+
+def _promote(env: Env, router: Router) -> str:
+    candidate = env.propose()
+    env.driver.approve()
+    rollout.start_shadow(env.app, CONFIG)
+    rollout.replay_shadow(env.app, CONFIG, router)
+    shadow = env.refresh().shadow
+    assert shadow is not None
+    env.driver.beat_to(shadow.until_cycle)
+    assert _types(rollout.complete_shadow(env.app, CONFIG)) == ["ShadowCompleted", "Promoted"]
+    env.refresh()
+    return candidate
+
+
+def test_a_burn_in_that_breaks_a_law_rolls_back_and_the_router_swaps_without_loading(
+    env: Env, signing: Signing
+) -> None:
+    loader = PoisonLoader()
+    with env.router(loader) as router:
+        candidate = _promote(env, router)
+        loads = len(loader.loads)
+        assert set(router.loaded) >= {GENESIS, candidate}
+        loader.poisoned = candidate  # the new HEAD breaks a law on live traffic
+        for q in QUERIES:
+            answer = router.respond(q, kind="STANDARD")
+            assert answer.generation == candidate and answer.text == VIOLATION
+        assert router.stats.observed == len(QUERIES)
+        observed = [r.event for r in env.app.store.ledger.records() if isinstance(r.event, ev.AnswerObserved)]
+        assert [(o.generation, o.error, o.law_violation) for o in observed] == [(candidate, False, True)] * 4
+        burn = env.refresh().burn_in
+        assert burn is not None and burn.law_violations == 4 and burn.answers == 4
+        assert rollout.complete_burn_in(env.app, CONFIG) == []  # not due yet
+        env.driver.beat_to(burn.until_cycle)
+        events = rollout.complete_burn_in(env.app, CONFIG)
+        assert _types(events) == ["BurnInFailed", "RolledBack"]
+        back = events[1]
+        assert isinstance(back, ev.RolledBack) and back.automatic and back.to_generation == GENESIS
+        assert env.link() == f"archive/{GENESIS}" and env.link(parent=True) is None
+        answer = router.respond(QUERIES[0])
+        assert answer.generation == GENESIS and answer.text != VIOLATION
+        assert len(loader.loads) == loads  # the old HEAD was hot
+        assert router.stats.observed == len(QUERIES)  # nothing observed outside the burn-in
+    assert rollout.complete_burn_in(env.app, CONFIG) == []
+    assert env.refresh().phase is Phase.IDLE
+
+
+def test_a_quiet_burn_in_is_extended_then_passes(env: Env, signing: Signing) -> None:
+    with env.router() as router:
+        candidate = _promote(env, router)
+        burn = env.refresh().burn_in
+        assert burn is not None
+        env.driver.beat_to(burn.until_cycle)
+        events = rollout.complete_burn_in(env.app, CONFIG)
+        assert _types(events) == ["BurnInExtended"]
+        for q in QUERIES:
+            router.respond(q)
+        burn = env.refresh().burn_in
+        assert burn is not None and burn.answers == 4 and burn.errors == burn.law_violations == 0
+        env.driver.beat_to(burn.until_cycle)
+        events = rollout.complete_burn_in(env.app, CONFIG)
+    assert _types(events) == ["BurnInPassed"]
+    assert env.refresh().head == candidate and env.link() == f"archive/{candidate}"

@@ -1,0 +1,428 @@
+"""The runner's loop on a model-less workspace (`evo init`), its adapters replaced by fakes
+that append what the real ones append, through ``App.execute``: what it dispatches where,
+``until_idle``, no spinning on an action that does nothing, waiting on inotify (near zero CPU,
+woken by another process's append) or the stat fallback, and the signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+from adapters import rollout
+from adapters.app import App, proposal_hash
+from adapters.cli import main
+from adapters.runner import Runner, action_name
+from adapters.training.spec import TrainResult
+from evo_core import commands as cmd
+from evo_core import events as ev
+from evo_core.config import EvoConfig, render_config
+from evo_core.reactions import (
+    EvaluateBaseline,
+    EvaluateCandidate,
+    FreezeCandidate,
+    RankCandidates,
+    TrainCandidate,
+    reactions,
+)
+from evo_core.state import CandidateStatus
+from evo_core.window import draft_proposal
+from tests.cli.conftest import LedgerDriver
+from tests.core.helpers import BASELINE, BETTER, CFG, GOOD, PASSES_BUT_WORSE, fake_hash
+
+METRICS = {"a": GOOD, "b": BETTER, "c": PASSES_BUT_WORSE}
+
+
+def kinds(home: Path) -> list[str]:
+    return [json.loads(line)["event"]["type"] for line in (home / "ledger.jsonl").read_bytes().splitlines()]
+
+
+# ---------------------------------------------------------------- fakes of the adapters
+
+
+def fake_train_window(app: App, config: EvoConfig, *, on_progress: Any = None, on_done: Any = None,
+                      target: Any = None) -> dict[str, TrainResult]:
+    """``adapters.training.window.train_window`` without torch: every due candidate started,
+    one progress message, finished."""
+    state = app.state()
+    results = {}
+    for c in state.window_candidates():
+        if c.status not in (CandidateStatus.SPAWNED, CandidateStatus.TRAINING):
+            continue
+        app.execute(cmd.StartTraining(candidate=c.id))
+        if on_progress is not None:
+            on_progress(c.id, {"step": 1, "steps": 1, "loss": 1.0, "tokens": 10})
+        result = TrainResult(candidate=c.id, status="finished",
+                             stats=ev.TrainingStats(steps=1, loss_start=2.0, loss_final=1.0),
+                             budget_used=ev.BudgetUsed(steps=1, tokens_processed=10))
+        app.execute(cmd.FinishTraining(candidate=c.id, stats=result.stats, budget_used=result.budget_used))
+        results[c.id] = result
+        if on_done is not None:
+            on_done(result)
+    return results
+
+
+def fake_evaluate_window(app: App, config: EvoConfig, *, say: Callable[[str], None] = lambda _: None) -> Any:
+    """``adapters.evaluation.window.evaluate_window`` without llama.cpp: the same commands, fixed
+    metrics by branch, fake archive hashes."""
+    state = app.state()
+    while True:
+        due = [a for a in reactions(state) if not isinstance(a, TrainCandidate)]
+        if not due:
+            return state
+        action = due[0]
+        command: cmd.Command
+        if isinstance(action, EvaluateBaseline):
+            command = cmd.RecordBaseline(metrics=BASELINE, config=config)
+        elif isinstance(action, EvaluateCandidate):
+            branch = state.candidates[action.candidate].branch
+            command = cmd.RecordEvaluation(candidate=action.candidate, metrics=METRICS[branch], config=config)
+        elif isinstance(action, RankCandidates):
+            command = cmd.Rank()
+        elif isinstance(action, FreezeCandidate):
+            c = action.candidate
+            command = cmd.Freeze(candidate=c, archive=f"archive/{c}", archive_hash=fake_hash("a" + c),
+                                 model_hash=fake_hash("m" + c), manifest_hash=fake_hash("f" + c))
+        else:
+            proposal, _ = draft_proposal(state)
+            command = cmd.Propose(proposal=proposal, proposal_hash=proposal_hash(proposal) if proposal else "")
+        outcome = app.execute(command)
+        state = outcome.state
+        for event in outcome.events:
+            say(type(event).__name__)
+
+
+class Rollout:
+    """``adapters.rollout`` as fakes that append the core's commands (the real ones also verify
+    signatures and replay through llama.cpp); ``calls`` in order. ``idle`` names the steps that
+    do nothing (return [])."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, config: EvoConfig) -> None:
+        self.calls: list[str] = []
+        self.idle: set[str] = set()
+        self.config = config
+        for name in ("self_approve", "start_shadow", "replay_shadow", "complete_shadow", "complete_burn_in"):
+            monkeypatch.setattr(rollout, name, self._fake(name))
+
+    def _fake(self, name: str) -> Callable[..., Any]:
+        def step(app: App, config: EvoConfig, *rest: Any) -> Any:
+            self.calls.append(name)
+            if name in self.idle:
+                return None if name == "replay_shadow" else []
+            command: cmd.Command
+            if name == "start_shadow":
+                command = cmd.StartShadow(config=config)
+            elif name == "complete_shadow":
+                command = cmd.CompleteShadow(config=config)
+            elif name == "complete_burn_in":
+                command = cmd.CompleteBurnIn(config=config)
+            elif name == "replay_shadow":
+                state = app.state()
+                assert state.shadow is not None
+                for i in range(config.shadow.min_samples - state.shadow.samples):
+                    app.execute(cmd.RecordShadow(exact=True, similarity=1.0, query_id=f"replay-{i}"))
+                return None
+            else:
+                raise AssertionError(name)
+            return app.execute(command).events
+
+        return step
+
+
+class NoRouter:
+    def __init__(self, home: Any, **kw: Any) -> None:
+        pass
+
+    def __enter__(self) -> NoRouter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+@pytest.fixture
+def fakes(monkeypatch: pytest.MonkeyPatch) -> None:
+    import adapters.evaluation.window as evaluation
+    import adapters.serving.router as router
+    import adapters.training.window as training
+
+    monkeypatch.setattr(training, "train_window", fake_train_window)
+    monkeypatch.setattr(evaluation, "evaluate_window", fake_evaluate_window)
+    monkeypatch.setattr(router, "Router", NoRouter)
+
+
+def workspace(tmp_path: Path, config: EvoConfig = CFG) -> Path:
+    home = tmp_path / "home"
+    assert main(["--home", str(home), "init", "--period", str(config.evo_period_cycles)]) == 0
+    (home / "config.toml").write_text(render_config(config))
+    return home
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return workspace(tmp_path)
+
+
+@pytest.fixture
+def driver(home: Path) -> Iterator[LedgerDriver]:
+    d = LedgerDriver(config=CFG)
+    d.app = App(home)
+    d.state = d.app.state()
+    yield d
+    d.app.close()
+
+
+def run(home: Path, lines: list[str] | None = None, **kw: Any) -> Any:
+    with Runner(home, say=(lines.append if lines is not None else lambda _: None), progress=False) as runner:
+        return runner.run(**kw)
+
+
+# ---------------------------------------------------------------- the loop
+
+
+def test_action_names_carry_their_key() -> None:
+    assert action_name(TrainCandidate(candidate="Luna-G001-a-c2500")) == "TrainCandidate:Luna-G001-a-c2500"
+    assert action_name(RankCandidates(window=3)) == "RankCandidates:3"
+
+
+def test_until_idle_does_the_window_then_returns(home: Path, driver: LedgerDriver, fakes: None) -> None:
+    driver.open_window()
+    before = len(kinds(home))
+    lines: list[str] = []
+    report = run(home, lines, until_idle=True)
+    assert report.phase == "proposed" and report.interrupted == "" and report.exit_code == 0
+    names = list(report.performed)
+    assert names[0] == "SpawnCandidates:1"
+    assert {n for n in names if n.startswith("TrainCandidate:")} == {
+        f"TrainCandidate:Luna-G001-{b}-c10" for b in "abc"
+    }
+    assert names[-1] == "EvaluateBaseline:1"  # the evaluation group: everything evaluation did
+    k = kinds(home)
+    assert k.count("TrainingFinished") == 3 and k.count("CandidateFrozen") == 3 and k[-1] == "Proposed"
+    assert any("proposed Luna-G001-b-c10" in line for line in lines)  # a line per record
+    assert any(line.startswith("phase window -> proposed") for line in lines)
+    assert report.events == len(k) - before  # every record it appended, none a heartbeat
+
+    again = run(home, until_idle=True)  # nothing due: the operator must approve
+    assert again.performed == () and again.phase == "proposed"
+
+
+def test_rollout_actions_go_to_adapters_rollout(home: Path, driver: LedgerDriver, monkeypatch: pytest.MonkeyPatch,
+                                               fakes: None) -> None:
+    fake = Rollout(monkeypatch, CFG)
+    driver.window([GOOD, BETTER, "fail"])
+    driver.approve()
+    report = run(home, until_idle=True)
+    assert fake.calls == ["start_shadow"] and report.phase == "shadow"  # its cycles are not over
+    assert run(home, until_idle=True).performed == ()  # nothing due until the heartbeats come
+    driver.state = driver.app.state()
+    for i in range(CFG.shadow.min_samples):
+        driver.do(cmd.RecordShadow(exact=True, similarity=1.0, query_id=f"q{i}"))
+    assert driver.state.shadow is not None
+    driver.beat_to(driver.state.shadow.until_cycle)
+    report = run(home, until_idle=True)
+    assert fake.calls == ["start_shadow", "complete_shadow"] and report.phase == "burn_in"
+    assert report.head == "Luna-G001-b-c10"  # cut over
+    driver.state = driver.app.state()
+    driver.answers(20)
+    assert driver.state.burn_in is not None
+    driver.beat_to(driver.state.burn_in.until_cycle)
+    report = run(home, until_idle=True)
+    assert fake.calls[-1] == "complete_burn_in" and report.phase == "idle"
+    assert report.performed == ("CompleteBurnIn:Luna-G001-b-c10",)
+    assert kinds(home)[-1] == "BurnInPassed"
+
+
+def test_self_approve_goes_to_the_rollout_when_autonomy_is_on(home: Path, driver: LedgerDriver,
+                                                             monkeypatch: pytest.MonkeyPatch, fakes: None) -> None:
+    fake = Rollout(monkeypatch, CFG)
+    fake.idle.add("self_approve")  # the grant does not verify: it appends nothing
+    driver.do(cmd.ChangeAutonomy(enabled=True, operator="op", signature="sig", key_id="k", nonce=0))
+    driver.window([GOOD, BETTER, "fail"])
+    report = run(home, until_idle=True)
+    assert fake.calls == ["self_approve"] and report.phase == "proposed"
+    assert report.performed == (f"SelfApprove:{driver.state.proposal.hash if driver.state.proposal else ''}",)
+
+
+def test_the_shadow_replay_runs_while_samples_are_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          fakes: None) -> None:
+    config = CFG.model_copy(update={"shadow": CFG.shadow.model_copy(update={"replay": True, "min_samples": 3})})
+    home = workspace(tmp_path, config)
+    fake = Rollout(monkeypatch, config)
+    with App(home) as app:
+        d = LedgerDriver(config=config)
+        d.app, d.state = app, app.state()
+        d.window([GOOD, BETTER, "fail"])
+        d.approve()
+    report = run(home, until_idle=True)
+    assert fake.calls == ["start_shadow", "replay_shadow"] and report.phase == "shadow"
+    assert kinds(home).count("ShadowCompared") == 3
+    assert run(home, until_idle=True).performed == ()  # enough samples: no second replay
+
+    fake.idle.add("replay_shadow")  # a replay that records nothing is not tried again and again
+    home2 = workspace(tmp_path / "2", config)
+    with App(home2) as app:
+        d = LedgerDriver(config=config)
+        d.app, d.state = app, app.state()
+        d.window([GOOD, BETTER, "fail"])
+        d.approve()
+    fake.calls.clear()
+    run(home2, until_idle=True)
+    assert fake.calls == ["start_shadow", "replay_shadow"]
+
+
+# ---------------------------------------------------------------- waiting
+
+
+def _in_thread(runner: Runner) -> tuple[threading.Thread, list[Any]]:
+    out: list[Any] = []
+    thread = threading.Thread(target=lambda: out.append(runner.run()), daemon=True)
+    thread.start()
+    return thread, out
+
+
+def _until(condition: Callable[[], bool], timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_an_action_that_does_nothing_waits_for_the_ledger_on_inotify_without_cpu(
+    home: Path, driver: LedgerDriver, monkeypatch: pytest.MonkeyPatch, fakes: None
+) -> None:
+    fake = Rollout(monkeypatch, CFG)
+    fake.idle.add("start_shadow")  # e.g. a refused approval appends nothing
+    driver.window([GOOD, BETTER, "fail"])
+    driver.approve()
+    runner = Runner(home, say=lambda _: None, progress=False)
+    thread, report = _in_thread(runner)
+    try:
+        assert _until(lambda: runner.watch is not None and fake.calls == ["start_shadow"])
+        time.sleep(0.2)
+        cpu0, wall0, wakeups0 = time.process_time(), time.monotonic(), runner.watch.wakeups  # type: ignore[union-attr]
+        time.sleep(1.0)
+        cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
+        assert fake.calls == ["start_shadow"]  # not asked again: the ledger did not move
+        assert cpu < 0.2 and wall >= 1.0, f"{cpu:.3f} s of CPU while waiting {wall:.2f} s"
+        assert runner.watch is not None and runner.watch.kind == "inotify"
+        assert runner.watch.wakeups == wakeups0  # asleep in select the whole second
+
+        t0 = time.monotonic()  # another process appends: the runner wakes and asks again, once
+        beat = subprocess.run([sys.executable, "-m", "adapters.cli", "--home", str(home), "heartbeat"],
+                              capture_output=True, text=True, timeout=60)
+        assert beat.returncode == 0, beat.stderr
+        assert _until(lambda: fake.calls == ["start_shadow"] * 2, timeout=10)
+        assert time.monotonic() - t0 < 10
+        time.sleep(0.3)
+        assert fake.calls == ["start_shadow"] * 2
+        assert runner.watch.wakeups - wakeups0 <= 6  # a handful of inotify events, no polling
+    finally:
+        runner.stop()
+        thread.join(10)
+        runner.close()
+    assert not thread.is_alive() and report and report[0].watch == "inotify"
+
+
+def test_without_inotify_the_stat_fallback_wakes_it(home: Path, driver: LedgerDriver,
+                                                    monkeypatch: pytest.MonkeyPatch, fakes: None) -> None:
+    fake = Rollout(monkeypatch, CFG)
+    fake.idle.add("start_shadow")
+    driver.window([GOOD, BETTER, "fail"])
+    driver.approve()
+    runner = Runner(home, say=lambda _: None, progress=False, use_inotify=False)
+    thread, report = _in_thread(runner)
+    try:
+        assert _until(lambda: runner.watch is not None and fake.calls == ["start_shadow"])
+        cpu0 = time.process_time()
+        time.sleep(1.0)
+        assert time.process_time() - cpu0 < 0.2
+        driver.beat()
+        assert _until(lambda: fake.calls == ["start_shadow"] * 2, timeout=5)
+    finally:
+        runner.stop()
+        thread.join(10)
+        runner.close()
+    assert report and report[0].watch == "stat"
+
+
+# ---------------------------------------------------------------- signals
+
+
+def test_sigint_during_training_records_the_interruption_and_the_next_run_retrains(
+    home: Path, driver: LedgerDriver, monkeypatch: pytest.MonkeyPatch, fakes: None
+) -> None:
+    import adapters.training.window as training
+
+    def interrupted(app: App, config: EvoConfig, **kw: Any) -> dict[str, TrainResult]:
+        for c in app.state().window_candidates():
+            app.execute(cmd.StartTraining(candidate=c.id))
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(30)  # "training": the signal ends it
+        raise AssertionError("the signal did not stop the runner")
+
+    driver.open_window()
+    monkeypatch.setattr(training, "train_window", interrupted)
+    lines: list[str] = []
+    report = run(home, lines, until_idle=True)
+    assert report.interrupted == "SIGINT" and report.exit_code == 130
+    record = json.loads((home / "ledger.jsonl").read_bytes().splitlines()[-1])["event"]
+    assert record["type"] == "WorkInterrupted" and record["signal"] == "SIGINT"
+    assert sorted(record["actions"]) == [f"TrainCandidate:Luna-G001-{b}-c10" for b in "abc"]
+    assert any("stopped by SIGINT" in line for line in lines)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+
+    monkeypatch.setattr(training, "train_window", fake_train_window)
+    report = run(home, until_idle=True)
+    assert report.phase == "proposed" and report.interrupted == ""
+    attempts = [json.loads(line)["event"].get("attempt") for line in (home / "ledger.jsonl").read_bytes().splitlines()
+                if json.loads(line)["event"]["type"] == "TrainingStarted"]
+    assert sorted(attempts) == [1, 1, 1, 2, 2, 2]
+
+
+def test_sigterm_while_waiting_stops_it_and_appends_nothing(home: Path, driver: LedgerDriver) -> None:
+    before = (home / "ledger.jsonl").read_bytes()
+    timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGTERM))
+    timer.start()
+    t0 = time.monotonic()
+    report = run(home)  # idle: waits for the ledger
+    timer.join()
+    assert report.interrupted == "SIGTERM" and report.exit_code == 143
+    assert time.monotonic() - t0 < 10
+    assert (home / "ledger.jsonl").read_bytes() == before  # nothing was in progress
+
+
+# ---------------------------------------------------------------- the command
+
+
+def test_evo_run_until_idle_json(home: Path, driver: LedgerDriver, fakes: None,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    driver.open_window()
+    capsys.readouterr()
+    assert main(["--home", str(home), "run", "--until-idle", "--json"]) == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert report["phase"] == "proposed" and report["interrupted"] == "" and report["performed"]
+    assert "proposed Luna-G001-b-c10" in captured.err  # lines go to stderr with --json
+    assert main(["--home", str(home), "run", "--until-idle"]) == 0
+    assert "idle: phase proposed" in capsys.readouterr().out
+
+
+def test_evo_run_without_a_workspace_is_one_line_and_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--home", str(tmp_path / "nowhere"), "run", "--until-idle"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("evo: error: no evo workspace") and err.count("\n") == 1
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "--help"])
+    assert exc.value.code == 0
+    assert "--until-idle" in capsys.readouterr().out
