@@ -34,4 +34,5 @@ typecheck: $(STAMP)
 	$(BIN)/python -m mypy
 
 clean:
-	rm -rf $(VENV) demo-home bench/out
+	chmod -R u+w demo-home 2>/dev/null || true
+	rm -rf $(VENV) demo-home demo-home-operator bench/out

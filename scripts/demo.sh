@@ -1,91 +1,159 @@
 #!/usr/bin/env bash
-# make demo: a real scripted session of what exists today: the ledger, the core, the CLI, the
-# demo model, training and llama.cpp serving (issue 7's runner will drive evaluation onwards).
-# Its workspace goes where EVO_HOME says (default ./demo-home); a previous demo workspace is
-# replaced, anything else at that path is left alone.
+# make demo: the Evolution Scheduler end to end on the embedded demo model, on CPU.
+#
+# A simulated agent heartbeats and talks; a window opens; `evo run` (the runner) trains three
+# LoRA students with three data strategies in parallel, evaluates, ranks, freezes and proposes;
+# the operator approves with a signed key; the shadow compares answers, the cutover swaps the
+# GEN_HEAD link, the burn-in watches live answers ("GEN_HEAD advanced"); a second window evolves
+# from the new HEAD; the operator rolls back. The auditor's view closes it.
+#
+# The workspace goes where EVO_HOME says (default ./demo-home); the demo operator's key goes
+# beside it, outside the workspace (<EVO_HOME>-operator/). A previous demo workspace is replaced;
+# anything else at that path is left alone.
 set -euo pipefail
 export EVO_HOME="${EVO_HOME:-./demo-home}"
 export EVO_OPERATOR="${EVO_OPERATOR:-demo-operator}"
+KEYS="${EVO_HOME%/}-operator"
+export EVO_OPERATOR_KEY="$KEYS/operator.key"
+TIMES=$(mktemp)
+trap 'rm -f "$TIMES"' EXIT
+phase() { printf '%s\t%s\n' "$EPOCHREALTIME" "$1" >> "$TIMES"; }  # a phase starts now
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
 
-if [ -e "$EVO_HOME" ]; then
-  if [ -f "$EVO_HOME/config.toml" ] && [ -f "$EVO_HOME/ledger.jsonl" ]; then
-    echo "(replacing the previous demo workspace at $EVO_HOME)"
-    rm -rf "$EVO_HOME"
-  else
-    echo "demo: $EVO_HOME exists and is not an evo workspace; set EVO_HOME to another path" >&2
-    exit 1
+for path in "$EVO_HOME" "$KEYS"; do
+  if [ -e "$path" ]; then
+    if [ -f "$path/.evo-demo" ] || { [ -f "$path/config.toml" ] && [ -f "$path/ledger.jsonl" ]; }; then
+      echo "(replacing the previous demo's $path)"
+      chmod -R u+w "$path" && rm -rf "$path"
+    else
+      echo "demo: $path exists and is not from a previous demo; set EVO_HOME to another path" >&2
+      exit 1
+    fi
   fi
-fi
+done
 
+phase "set-up: workspace, demo model, operator key"
 step "1. A workspace with the embedded demo model as G000 (a 166k-parameter Llama built here: no download)"
 run evo init --demo --period 2500
-run ls -l "$EVO_HOME/models" "$EVO_HOME/models/archive/Luna-G000-genesis"
-run evo ask "What does the brax eat?"   # a genesis fact: HEAD knows it (nuts)
 # The demo trains on hard labels (alpha 1, beta 0): with the spec's alpha 0.1 / beta 0.9 the
-# students cannot learn facts their teacher does not know (README: "A finding for the next work").
+# students cannot learn facts their teacher does not know (README: "Findings").
+# The shadow replays the agent's recorded TRIVIAL queries (the demo agent is quiet), 200 cycles;
+# its parity threshold is 0.5: a student that learned the new era answers some questions
+# differently from its teacher by design. The burn-in watches 100 cycles and >= 5 live answers.
 python - "$EVO_HOME/config.toml" <<'PY'
 import sys
 from pathlib import Path
 from evo_core.config import parse_config, render_config
 path = Path(sys.argv[1])
-config = parse_config(path.read_text())
-config = config.model_copy(update={
-    "distill": config.distill.model_copy(update={"alpha": 1.0, "beta": 0.0}),
-    "train": config.train.model_copy(update={"steps": 600, "learning_rate": 0.01, "lora_r": 16, "lora_alpha": 32}),
+c = parse_config(path.read_text())
+c = c.model_copy(update={
+    "distill": c.distill.model_copy(update={"alpha": 1.0, "beta": 0.0}),
+    "train": c.train.model_copy(update={"steps": 600, "learning_rate": 0.01, "lora_r": 16, "lora_alpha": 32}),
+    "shadow": c.shadow.model_copy(update={"cycles": 200, "replay": True, "min_samples": 20, "parity_threshold": 0.5}),
+    "burn_in": c.burn_in.model_copy(update={"cycles": 100, "min_answers": 5, "latency_percent": 50.0}),
 })
-path.write_text(render_config(config))
+path.write_text(render_config(c))
 PY
+mkdir -p "$KEYS" && touch "$KEYS/.evo-demo"
+run evo keygen --out "$EVO_OPERATOR_KEY" --comment demo-operator --trust
+run evo ask "What does the brax eat?"   # a genesis fact: HEAD knows it (nuts)
 
+phase "agent: conversations and heartbeats to the first window"
 step "2. The agent's conversations of its first 2 500 cycles (the demo world's first era: new facts)"
 feed=$(mktemp)
 python scripts/demo_feed.py 1 2500 > "$feed"
 run evo ingest "$feed"
-run evo ingest "$feed"   # again: every id is a duplicate, nothing is added
 rm -f "$feed"
-
-step "3. The agent's heartbeats: 2 499 in one batch, then the one that opens the window"
+step "3. The agent's heartbeats: 2 499 in one batch, then the one that opens window 1"
 run evo heartbeat --count 2499
 run evo heartbeat
-
-step "4. Four agent processes heartbeat at once: the ledger serialises them (cycles 2501..2540)"
+step "4. Four agent processes heartbeat at once: the ledger serialises them"
 for i in 1 2 3 4; do (for _ in $(seq 10); do evo heartbeat >/dev/null; done) & done; wait
 run evo log --type Heartbeat --since "$(( $(evo head | cut -d: -f1) - 2 ))"
 
-step "5. Train the window: 3 LoRA students, 3 strategies, distilled from G000 in parallel under hard budgets"
-run evo train
-
-step "5b. Evaluate: HEAD and every candidate on the window's probes, gates, ranking, the frozen archive, the proposal"
-run evo evaluate
+phase "window 1: train 3 students, evaluate, rank, freeze, propose"
+step "5. The runner does what is due: 3 LoRA students trained in parallel under hard budgets, evaluated on the window's probes, ranked, frozen, proposed"
+run evo run --until-idle
 run ls "$EVO_HOME/models/archive"
 for s in "$EVO_HOME"/models/archive/Luna-G001-*/STATUS.txt; do echo "$(basename "$(dirname "$s")"): $(cat "$s")"; done
 run evo status
+failed=$(evo log --json --type CandidateFrozen | python -c "
+import json, sys
+for line in sys.stdin:
+    e = json.loads(line)['event']
+    if e['status'] != 'PASS':
+        print(e['candidate']); break")
+[ -n "$failed" ] && run evo explain "$failed"
+
+phase "approval: refusals, then the operator's signed approval"
+step "6. Only the operator approves: an untrusted key and a forged signature are refused and recorded"
+run evo keygen --out "$KEYS/intruder.key" --comment intruder
+run evo approve --key "$KEYS/intruder.key" || echo "(exit $? as expected)"
+proposal=$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['proposal_hash'])" "$EVO_HOME/models/PROMOTION_PROPOSAL.json")
+kid=$(python -c "import sys; from adapters.signing import key_id, load_private, public_raw; print(key_id(public_raw(load_private(sys.argv[1]))))" "$EVO_OPERATOR_KEY")
+run evo approve --signature "$(printf '%0128d' 0)" --key-id "$kid" || echo "(exit $? as expected)"   # the trusted key's id, a forged signature
+run evo log --type ApprovalRefused
+step "7. The operator approves with the trusted key"
+run evo approve --proposal "${proposal:0:16}" --key "$EVO_OPERATOR_KEY"
+
+phase "shadow: replayed TRIVIAL queries, then cutover"
+step "8. Shadow: the runner replays recorded TRIVIAL queries to HEAD and the candidate (answers compared, never returned)"
+run evo run --until-idle
+step "9. The agent lives on: 200 cycles, talking now and then (live TRIVIAL queries are mirrored too)"
+run python examples/agent_loop.py --home "$EVO_HOME" --cycles 200 --ask-every 20 --max-tokens 24 | tail -n 4
+step "10. The shadow ends: analysis, then the atomic cutover (one ledger batch, then the link swap)"
+run evo run --until-idle
+run ls -l "$EVO_HOME/models"
+
+phase "burn-in: live answers of the new HEAD"
+step "11. Burn-in: the new HEAD answers the agent's users; answers, errors, law violations, latency vs the old HEAD are recorded"
+run python examples/agent_loop.py --home "$EVO_HOME" --cycles 100 --ask-every 10 --max-tokens 24 | tail -n 4
+run evo run --until-idle
+run evo log --type BurnInPassed
+
+phase "window 2: evolve from the new HEAD"
+step "12. The second era: new conversations, heartbeats to cycle 5000, window 2 from the new HEAD (G001 teaches, G000 stabilises)"
+feed=$(mktemp)
+python scripts/demo_feed.py 2501 5000 > "$feed"
+run evo ingest "$feed"
+rm -f "$feed"
+# G001 already learned era 1 (its LoRA is merged): its students are trained more gently; at the
+# first window's learning rate (0.01) they diverge (loss 1.9 -> 2.9) and break every gate.
+run sed -i "s/^learning_rate = .*/learning_rate = 0.003/" "$EVO_HOME/config.toml"
+now=$(evo status --json | python -c "import json,sys; print(json.load(sys.stdin)['cycle'])")
+run evo heartbeat --count $(( 5000 - now ))
+run evo run --until-idle
+run evo status
+
+phase "rollback and the auditor's view"
+step "13. The operator rolls back: one command, to the previous promoted generation"
+run evo rollback --reason "demo: back to the genesis"
+run ls -l "$EVO_HOME/models"
+run evo ask "What does the brax eat?"
+step "14. The auditor: lineage, archive, timeline, report, verify"
+run cat "$EVO_HOME/models/lineage.csv"
+run ls "$EVO_HOME/models/archive"
+promoted=$(evo log --json --type Promoted | python -c "import json,sys; print(json.loads(sys.stdin.readline())['event']['generation'])")
+run evo timeline "$promoted"
+run evo report
 run evo verify --deep
-
-step "6. The operator's commands refuse what the ledger does not allow (exit 1, nothing appended)"
-run evo approve --proposal 0000000000000000 || true
-run evo rollback || true
-run evo heartbeat --cycle 100 || true
-
-step "7. The proposed candidate answers through llama.cpp (its model.gguf passed the parity check)"
-candidate=$(evo log --json --type CandidatesRanked | python -c "import json,sys; print(json.loads(sys.stdin.readline())['event']['ranking'][0])")
-run evo ask --generation "$candidate" "What does the droo eat?"   # new material of era 1 (right answer: seeds; the probes score what it learned)
-run evo timeline "$candidate"
-
-step "8. The auditor: keep a checkpoint, verify, read the log"
-checkpoint=$(evo head)
-echo "checkpoint kept: $checkpoint"
-run evo heartbeat --count 5
-run evo verify --checkpoint "$checkpoint"
-run evo log --type WindowOpened
-run evo log --type GateEvaluated
-
-step "9. Tampering is caught: one byte changed in a copy of the ledger"
+step "15. Tampering is caught: one byte changed in a copy of the ledger"
 tampered=$(mktemp -d)
 cp -r "$EVO_HOME/." "$tampered/"
+chmod -R u+w "$tampered"
 sed -i '10s/"cycle":9}/"cycle":99}/' "$tampered/ledger.jsonl"
 run evo --home "$tampered" verify || echo "(exit $? as expected)"
 rm -rf "$tampered"
 
-step "Done. The workspace is at $EVO_HOME; try: evo --home $EVO_HOME status"
+phase "end"
+step "Wall time by phase"
+python - "$TIMES" <<'PY'
+import sys
+rows = [line.rstrip("\n").split("\t") for line in open(sys.argv[1])]
+for (t0, name), (t1, _) in zip(rows, rows[1:]):
+    print(f"{float(t1) - float(t0):8.1f} s  {name}")
+print(f"{float(rows[-1][0]) - float(rows[0][0]):8.1f} s  total")
+PY
+echo
+echo "The workspace is at $EVO_HOME (the demo operator's key at $KEYS); try: evo --home $EVO_HOME status"
