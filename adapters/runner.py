@@ -26,6 +26,10 @@ freeze temp folder of a dead process is swept, an archive renamed into place who
 CandidateFrozen never reached the ledger is re-used when whole (``freeze.archive.reclaim``).
 Training workers die with the runner (``PR_SET_PDEATHSIG``), so none trains on unseen.
 
+A step that fails with a domain or workspace error (a config.toml that does not validate, a
+window whose data cannot train) ends ``evo run --until-idle`` with its one line (exit 1); the
+daemon prints the line and waits for the ledger to move before it asks again.
+
 Signals: SIGINT/SIGTERM raise ``Interrupted`` out of whatever the runner is doing (the first
 one; later ones are ignored while it stops). It kills its training workers (they ignore
 SIGINT/SIGTERM themselves, so a Ctrl-C on the terminal never fails a candidate), appends
@@ -49,8 +53,10 @@ import msgspec
 
 from adapters.app import App
 from adapters.ledger_watch import LedgerWatch
+from adapters.workspace import WorkspaceError
 from evo_core import commands as cmd
 from evo_core import events as ev
+from evo_core.errors import DomainError
 from evo_core.reactions import (
     Action,
     CompleteBurnIn,
@@ -220,7 +226,13 @@ class Runner:
             self._note_phase(state)
             due = self.due(state)
             if due and loaded.checkpoint != tried:
-                self._perform(self.group(due), state)
+                try:
+                    self._perform(self.group(due), state)
+                except (DomainError, WorkspaceError) as exc:
+                    if until_idle:
+                        raise  # `evo run --until-idle`: one line, exit 1
+                    self._current = ()  # the daemon says why and waits for the ledger to move
+                    self.say(f"evo run: {exc} (waiting for the ledger to move)")
                 if self.app.store.ledger.tail() == loaded.checkpoint:
                     tried = loaded.checkpoint  # it did nothing: wait for the ledger to move
                 continue

@@ -334,6 +334,41 @@ def test_an_action_that_does_nothing_waits_for_the_ledger_on_inotify_without_cpu
     assert not thread.is_alive() and report and report[0].watch == "inotify"
 
 
+def test_a_refused_step_ends_until_idle_but_the_daemon_says_why_and_waits_for_the_ledger(
+    home: Path, driver: LedgerDriver, monkeypatch: pytest.MonkeyPatch, fakes: None
+) -> None:
+    from evo_core.errors import DomainError
+
+    calls: list[int] = []
+
+    def refused(app: App, config: EvoConfig) -> list[ev.Event]:
+        calls.append(1)
+        raise DomainError("the approval's key is not trusted")
+
+    Rollout(monkeypatch, CFG)
+    monkeypatch.setattr(rollout, "start_shadow", refused)
+    driver.window([GOOD, BETTER, "fail"])
+    driver.approve()
+    with pytest.raises(DomainError, match="not trusted"):
+        Runner(home, say=lambda _: None, progress=False).run(until_idle=True)
+
+    lines: list[str] = []
+    runner = Runner(home, say=lines.append, progress=False)
+    thread, report = _in_thread(runner)
+    try:
+        assert _until(lambda: runner.watch is not None and len(calls) == 2)
+        time.sleep(0.5)
+        assert len(calls) == 2 and thread.is_alive()  # alive, and not asking again and again
+        assert any("not trusted" in line and "waiting for the ledger" in line for line in lines)
+        driver.beat()
+        assert _until(lambda: len(calls) == 3, timeout=10)  # the ledger moved: it asks again
+    finally:
+        runner.stop()
+        thread.join(10)
+        runner.close()
+    assert not thread.is_alive() and report and report[0].exit_code == 0
+
+
 def test_without_inotify_the_stat_fallback_wakes_it(home: Path, driver: LedgerDriver,
                                                     monkeypatch: pytest.MonkeyPatch, fakes: None) -> None:
     fake = Rollout(monkeypatch, CFG)
