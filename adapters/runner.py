@@ -355,6 +355,17 @@ class Runner:
 
                 self._events += 1
                 self.say(f"{rec.seq:>8}  {describe(rec.event)}")
+                if isinstance(rec.event, ev.CandidatesRanked):
+                    self._say_ranking(rec.event.window)
+
+    def _say_ranking(self, window: int) -> None:
+        """The ranking as the spec prints it (a ranked window's gates and scores never change)."""
+        from projections.candidates import ranking_lines
+
+        state = self.app.state()
+        if state.window is not None and state.window.number == window:
+            for line in ranking_lines(state):
+                self.say(f"          {line}")
 
     def _note_phase(self, state: State) -> None:
         if state.phase is not self._phase:

@@ -208,6 +208,9 @@ def test_until_idle_does_the_window_then_returns(home: Path, driver: LedgerDrive
     k = kinds(home)
     assert k.count("TrainingFinished") == 3 and k.count("CandidateFrozen") == 3 and k[-1] == "Proposed"
     assert any("proposed Luna-G001-b-c10" in line for line in lines)  # a line per record
+    ranked = next(i for i, line in enumerate(lines) if "ranked:" in line)  # then the spec's table
+    assert lines[ranked + 1].strip().startswith("CANDIDATE RANKINGS (window 1")
+    assert lines[ranked + 2].strip().startswith("1. Luna-G001-b-c10")
     assert any(line.startswith("phase window -> proposed") for line in lines)
     assert report.events == len(k) - before  # every record it appended, none a heartbeat
 
