@@ -25,7 +25,8 @@ def resolve_name(names: list[str], wanted: str) -> str:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     from adapters.cli import _app, _json, _out
-    from projections.explain import explain, generation_names, render_explanation
+    from projections.explain import explain, generation_names
+    from projections.explain_text import render_explanation
 
     with _app(args) as app:
         name = resolve_name(generation_names(app.store.ledger.records()), args.name)

@@ -5,7 +5,8 @@ import msgspec
 from evo_core import commands as cmd
 from evo_core import events as ev
 from projections import PlainRecord
-from projections.explain import explain, generation_names, render_explanation
+from projections.explain import explain, generation_names
+from projections.explain_text import render_explanation
 from tests.projections.conftest import BASELINE, FAIR, GENESIS, GOOD, SIGNED, WEAK, Sim, digest
 
 A, B, C, D = (f"Luna-G001-{b}-c100" for b in "abcd")

@@ -1,0 +1,103 @@
+"""``evo explain``'s text: an ``Explanation`` as the lines an auditor reads."""
+
+from __future__ import annotations
+
+from evo_core import events as ev
+from evo_core.gates import BUDGET_RESOURCES
+
+from projections.explain import COMPARE, UNITS, Explanation, _qty, breach_text
+
+
+def _metrics_line(m: ev.Metrics) -> str:
+    return (
+        f"recall {m.recall:.4f}, generalize {m.generalize:.4f}, "
+        f"tone_drift {m.tone_drift:.4f}, law_violations {m.law_violations}"
+    )
+
+
+def _budget_lines(limits: ev.BudgetLimits, used: ev.BudgetUsed | None) -> list[str]:
+    out = []
+    for resource, (used_field, limit_field) in BUDGET_RESOURCES.items():
+        unit = UNITS.get(resource, "")
+        limit = float(getattr(limits, limit_field))
+        spent = "-" if used is None else _qty(float(getattr(used, used_field)), unit)
+        flag = ""
+        if used is not None and float(getattr(used, used_field)) > limit:
+            flag = "  OVER"
+        out.append(f"  {resource:<11} {spent:>14} / {_qty(limit, unit)}{flag}")
+    return out
+
+
+def render_explanation(expl: Explanation) -> list[str]:
+    x = expl
+    lines = [f"{x.name}: {x.why}"]
+    if x.kind == "genesis":
+        lines.append(f"  genesis G{x.gen:03d} registered at seq {x.seq}, cycle {x.cycle}")
+        lines.append(f"  source: {x.source or '-'}")
+        lines.append(f"  archive: {x.archive or '-'}")
+        lines.append(f"  archive_hash: {x.archive_hash or '-'}")
+        lines.append(f"  model_hash: {x.model_hash or '-'}")
+    else:
+        lines.append(
+            f"  window {x.window} (cycle {x.window_cycle}, HEAD {x.head_at_open}): "
+            f"G{x.gen:03d} branch {x.branch}, strategy {x.strategy}, seed {x.seed}"
+        )
+        lines.append(f"  parent G(N): {x.parent}; stabilizer G(N-1): {x.stabilizer or '-'}")
+        lines.append(f"  spawned at seq {x.seq}, cycle {x.cycle}")
+        if x.budget is not None:
+            lines.append("budget (used / limit):")
+            lines += _budget_lines(x.budget, x.budget_used)
+        lines.append(_training_line(x))
+        if x.gates:
+            lines.append(f"gates (vs HEAD {x.baseline_generation or '-'}):")
+            for g in x.gates:
+                cmp = COMPARE.get(g.name, "vs")
+                verdict = "PASS" if g.passed else "FAIL"
+                lines.append(
+                    f"  {g.name:<10} {g.value:>8.4f} {cmp:>2} {g.threshold:<8.4f} "
+                    f"margin {g.margin + 0.0:+.4f}  {verdict}"
+                )
+        if x.metrics is not None:
+            lines.append(f"metrics: {_metrics_line(x.metrics)}")
+        if x.baseline_metrics is not None:
+            lines.append(f"HEAD baseline: {_metrics_line(x.baseline_metrics)}")
+        if x.score is not None:
+            head = "-" if x.baseline_score is None else f"{x.baseline_score:.4f}"
+            gain = "" if x.improvement is None else f" (improvement {x.improvement:+.4f})"
+            lines.append(f"score {x.score:.4f} vs HEAD {head}{gain}")
+        if x.ranking:
+            rank = f"{x.rank} of {x.ranked}" if x.rank else f"not ranked of {x.ranked}"
+            lines.append(f"rank: {rank} ({' > '.join(x.ranking)})")
+        if x.frozen is not None:
+            z = x.frozen
+            lines.append(f"frozen at seq {z.seq}: {z.status}")
+            lines.append(f"  archive: {z.archive}")
+            lines.append(f"  archive_hash: {z.archive_hash}")
+            lines.append(f"  model_hash: {z.model_hash or '-'}")
+            lines.append(f"  manifest_hash: {z.manifest_hash or '-'}")
+        if x.window_outcome:
+            lines.append(f"window {x.window}: {x.window_outcome}")
+        if x.proposal_hash:
+            lines.append(f"proposal: {x.proposal_hash}")
+    if x.taught:
+        lines.append("taught windows: " + ", ".join(str(w) for w in x.taught))
+    if x.rollout:
+        lines.append("rollout:")
+        lines += [f"  seq {s.seq} cycle {s.cycle}: {s.summary}" for s in x.rollout]
+    lines.append(f"HEAD now: {'yes' if x.head_now else 'no'}")
+    return lines
+
+
+def _training_line(x: Explanation) -> str:
+    tries = f"{x.attempts} attempt{'s' if x.attempts != 1 else ''}"
+    if x.breach is not None:
+        b = x.breach
+        return f"training: {tries}, stopped by the {b.resource} budget: " + breach_text(
+            b.resource, b.limit, b.used
+        )
+    if x.training_failure is not None:
+        return f"training: {tries}, failed: {x.training_failure}"
+    if x.training is not None:
+        t = x.training
+        return f"training: {tries}, {t.steps} steps, loss {t.loss_start:.4f} -> {t.loss_final:.4f}"
+    return f"training: {tries}, not finished"
