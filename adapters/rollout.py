@@ -1,5 +1,6 @@
 """The runner's side of the rollout: one function per reaction of the core (``SelfApprove``,
-``StartShadow``, ``CompleteShadow``, ``CompleteBurnIn``), plus shadow replay and rollback.
+``StartShadow``, ``CompleteShadow``, ``CompleteBurnIn``), plus shadow replay. The operator's
+rollback is one core command (``evo rollback``: ``App.execute(Rollback(...))``).
 
 Each function re-reads the state, does nothing (returns ``[]``) when the phase has moved on or
 the step is not due yet, and otherwise appends its outcome through ``App.execute`` (which then
@@ -182,22 +183,11 @@ def complete_burn_in(app: App, config: EvoConfig) -> list[ev.Event]:
     return events
 
 
-def rollback(app: App, operator: str, to: str | None = None, reason: str = "manual rollback") -> list[ev.Event]:
-    """The operator's one-command rollback (``evo rollback``): from any phase; during the shadow
-    it aborts the shadow. Raises ``RollbackError`` when there is nowhere to go. A router serving
-    the workspace sees the link on its next query and swaps without loading when the target
-    is its hot standby."""
-    events = app.execute(cmd.Rollback(operator=operator, to=to, reason=reason)).events
-    _describe(events)
-    return events
-
-
 __all__ = [
     "SCHEDULER",
     "complete_burn_in",
     "complete_shadow",
     "replay_shadow",
-    "rollback",
     "self_approve",
     "start_shadow",
 ]

@@ -18,11 +18,14 @@ from typing import Iterable
 import msgspec
 
 from evo_core import events as ev
-from evo_core.gates import failed_gates
+from evo_core.evolve import evolve
+from evo_core.state import CandidateStatus, State
 
+from projections.candidates import status_label
 from projections.records import LedgerRecord, clocked
 
 PLOTTED = ("recall", "generalize", "tone_drift", "score")
+_FOLDED = frozenset(ev.EVENT_TYPES.values())
 
 
 class ReportCandidate(msgspec.Struct, kw_only=True):
@@ -34,15 +37,17 @@ class ReportCandidate(msgspec.Struct, kw_only=True):
     seed: int
     parent: str
     stabilizer: str | None
-    status: str = "SPAWNED"  # STATUS.txt once known
+    # from the folded state at the end of the records (``_settle``)
+    status: str = "SPAWNED"  # ``status_label``: SPAWNED/TRAINING/TRAINED, then the verdict
     failed: bool = False
     metrics: ev.Metrics | None = None
     score: float | None = None
+    promoted: bool = False
+    head: bool = False  # GEN_HEAD at the end of the records
+    # from the events (the state keeps only the current window's ranking and proposal)
     rank: int | None = None
     proposed: bool = False
-    promoted: bool = False
     rolled_back: bool = False
-    head: bool = False  # GEN_HEAD at the end of the records
 
 
 class ReportWindow(msgspec.Struct, kw_only=True):
@@ -107,9 +112,8 @@ class ReportData(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class _Pass(msgspec.Struct, kw_only=True):
-    head: str | None = None
+    state: State = State()
     genesis: ev.GenerationRegistered | None = None
-    cycle: int = 0
     seq: int | None = None
     windows: dict[int, ReportWindow] = {}
     candidates: dict[str, ReportCandidate] = {}
@@ -127,7 +131,7 @@ def _feed(p: _Pass, cycle: int, e: ev.Event) -> None:
     w: ReportWindow | None
     match e:
         case ev.GenerationRegistered():
-            p.genesis, p.head = e, e.generation
+            p.genesis = e
         case ev.WindowOpened():
             p.windows[e.window] = ReportWindow(number=e.window, cycle=e.cycle, gen=e.gen, head=e.head)
         case ev.WindowSkipped():
@@ -147,32 +151,13 @@ def _feed(p: _Pass, cycle: int, e: ev.Event) -> None:
             p.candidates[e.candidate] = c
             if e.window in p.windows:
                 p.windows[e.window].candidates.append(c)
-        case ev.TrainingStarted() if e.candidate in p.candidates:
-            p.candidates[e.candidate].status = "TRAINING"
-        case ev.TrainingFinished() if e.candidate in p.candidates:
-            p.candidates[e.candidate].status = "TRAINED"
-        case ev.TrainingFailed() if e.candidate in p.candidates:
-            c = p.candidates[e.candidate]
-            c.status, c.failed = f"FAIL - {e.reason}", True
-        case ev.BudgetBreached() if e.candidate in p.candidates:
-            c = p.candidates[e.candidate]
-            c.status, c.failed = f"FAIL - budget: {e.resource}", True
         case ev.BaselineEvaluated() if e.window in p.windows:
             w = p.windows[e.window]
             w.baseline, w.baseline_score = e.metrics, e.score
-        case ev.GateEvaluated() if e.candidate in p.candidates:
-            c = p.candidates[e.candidate]
-            c.metrics, c.score, c.failed = e.metrics, e.score, not e.passed
-            c.status = "PASS" if e.passed else "FAIL - " + ", ".join(
-                f"{g} gate" for g in failed_gates(e.gates)
-            )
         case ev.CandidatesRanked():
             for i, name in enumerate(e.ranking):
                 if name in p.candidates:
                     p.candidates[name].rank = i + 1
-        case ev.CandidateFrozen() if e.candidate in p.candidates:
-            c = p.candidates[e.candidate]
-            c.status, c.failed = e.status, e.status != "PASS"
         case ev.Proposed():
             w = p.windows.get(e.proposal.window)
             p.proposals[e.proposal_hash] = e.proposal.window
@@ -199,10 +184,7 @@ def _feed(p: _Pass, cycle: int, e: ev.Event) -> None:
             if w is not None:
                 w.shadow = f"{e.outcome}: parity {e.parity:.3f} (threshold {e.threshold:g}), {e.samples} samples"
         case ev.Promoted():
-            p.head = e.generation
             w = _window_of(p, e.generation)
-            if e.generation in p.candidates:
-                p.candidates[e.generation].promoted = True
             if w is not None:
                 w.promoted = f"{e.generation} at cycle {e.cycle}"
                 w.burn_in = f"until cycle {e.burn_in_until}"
@@ -219,7 +201,6 @@ def _feed(p: _Pass, cycle: int, e: ev.Event) -> None:
             if w is not None:
                 w.burn_in = f"failed: {e.reason}"
         case ev.RolledBack():
-            p.head = e.to_generation
             if e.from_generation != e.to_generation:
                 p.rolled_back.add(e.from_generation)
                 if e.from_generation in p.candidates:
@@ -249,7 +230,7 @@ def _nodes(p: _Pass) -> tuple[LineageNode, ...]:
                 proposed=False,
                 promoted=True,
                 rolled_back=g.generation in p.rolled_back,
-                head=p.head == g.generation,
+                head=p.state.head == g.generation,
             )
         )
     for c in p.candidates.values():
@@ -303,18 +284,31 @@ def _plots(windows: list[ReportWindow]) -> tuple[Plot, ...]:
     return tuple(plots)
 
 
+def _settle(p: _Pass) -> None:
+    """Each candidate's verdict, metrics, promotion and HEAD as the folded state has them."""
+    state = p.state
+    for name, c in p.candidates.items():
+        folded = state.candidates[name]
+        c.status = status_label(folded)
+        c.failed = folded.status is CandidateStatus.FAILED or bool(folded.gates and not folded.passed)
+        c.metrics, c.score = folded.metrics, folded.score
+        c.promoted = name in state.promoted
+        c.head = state.head == name
+
+
 def report_data(records: Iterable[LedgerRecord]) -> ReportData:
     p = _Pass()
     for cycle, record in clocked(records):
-        p.cycle, p.seq = cycle, record.seq
+        if type(record.event) in _FOLDED:  # a type from a newer ledger is skipped, not fatal
+            p.state = evolve(p.state, record.event)
+        p.seq = record.seq
         _feed(p, cycle, record.event)
-    if p.head in p.candidates:
-        p.candidates[p.head].head = True
+    _settle(p)
     windows = [p.windows[n] for n in sorted(p.windows)]
     return ReportData(
         seq=p.seq,
-        cycle=p.cycle,
-        head=p.head,
+        cycle=p.state.cycle,
+        head=p.state.head,
         genesis=p.genesis.generation if p.genesis else None,
         nodes=_nodes(p),
         windows=tuple(windows),

@@ -265,7 +265,7 @@ def test_rollback_during_the_shadow_aborts_it_without_loading(env: Env, signing:
     with env.router(loader) as router:
         router.respond(QUERIES[0])
         assert sorted(loader.loads) == sorted([GENESIS, candidate])
-        events = rollout.rollback(env.app, "op", reason="the operator changed their mind")
+        events = env.app.execute(cmd.Rollback(operator="op", reason="the operator changed their mind")).events
         assert _types(events) == ["RolledBack"]
         assert env.refresh().phase is Phase.IDLE and env.driver.state.head == GENESIS
         mirrored = router.stats.mirrored
