@@ -10,8 +10,8 @@ with Agent(home) as agent:
     answer.text, answer.generation                 # GEN_HEAD's answer, whatever phase evo is in
 ```
 
-``heartbeat()`` appends through the same path as ``evo heartbeat`` (the settings cache of
-``adapters.workspace``, ``App.execute(Beat)``): a window that opens is recorded by that
+``heartbeat()`` appends through the same path as ``evo heartbeat`` (``App.heartbeat``: the
+settings cache of ``adapters.workspace``, then ``App.execute(Beat)``): a window that opens is recorded by that
 heartbeat, and the links and projection files follow as after the CLI. ``respond`` goes through
 a ``Router`` created on first use (llama.cpp is imported then, not before): it serves whatever
 the GHEAD link names, mirrors shadow traffic and records burn-in answers. The agent never
@@ -45,11 +45,9 @@ class Agent:
 
     def heartbeat(self) -> int:
         """Append the next heartbeat; returns its cycle."""
-        from evo_core.commands import Beat
         from evo_core.events import Heartbeat
 
-        period = self._app.ws.heartbeat_settings().evo_period_cycles
-        outcome = self._app.execute(Beat(period=period))
+        outcome = self._app.heartbeat()
         return next(e.cycle for e in reversed(outcome.events) if isinstance(e, Heartbeat))
 
     def state(self) -> State:
@@ -63,7 +61,7 @@ class Agent:
         if self._router is None:
             from adapters.serving.router import Router
 
-            self._router = Router(self.home, **self._router_options)
+            self._router = Router(self.home, app=self._app, **self._router_options)
         return self._router
 
     def respond(self, query: str, kind: str = "TRIVIAL") -> Answer:

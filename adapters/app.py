@@ -75,6 +75,12 @@ class App:
     def state(self) -> State:
         return self.store.load().state
 
+    def heartbeat(self, *, cycle: int | None = None, count: int = 1) -> Outcome:
+        """The agent's clock: ``count`` heartbeats from ``cycle`` (default: the next one), with
+        the period from the heartbeat settings cache (no pydantic on this path)."""
+        period = self.ws.heartbeat_settings().evo_period_cycles
+        return self.execute(cmd.Beat(period=period, cycle=cycle, count=count))
+
     def execute(self, command: cmd.Command, *, sync: bool = True) -> Outcome:
         state, checkpoint, events = self.store.execute(lambda s: decide(s, command))
         if sync and any(not isinstance(e, ev.Heartbeat) for e in events):

@@ -102,12 +102,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 def cmd_heartbeat(args: argparse.Namespace) -> int:
     from adapters.app import App
-    from evo_core.commands import Beat
     from evo_core.events import Heartbeat
 
     with App(resolve_home(args.home)) as app:
-        period = app.ws.heartbeat_settings().evo_period_cycles
-        outcome = app.execute(Beat(period=period, cycle=args.cycle, count=args.count))
+        outcome = app.heartbeat(cycle=args.cycle, count=args.count)
     first = outcome.checkpoint.seq - len(outcome.events) + 1
     if args.json:
         _json([{"seq": first + i, "event": e} for i, e in enumerate(outcome.events)])

@@ -305,7 +305,7 @@ class Runner:
             self._replayed[first.generation] = state.shadow.samples if state.shadow is not None else 0
             from adapters.serving.router import Router
 
-            with Router(self.home) as router:
+            with Router(self.home, app=self.app) as router:
                 rollout.replay_shadow(self.app, config, router)
         elif isinstance(first, CompleteShadow):
             rollout.complete_shadow(self.app, config)

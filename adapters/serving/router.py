@@ -155,12 +155,14 @@ class Router:
         hot: int = 3,
         loader: Callable[..., Any] | None = None,
         keep_comparisons: int = 100,
+        app: App | None = None,
     ):
         if hot < 2:
             raise ValueError(f"hot must be >= 2 (HEAD and its standby), got {hot}")
         if max_tokens < 1:
             raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
-        self.app = App(Path(home))
+        self._own_app = app is None  # an agent or the runner shares its App: one fold, not two
+        self.app = App(Path(home)) if app is None else app
         self.ws = self.app.ws
         self.head_link = self.ws.head_link(self.app.agent)
         self._head_link = os.fspath(self.head_link)  # strings: no Path objects on the query path
@@ -186,7 +188,8 @@ class Router:
         for served in self._models.values():
             served.close()
         self._models.clear()
-        self.app.close()
+        if self._own_app:
+            self.app.close()
 
     def __enter__(self) -> Router:
         return self
