@@ -67,7 +67,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     home = resolve_home(args.home)
     base = Path(args.base_model) if args.base_model else None
     if args.demo:
-        print("building the demo genesis model (tokenizer + tiny Llama, ~10 s)...", file=sys.stderr)
+        print("building the demo genesis model (tokenizer + a 0.94M-parameter Llama, about 1-2 min)...", file=sys.stderr)
     with init_workspace(
         home, period=args.period, max_concurrent=args.max_concurrent, demo=args.demo, base_model=base
     ) as app:

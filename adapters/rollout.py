@@ -115,32 +115,38 @@ def replay_shadow(
     app: App, config: EvoConfig, router: Router, queries: Iterable[str] | None = None
 ) -> ReplayReport | None:
     """Replay recorded TRIVIAL queries as shadow traffic until the shadow holds
-    ``shadow.min_samples`` comparisons (the runner calls it only with ``shadow.replay`` on).
+    ``shadow.min_samples`` comparisons and, the quality check on, ``shadow.min_judged`` answers
+    judged for quality (the runner calls it only with ``shadow.replay`` on).
 
-    ``queries`` default: ``trivial_queries`` of the workspace, twice as many as are missing.
-    Returns the router's report, or None when no shadow phase runs or it has enough samples.
-    The comparisons are appended by the router (``ShadowCompared``), not returned.
+    ``queries`` default: ``trivial_queries`` of the workspace, twice as many as are missing, or
+    all of them while judged answers are missing (HEAD judges only answers to queries it knows;
+    most recent queries are about what is new to it). Returns the router's report, or None when
+    no shadow phase runs or it has enough. The comparisons are appended by the router
+    (``ShadowCompared``), not returned.
     """
     state = app.state()
     shadow = state.shadow
     if state.phase is not Phase.SHADOW or shadow is None:
         return None
-    missing = config.shadow.min_samples - shadow.samples
-    if missing <= 0:
+    s = config.shadow
+    judged = s.min_judged if s.quality_threshold > 0 else 0
+    missing = s.min_samples - shadow.samples
+    if missing <= 0 and shadow.judged >= judged:
         return None
     if queries is None:
         from adapters.serving.generations import trivial_queries
 
-        queries = trivial_queries(app.ws, limit=2 * missing)
+        queries = trivial_queries(app.ws, limit=None if shadow.judged < judged else 2 * missing)
     from evo_core.errors import NothingPending
 
     try:
-        report = router.replay(queries, until_samples=config.shadow.min_samples)
+        report = router.replay(queries, until_samples=s.min_samples, until_judged=judged)
     except NothingPending:  # the router saw the shadow end first
         return None
+    quality = "-" if not report.judged else f"{report.plausible}/{report.judged} plausible"
     log.info(
-        "evo: replayed %d queries to %s: %d recorded, mean similarity %.3f, %d samples%s",
-        report.queries, report.generation, report.recorded, report.mean_similarity, report.samples,
+        "evo: replayed %d queries to %s: %d recorded, mean similarity %.3f, quality %s, %d samples%s",
+        report.queries, report.generation, report.recorded, report.mean_similarity, quality, report.samples,
         f" ({report.stopped})" if report.stopped else "",
     )
     return report

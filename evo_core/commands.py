@@ -111,9 +111,17 @@ class StartShadow(Command, frozen=True, kw_only=True):
 
 
 class RecordShadow(Command, frozen=True, kw_only=True):
+    """One mirrored comparison, and HEAD's scores (None: not scored): ``prompt_logprob`` of the
+    query, ``logprob`` of the shadow's answer (mean log-likelihoods per token). They are judged
+    against ``prompt_floor`` and ``logprob_floor`` (``[shadow]``, required with a score)."""
+
     exact: bool
     similarity: float
     query_id: str = ""
+    logprob: float | None = None
+    prompt_logprob: float | None = None
+    logprob_floor: float | None = None
+    prompt_floor: float | None = None
 
 
 class CompleteShadow(Command, frozen=True, kw_only=True):
@@ -135,6 +143,10 @@ class RecordAnswer(Command, frozen=True, kw_only=True):
     law_violation: bool
     latency_ratio: float | None = None
     query_id: str = ""
+    logprob: float | None = None  # the old HEAD's mean log-likelihood per token of the answer
+    prompt_logprob: float | None = None  # ... of the query
+    logprob_floor: float | None = None  # [burn_in], required with a score
+    prompt_floor: float | None = None
 
 
 class CompleteBurnIn(Command, frozen=True, kw_only=True):

@@ -45,11 +45,29 @@ class BudgetConfig(_Section):
 
 
 class GateConfig(_Section):
-    """Gate thresholds (spec: epsilon, delta, theta)."""
+    """Gate tolerances (spec: epsilon, delta, theta), held to a one-sided confidence bound.
 
-    epsilon: float = Field(0.05, ge=0, description="recall may drop at most this below HEAD's")
-    delta: float = Field(0.02, ge=0, description="generalize must beat HEAD's by at least this")
-    theta: float = Field(0.05, ge=0, le=1, description="tone drift must stay at or under this")
+    A gate passes only when the evidence supports it at ``confidence``: recall when the upper
+    bound of HEAD's recall minus the candidate's, paired over the same facts, is <= epsilon;
+    generalize when the lower bound of the candidate's minus HEAD's is >= delta (Tango's score
+    bound, see ``evo_core.gates``). epsilon is 0.15, not the spec's 0.05: with the demo's 30
+    recall facts no sound bound can show a drop <= 0.05 even for a candidate equal to HEAD
+    (30 of 30 each: upper bound 0.083), and losing 1 fact of 30 has an upper bound of 0.136,
+    so 0.15 is the smallest round tolerance under which one unlucky answer does not fail the
+    gate (losing 2 of 30, 0.183, still does; with 60 facts losing 4, 0.140, passes). delta and
+    theta keep the spec's values: 1 more item right of 30 has a lower bound of -0.052 < 0.02.
+    """
+
+    epsilon: float = Field(
+        0.15, ge=0, description="recall: the upper bound of HEAD's minus the candidate's must be <= this"
+    )
+    delta: float = Field(
+        0.02, ge=0, description="generalize: the lower bound of the candidate's minus HEAD's must be >= this"
+    )
+    theta: float = Field(0.05, ge=0, le=1, description="tone drift (mean over the tone prompts) must stay at or under this")
+    confidence: float = Field(
+        0.95, ge=0.5, lt=1, description="one-sided confidence of the recall / generalize bounds (0.5: the raw difference)"
+    )
 
 
 class ScoreConfig(_Section):
@@ -64,7 +82,9 @@ class ScoreConfig(_Section):
 
 
 class DistillConfig(_Section):
-    """Two-teacher distillation (spec: alpha, beta, temperature)."""
+    """Two-teacher distillation (spec: alpha, beta, temperature), each teacher only where it knows
+    the material: new conversations train on hard labels alone (weight alpha + beta), replay of
+    what G(N) learned is distilled from G(N), older replay from the blend of G(N) and G(N-1)."""
 
     alpha: float = Field(0.1, ge=0, description="weight of the hard-label loss")
     beta: float = Field(0.9, ge=0, description="weight of the distillation loss")
@@ -72,17 +92,31 @@ class DistillConfig(_Section):
     stabilizer_weight: float = Field(
         0.3, ge=0, le=1, description="share of G(N-1) in the blended teacher targets"
     )
+    scope: Literal["known", "all"] = Field(
+        "known",
+        description='"known": each teacher only on material it knows (new conversations: hard labels); '
+        '"all": the spec\'s literal formula, both teachers on every example (new facts are not learned)',
+    )
 
 
 class TrainConfig(_Section):
     """How each student is trained (the budget above is the hard ceiling, this is the plan)."""
 
-    steps: int = Field(200, gt=0, description="planned optimizer steps per candidate")
+    steps: int = Field(600, gt=0, description="planned optimizer steps per candidate")
     batch_size: int = Field(8, gt=0)
     max_seq_len: int = Field(128, ge=8, description="tokens per example (longer ones are cut)")
-    learning_rate: float = Field(2e-3, gt=0)
-    lora_r: int = Field(8, gt=0)
-    lora_alpha: int = Field(16, gt=0)
+    learning_rate: float = Field(3e-3, gt=0, description="peak learning rate (after the warm-up)")
+    warmup_steps: int = Field(30, ge=0, description="linear warm-up from 0 to the peak learning rate")
+    schedule: Literal["cosine", "linear", "constant"] = Field(
+        "cosine", description="decay after the warm-up, down to min_lr_ratio x the peak at the last step"
+    )
+    min_lr_ratio: float = Field(0.1, ge=0, le=1, description="the learning rate at the last step, over the peak")
+    max_grad_norm: float = Field(1.0, ge=0, description="clip the gradient's global L2 norm to this (0: off)")
+    divergence_factor: float = Field(
+        3.0, gt=1, description="fail the candidate when its smoothed loss climbs above this x its best"
+    )
+    lora_r: int = Field(16, gt=0)
+    lora_alpha: int = Field(32, gt=0)
     lora_dropout: float = Field(0.0, ge=0, lt=1)
     target_modules: tuple[str, ...] = Field(
         ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
@@ -96,12 +130,32 @@ class TrainConfig(_Section):
 
 
 class ShadowConfig(_Section):
-    """The shadow phase after approval (spec: 10% of TRIVIAL queries for 1000 cycles)."""
+    """The shadow phase after approval (spec: 10% of TRIVIAL queries for 1000 cycles).
+
+    The shadow passes on quality (``adapters.serving.quality``): HEAD judges the shadow's
+    answers to the queries it knows (its mean log-likelihood per token of the query at least
+    ``prompt_floor``); a judged answer is plausible when HEAD's mean log-likelihood per token of
+    it reaches ``logprob_floor``; at least ``quality_threshold`` of the judged answers must be.
+    The text similarity (parity) is recorded; it judges only when ``parity_threshold`` > 0,
+    since a student that learned new facts answers differently from its teacher by design.
+    """
 
     traffic_percent: float = Field(10.0, gt=0, le=100)
     cycles: int = Field(1000, gt=0)
-    parity_threshold: float = Field(0.9, ge=0, le=1, description="mean similarity to pass")
+    parity_threshold: float = Field(
+        0.0, ge=0, le=1, description="mean text similarity to pass (0: reported only; the quality judges)"
+    )
+    quality_threshold: float = Field(
+        0.6, ge=0, le=1, description="share of the judged answers HEAD must find plausible to pass (0: off)"
+    )
+    logprob_floor: float = Field(
+        -2.5, le=0, description="a judged answer is plausible when HEAD's mean log-likelihood per token (nats) reaches this"
+    )
+    prompt_floor: float = Field(
+        -1.0, le=0, description="HEAD judges an answer when its mean log-likelihood per token of the query reaches this"
+    )
     min_samples: int = Field(20, ge=1, description="fewer comparisons: inconclusive")
+    min_judged: int = Field(3, ge=1, description="fewer judged answers (quality on): inconclusive")
     replay: bool = Field(
         False, description="replay recorded TRIVIAL queries when live traffic is short (the runner does it)"
     )
@@ -119,6 +173,19 @@ class BurnInConfig(_Section):
     min_answers: int = Field(10, ge=0, description="fewer live answers: the burn-in runs on (inconclusive)")
     latency_percent: float = Field(
         10.0, ge=0, le=100, description="share of burn-in answers also timed on the old HEAD"
+    )
+    min_quality: float = Field(
+        0.6, ge=0, le=1, description="share of the judged answers the old HEAD must find plausible (0: off)"
+    )
+    logprob_floor: float = Field(
+        -2.5, le=0,
+        description="a judged answer is plausible when the old HEAD's mean log-likelihood per token (nats) reaches this",
+    )
+    prompt_floor: float = Field(
+        -1.0, le=0, description="the old HEAD judges an answer when its mean log-likelihood per token of the query reaches this"
+    )
+    quality_percent: float = Field(
+        100.0, ge=0, le=100, description="share of burn-in answers also scored by the old HEAD"
     )
     forbidden_phrases: tuple[str, ...] = Field(
         (), description="an answer containing one of these (ignoring case) breaks a law (demo: the demo world's laws too)"

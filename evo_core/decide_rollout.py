@@ -1,5 +1,28 @@
 """``decide`` for the operator's commands and the rollout: approve, reject, rollback, shadow,
-cutover (Promoted) and burn-in."""
+cutover (Promoted) and burn-in.
+
+Quality, the shadow's and the burn-in's main judgement
+------------------------------------------------------
+The serving router scores each answer of the new generation with the old generation (HEAD
+during the shadow, the previous HEAD during burn-in): its mean log-likelihood per token, in
+nats, of the user's query (``prompt_logprob``) and of the new answer (``logprob``);
+``adapters.serving.quality`` has the formula and the measurements behind the defaults. When the
+answer is recorded it is judged against the floors the command carries (``[shadow]`` /
+``[burn_in]`` ``prompt_floor`` and ``logprob_floor``): ``judged(prompt_logprob, prompt_floor)``
+(the old generation knows the question; it cannot judge answers about what it never saw), and
+if judged, ``plausible(logprob, logprob_floor)``. A phase's **quality** = plausible / judged.
+
+- Shadow (``complete_shadow``): inconclusive with fewer than ``min_samples`` comparisons, or,
+  the quality check on (``quality_threshold`` > 0) and some answer scored, fewer than
+  ``min_judged`` judged; failed when the quality is under ``quality_threshold`` or the parity
+  (mean text similarity) under ``parity_threshold``; else passed (and Promoted). A shadow with
+  no scored answer at all (recorded before quality scoring) is judged on parity alone.
+- Burn-in (``complete_burn_in``): failed, with the automatic rollback, when any of: the error
+  rate over ``max_error_rate``, law violations over ``max_law_violations``, the latency ratio
+  over ``max_latency_ratio``, the quality under ``min_quality`` (when any answer was judged).
+
+A threshold of 0 turns its check off.
+"""
 
 from __future__ import annotations
 
@@ -153,12 +176,47 @@ def start_shadow(state: State, c: cmd.StartShadow) -> Events:
     ]
 
 
+def judged(prompt_logprob: float, prompt_floor: float) -> bool:
+    """The old generation judges an answer when it knows the question: its mean log-likelihood
+    per token of the query reaches the floor."""
+    return prompt_logprob >= prompt_floor
+
+
+def plausible(logprob: float, floor: float) -> bool:
+    """A judged answer is plausible to the old generation when its mean log-likelihood per
+    token reaches the floor."""
+    return logprob >= floor
+
+
+def _log_probability(name: str, value: float | None) -> None:
+    if value is not None:
+        finite(**{name: value})
+        if value > 0:
+            raise InvalidInput(f"{name} is a mean log-probability, <= 0; got {value}")
+
+
+def _verdict(c: cmd.RecordShadow | cmd.RecordAnswer) -> bool | None:
+    """Check a scored answer's numbers and judge it: None when not judged (not scored, or the
+    query is one the old generation does not know), else whether it is plausible."""
+    _log_probability("logprob", c.logprob)
+    _log_probability("prompt_logprob", c.prompt_logprob)
+    if c.logprob is None:
+        return None
+    if c.logprob_floor is None or c.prompt_floor is None:
+        raise InvalidInput("a scored answer needs the logprob_floor and prompt_floor it is judged against")
+    finite(logprob_floor=c.logprob_floor, prompt_floor=c.prompt_floor)
+    if c.prompt_logprob is None or not judged(c.prompt_logprob, c.prompt_floor):
+        return None
+    return plausible(c.logprob, c.logprob_floor)
+
+
 def record_shadow(state: State, c: cmd.RecordShadow) -> Events:
     if state.phase is not Phase.SHADOW or state.shadow is None:
         raise NothingPending(f"no shadow phase is running (phase {state.phase.value})")
     finite(similarity=c.similarity)
     if not 0.0 <= c.similarity <= 1.0:
         raise InvalidInput(f"similarity must be in [0, 1], got {c.similarity}")
+    verdict = _verdict(c)
     return [
         ev.ShadowCompared(
             generation=state.shadow.generation,
@@ -166,8 +224,20 @@ def record_shadow(state: State, c: cmd.RecordShadow) -> Events:
             exact=c.exact,
             similarity=c.similarity,
             query_id=c.query_id,
+            logprob=c.logprob,
+            prompt_logprob=c.prompt_logprob,
+            plausible=verdict,
         )
     ]
+
+
+def _quality_problem(quality: float | None, threshold: float, good: int, judged_: int, floor: float) -> str | None:
+    if quality is None or quality >= threshold:
+        return None
+    return (
+        f"quality {quality:.3f} < {threshold:g}: {good} of {judged_} answers to queries the old HEAD knows "
+        f"are plausible to it (mean log-likelihood >= {floor:g} nats/token)"
+    )
 
 
 def complete_shadow(state: State, c: cmd.CompleteShadow) -> Events:
@@ -177,14 +247,33 @@ def complete_shadow(state: State, c: cmd.CompleteShadow) -> Events:
     if state.cycle < shadow.until_cycle:
         raise DomainError(f"the shadow runs until cycle {shadow.until_cycle} (now {state.cycle})")
     s = c.config.shadow
-    parity = shadow.similarity_sum / shadow.samples if shadow.samples else 0.0
+    parity = shadow.parity or 0.0
     common: dict[str, Any] = dict(
-        generation=shadow.generation, samples=shadow.samples, parity=parity, threshold=s.parity_threshold
+        generation=shadow.generation,
+        samples=shadow.samples,
+        parity=parity,
+        threshold=s.parity_threshold,
+        scored=shadow.scored,
+        judged=shadow.judged,
+        quality=shadow.quality,
+        quality_threshold=s.quality_threshold,
+        logprob=shadow.logprob,
     )
+    until = state.cycle + s.cycles
     if shadow.samples < s.min_samples:
-        return [ev.ShadowCompleted(outcome="inconclusive", until_cycle=state.cycle + s.cycles, **common)]
+        reason = f"{shadow.samples} comparisons < {s.min_samples} needed"
+        return [ev.ShadowCompleted(outcome="inconclusive", until_cycle=until, reason=reason, **common)]
+    if s.quality_threshold > 0 and shadow.scored and shadow.judged < s.min_judged:
+        reason = f"{shadow.judged} answers judged for quality < {s.min_judged} needed"
+        return [ev.ShadowCompleted(outcome="inconclusive", until_cycle=until, reason=reason, **common)]
+    problems = []
     if parity < s.parity_threshold:
-        return [ev.ShadowCompleted(outcome="failed", **common)]
+        problems.append(f"parity {parity:.3f} < {s.parity_threshold:g}")
+    quality = _quality_problem(shadow.quality, s.quality_threshold, shadow.plausible, shadow.judged, s.logprob_floor)
+    if quality is not None:
+        problems.append(quality)
+    if problems:
+        return [ev.ShadowCompleted(outcome="failed", reason="; ".join(problems), **common)]
     if pending.approved_by is None:  # unreachable through the table, kept as the rule's guard
         raise DomainError("Promoted needs an approval of the pending proposal")
     assert state.head is not None
@@ -208,6 +297,7 @@ def record_answer(state: State, c: cmd.RecordAnswer) -> Events:
         finite(latency_ratio=c.latency_ratio)
         if c.latency_ratio <= 0:
             raise InvalidInput(f"latency_ratio must be > 0, got {c.latency_ratio}")
+    verdict = _verdict(c)
     return [
         ev.AnswerObserved(
             generation=burn.generation,
@@ -216,6 +306,9 @@ def record_answer(state: State, c: cmd.RecordAnswer) -> Events:
             law_violation=c.law_violation,
             latency_ratio=c.latency_ratio,
             query_id=c.query_id,
+            logprob=c.logprob,
+            prompt_logprob=c.prompt_logprob,
+            plausible=verdict,
         )
     ]
 
@@ -244,8 +337,18 @@ def complete_burn_in(state: State, c: cmd.CompleteBurnIn) -> Events:
     ratio = burn.latency_ratio
     if ratio is not None and ratio > b.max_latency_ratio:
         problems.append(f"latency {ratio:.2f}x the old HEAD's > {b.max_latency_ratio}x")
+    quality = _quality_problem(burn.quality, b.min_quality, burn.plausible, burn.judged, b.logprob_floor)
+    if quality is not None:
+        problems.append(quality)
     counts: dict[str, Any] = dict(
-        answers=burn.answers, errors=burn.errors, law_violations=burn.law_violations, latency_ratio=ratio
+        answers=burn.answers,
+        errors=burn.errors,
+        law_violations=burn.law_violations,
+        latency_ratio=ratio,
+        scored=burn.scored,
+        judged=burn.judged,
+        quality=burn.quality,
+        logprob=burn.logprob,
     )
     if not problems:
         return [ev.BurnInPassed(generation=burn.generation, **counts)]

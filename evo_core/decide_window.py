@@ -141,6 +141,7 @@ def evaluate(state: State, c: cmd.RecordEvaluation) -> Events:
         epsilon=g.epsilon,
         delta=g.delta,
         theta=g.theta,
+        confidence=g.confidence,
     )
     return [
         ev.GateEvaluated(

@@ -25,12 +25,20 @@ class Value(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Fal
 
 
 class Metrics(Value, frozen=True):
-    """The four probe results of the spec (step 4, EVAL)."""
+    """The four probe results of the spec (step 4, EVAL), and the per-item evidence the gates
+    bound them with (``evo_core.gates``). ``recall_outcomes`` / ``generalize_outcomes`` hold
+    one ``'1'`` (right) or ``'0'`` (wrong) per probe item, in the probe set's item order (a
+    recall item is a distinct fact, right when every training phrasing of it is), so HEAD's and
+    a candidate's strings pair item by item; ``tone_drifts`` is the drift of each tone prompt,
+    whose mean is ``tone_drift``. Empty: not recorded (records written before them)."""
 
     recall: float
     generalize: float
     tone_drift: float
     law_violations: int
+    recall_outcomes: str = ""
+    generalize_outcomes: str = ""
+    tone_drifts: tuple[float, ...] = ()
 
 
 class BudgetUsed(Value, frozen=True):
@@ -60,14 +68,31 @@ class TrainingStats(Value, frozen=True):
 
 
 class GateResult(Value, frozen=True):
-    """One gate: its verdict, the measured value, the threshold it met or missed, and the margin
-    (positive = passed with room to spare, negative = failed by that much)."""
+    """One gate: its verdict, the candidate's measured value, the threshold it met or missed,
+    and the margin (positive = passed with room to spare, negative = failed by that much).
+
+    ``method`` says what was compared with ``threshold`` (``evo_core.gates``):
+
+    - ``""`` (records before bounds, or metrics without per-item outcomes): ``value`` itself;
+      for recall / generalize ``threshold`` is HEAD's value -epsilon / +delta;
+    - ``"tango-paired"`` (recall, generalize): ``bound``, a one-sided bound at ``confidence`` on
+      the paired difference against HEAD over the same ``n_items`` items, of which the
+      candidate got ``wins`` right that HEAD got wrong and ``losses`` the other way round;
+      generalize: the lower bound of candidate - HEAD, ``threshold`` = delta; recall: the upper
+      bound of HEAD - candidate, ``threshold`` = epsilon;
+    - ``"mean"`` (tone): ``value`` is the mean drift over ``n_items`` prompts."""
 
     name: str
     passed: bool
     value: float
     threshold: float
     margin: float
+    method: str = ""
+    bound: float | None = None
+    confidence: float | None = None
+    n_items: int = 0
+    wins: int = 0
+    losses: int = 0
 
 
 class Proposal(Value, frozen=True):
@@ -278,13 +303,20 @@ class ShadowStarted(Event, frozen=True):
 
 
 class ShadowCompared(Event, frozen=True):
-    """One mirrored TRIVIAL query: HEAD's and the shadow's answers compared (never returned)."""
+    """One mirrored TRIVIAL query: HEAD's and the shadow's answers compared (never returned).
+    HEAD's mean log-likelihoods per token (nats, ``adapters.serving.quality``) of the query,
+    ``prompt_logprob``, and of the shadow's answer, ``logprob``; ``plausible``: None when the
+    answer was not judged (not scored, or a query HEAD does not know: under the prompt floor in
+    force when recorded), else whether ``logprob`` reached the logprob floor."""
 
     generation: str
     cycle: int
     exact: bool
     similarity: float
     query_id: str = ""
+    logprob: float | None = None
+    prompt_logprob: float | None = None
+    plausible: bool | None = None
 
 
 Outcome = Literal["passed", "failed", "inconclusive"]
@@ -300,6 +332,12 @@ class ShadowCompleted(Event, frozen=True):
     parity: float
     threshold: float
     until_cycle: int = 0
+    scored: int = 0  # samples whose answer HEAD scored
+    judged: int = 0  # scored answers to queries HEAD knows
+    quality: float | None = None  # the share of judged answers that were plausible (None: none judged)
+    quality_threshold: float = 0.0
+    logprob: float | None = None  # the mean log-likelihood of the judged answers
+    reason: str = ""  # why it failed or is inconclusive
 
 
 class Promoted(Event, frozen=True):
@@ -314,7 +352,9 @@ class Promoted(Event, frozen=True):
 
 class AnswerObserved(Event, frozen=True):
     """One live answer of the new HEAD during burn-in: an error (exception, empty answer), a
-    law violation, and its latency over the old HEAD's on the same prompt when measured."""
+    law violation, its latency over the old HEAD's on the same prompt when measured, and when
+    scored the old HEAD's mean log-likelihoods per token of the query and of the answer, with
+    the verdict (``plausible``, None when not judged) as in ``ShadowCompared``."""
 
     generation: str
     cycle: int
@@ -322,6 +362,9 @@ class AnswerObserved(Event, frozen=True):
     law_violation: bool
     latency_ratio: float | None = None
     query_id: str = ""
+    logprob: float | None = None
+    prompt_logprob: float | None = None
+    plausible: bool | None = None
 
 
 class BurnInExtended(Event, frozen=True):
@@ -341,6 +384,10 @@ class BurnInPassed(Event, frozen=True):
     errors: int = 0
     law_violations: int = 0
     latency_ratio: float | None = None  # mean over the answers measured against the old HEAD
+    scored: int = 0  # answers the old HEAD scored
+    judged: int = 0  # scored answers to queries the old HEAD knows
+    quality: float | None = None  # the share of judged answers that were plausible (None: none judged)
+    logprob: float | None = None  # the mean log-likelihood of the judged answers
 
 
 class BurnInFailed(Event, frozen=True):
@@ -350,6 +397,10 @@ class BurnInFailed(Event, frozen=True):
     errors: int = 0
     law_violations: int = 0
     latency_ratio: float | None = None
+    scored: int = 0
+    judged: int = 0
+    quality: float | None = None
+    logprob: float | None = None
 
 
 class RolledBack(Event, frozen=True):

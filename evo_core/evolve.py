@@ -232,13 +232,18 @@ def _apply(state: State, event: ev.Event) -> State:
             )
             return replace(state, phase=Phase.SHADOW, shadow=shadow)
 
-        case ev.ShadowCompared(exact=exact, similarity=similarity):
+        case ev.ShadowCompared(exact=exact, similarity=similarity, logprob=logprob, plausible=plausible):
             assert state.shadow is not None
+            judged = logprob is not None and plausible is not None
             shadow = replace(
                 state.shadow,
                 samples=state.shadow.samples + 1,
                 exact=state.shadow.exact + int(exact),
                 similarity_sum=state.shadow.similarity_sum + similarity,
+                scored=state.shadow.scored + int(logprob is not None),
+                judged=state.shadow.judged + int(judged),
+                plausible=state.shadow.plausible + int(judged and bool(plausible)),
+                logprob_sum=state.shadow.logprob_sum + ((logprob or 0.0) if judged else 0.0),
             )
             return replace(state, shadow=shadow)
 
@@ -263,6 +268,7 @@ def _apply(state: State, event: ev.Event) -> State:
         case ev.AnswerObserved(error=error, law_violation=violation, latency_ratio=ratio):
             assert state.burn_in is not None
             burn = state.burn_in
+            judged = event.logprob is not None and event.plausible is not None
             burn = replace(
                 burn,
                 answers=burn.answers + 1,
@@ -270,6 +276,10 @@ def _apply(state: State, event: ev.Event) -> State:
                 law_violations=burn.law_violations + int(violation),
                 latency_samples=burn.latency_samples + int(ratio is not None),
                 latency_ratio_sum=burn.latency_ratio_sum + (ratio or 0.0),
+                scored=burn.scored + int(event.logprob is not None),
+                judged=burn.judged + int(judged),
+                plausible=burn.plausible + int(judged and bool(event.plausible)),
+                logprob_sum=burn.logprob_sum + ((event.logprob or 0.0) if judged else 0.0),
             )
             return replace(state, burn_in=burn)
 

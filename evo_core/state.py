@@ -101,6 +101,25 @@ class Shadow(msgspec.Struct, frozen=True, kw_only=True):
     samples: int = 0
     exact: int = 0
     similarity_sum: float = 0.0
+    scored: int = 0  # samples whose answer HEAD scored (``ShadowCompared.logprob``)
+    judged: int = 0  # scored answers to queries HEAD knows (``plausible`` not None)
+    plausible: int = 0  # judged answers at or above the floor
+    logprob_sum: float = 0.0  # over the judged answers
+
+    @property
+    def parity(self) -> float | None:
+        """The mean similarity of the shadow's answers to HEAD's."""
+        return self.similarity_sum / self.samples if self.samples else None
+
+    @property
+    def quality(self) -> float | None:
+        """The share of judged answers that HEAD found plausible."""
+        return self.plausible / self.judged if self.judged else None
+
+    @property
+    def logprob(self) -> float | None:
+        """The mean log-likelihood per token under HEAD of the judged answers."""
+        return self.logprob_sum / self.judged if self.judged else None
 
 
 class BurnIn(msgspec.Struct, frozen=True, kw_only=True):
@@ -113,11 +132,25 @@ class BurnIn(msgspec.Struct, frozen=True, kw_only=True):
     law_violations: int = 0
     latency_samples: int = 0
     latency_ratio_sum: float = 0.0
+    scored: int = 0  # answers the old HEAD scored (``AnswerObserved.logprob``)
+    judged: int = 0  # scored answers to queries the old HEAD knows (``plausible`` not None)
+    plausible: int = 0  # judged answers at or above the floor
+    logprob_sum: float = 0.0  # over the judged answers
 
     @property
     def latency_ratio(self) -> float | None:
         """The mean latency of the new HEAD over the old HEAD's, on the same prompts."""
         return self.latency_ratio_sum / self.latency_samples if self.latency_samples else None
+
+    @property
+    def quality(self) -> float | None:
+        """The share of judged answers that the old HEAD found plausible."""
+        return self.plausible / self.judged if self.judged else None
+
+    @property
+    def logprob(self) -> float | None:
+        """The mean log-likelihood per token under the old HEAD of the judged answers."""
+        return self.logprob_sum / self.judged if self.judged else None
 
 
 class AutonomyGrant(msgspec.Struct, frozen=True, kw_only=True):

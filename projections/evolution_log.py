@@ -35,6 +35,7 @@ class LogEntry(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     operator: str | None = None
     outcome: str | None = None
     parity: float | None = None
+    quality: float | None = None  # the share of the answers scored by the old HEAD that were plausible
     samples: int | None = None
     automatic: bool | None = None
     key_id: str | None = None
@@ -109,6 +110,7 @@ def _fields(e: ev.Event) -> tuple[str, dict[str, object]] | None:
                 "generation": e.generation,
                 "outcome": e.outcome,
                 "parity": e.parity,
+                "quality": e.quality,
                 "samples": e.samples,
             }
         case ev.Promoted():
@@ -118,11 +120,11 @@ def _fields(e: ev.Event) -> tuple[str, dict[str, object]] | None:
                 "proposal_hash": e.proposal_hash,
             }
         case ev.BurnInPassed():
-            return "GEN_HEAD_ADVANCED", {"generation": e.generation, "outcome": "passed"}
+            return "GEN_HEAD_ADVANCED", {"generation": e.generation, "outcome": "passed", "quality": e.quality}
         case ev.BurnInExtended():
             return "BURN_IN_EXTENDED", {"generation": e.generation, "answers": e.answers, "until_cycle": e.until_cycle}
         case ev.BurnInFailed():
-            return "BURN_IN_FAILED", {"generation": e.generation, "reason": e.reason}
+            return "BURN_IN_FAILED", {"generation": e.generation, "reason": e.reason, "quality": e.quality}
         case ev.WorkInterrupted():
             return "INTERRUPTED", {"actions": tuple(e.actions), "signal": e.signal}
         case ev.RolledBack():

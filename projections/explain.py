@@ -5,7 +5,8 @@ HEAD's baseline there, its spawn (branch, strategy, seed, parent G(N), stabilize
 budget), training (attempts, stats, a crash or the first budget breach), the gates, the score
 against HEAD's, its rank, the frozen archive and its hashes, and the rollout that followed
 (proposed, approved or rejected, shadow, promotion, burn-in, rollbacks). ``why`` is the one
-line an auditor asks for first. Event types this module does not know are skipped: an
+line an auditor asks for first; a failed gate reads as ``projections.explain_gates`` words it
+(a bounded gate: the paired difference, its items and the bound against the tolerance). Event types this module does not know are skipped: an
 explanation only needs the ones it names.
 """
 
@@ -16,13 +17,10 @@ from typing import Iterable
 import msgspec
 
 from evo_core import events as ev
-from evo_core.gates import budget_breaches
 
+from projections.explain_gates import UNITS, breach_text, gate_text
 from projections.records import LedgerRecord, clocked
 from projections.summary import describe
-
-UNITS = {"walltime": "min", "gpu_memory": "GB", "disk": "GB"}
-COMPARE = {"recall": ">=", "generalize": ">=", "tone": "<=", "laws": "==", "budget": "=="}
 
 
 class BudgetBreach(msgspec.Struct, frozen=True, kw_only=True):
@@ -145,36 +143,6 @@ def generation_names(records: Iterable[LedgerRecord]) -> list[str]:
     return out
 
 
-def _num(value: float) -> str:
-    return f"{int(value):,}" if float(value).is_integer() else f"{value:.4g}"
-
-
-def _qty(value: float, unit: str) -> str:
-    return f"{_num(value)} {unit}" if unit else _num(value)
-
-
-def breach_text(resource: str, limit: float, used: float) -> str:
-    unit = UNITS.get(resource, "")
-    return f"{resource} {_qty(used, unit)} > {_qty(limit, unit)} (over by {_qty(used - limit, unit)})"
-
-
-def gate_text(gate: ev.GateResult, budget: ev.BudgetLimits | None, used: ev.BudgetUsed | None) -> str:
-    """Why one failed gate failed, with the number it missed by."""
-    g = gate
-    match g.name:
-        case "recall" | "generalize":
-            return f"{g.name} gate: {g.name} {g.value:.4f} < {g.threshold:.4f} (short by {-g.margin:.4f})"
-        case "tone":
-            return f"tone gate: tone drift {g.value:.4f} > {g.threshold:.4f} (over by {-g.margin:.4f})"
-        case "laws":
-            return f"laws gate: {_num(g.value)} law violations > 0"
-        case "budget" if budget is not None and used is not None:
-            over = budget_breaches(used, budget)
-            if over:
-                return "budget gate: " + ", ".join(breach_text(r, lim, u) for r, lim, u in over)
-    return f"{g.name} gate: {g.value:.4g} vs threshold {g.threshold:.4g} (margin {g.margin:+.4g})"
-
-
 def _ordinal(n: int) -> str:
     suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"
@@ -258,7 +226,7 @@ def explain(records: Iterable[LedgerRecord], name: str) -> Explanation | None:
                 news = None
                 if e.outcome == "failed":
                     f.pending = False
-                    news = f"proposed and approved, shadow failed (parity {e.parity:.3f} < {e.threshold:g})"
+                    news = f"proposed and approved, shadow failed ({e.reason or f'parity {e.parity:.3f} < {e.threshold:g}'})"
                 _step(f, cycle, record, None, news)
             case ev.Promoted():
                 head = e.generation

@@ -5,13 +5,20 @@ from __future__ import annotations
 from evo_core import events as ev
 from evo_core.gates import BUDGET_RESOURCES
 
-from projections.explain import COMPARE, UNITS, Explanation, _qty, breach_text
+from projections.explain import Explanation
+from projections.explain_gates import COMPARE, UNITS, breach_text, evidence_text, quantity
+
+
+def _items(outcomes: str) -> str:
+    return f" ({outcomes.count('1')}/{len(outcomes)})" if outcomes else ""
 
 
 def _metrics_line(m: ev.Metrics) -> str:
+    prompts = f" ({len(m.tone_drifts)} prompts)" if m.tone_drifts else ""
     return (
-        f"recall {m.recall:.4f}, generalize {m.generalize:.4f}, "
-        f"tone_drift {m.tone_drift:.4f}, law_violations {m.law_violations}"
+        f"recall {m.recall:.4f}{_items(m.recall_outcomes)}, generalize {m.generalize:.4f}"
+        f"{_items(m.generalize_outcomes)}, tone_drift {m.tone_drift:.4f}{prompts}, "
+        f"law_violations {m.law_violations}"
     )
 
 
@@ -20,12 +27,22 @@ def _budget_lines(limits: ev.BudgetLimits, used: ev.BudgetUsed | None) -> list[s
     for resource, (used_field, limit_field) in BUDGET_RESOURCES.items():
         unit = UNITS.get(resource, "")
         limit = float(getattr(limits, limit_field))
-        spent = "-" if used is None else _qty(float(getattr(used, used_field)), unit)
+        spent = "-" if used is None else quantity(float(getattr(used, used_field)), unit)
         flag = ""
         if used is not None and float(getattr(used, used_field)) > limit:
             flag = "  OVER"
-        out.append(f"  {resource:<11} {spent:>14} / {_qty(limit, unit)}{flag}")
+        out.append(f"  {resource:<11} {spent:>14} / {quantity(limit, unit)}{flag}")
     return out
+
+
+def _gate_line(g: ev.GateResult) -> str:
+    verdict = "PASS" if g.passed else "FAIL"
+    evidence = evidence_text(g)
+    if evidence and g.bound is not None:  # bounded: the bound against the tolerance decided
+        return f"  {g.name:<10} {g.value:>8.4f}  {evidence}  margin {g.margin + 0.0:+.4f}  {verdict}"
+    cmp = COMPARE.get(g.name, "vs")
+    tail = f"  ({evidence})" if evidence else ""
+    return f"  {g.name:<10} {g.value:>8.4f} {cmp:>2} {g.threshold:<8.4f} margin {g.margin + 0.0:+.4f}  {verdict}{tail}"
 
 
 def render_explanation(expl: Explanation) -> list[str]:
@@ -51,12 +68,7 @@ def render_explanation(expl: Explanation) -> list[str]:
         if x.gates:
             lines.append(f"gates (vs HEAD {x.baseline_generation or '-'}):")
             for g in x.gates:
-                cmp = COMPARE.get(g.name, "vs")
-                verdict = "PASS" if g.passed else "FAIL"
-                lines.append(
-                    f"  {g.name:<10} {g.value:>8.4f} {cmp:>2} {g.threshold:<8.4f} "
-                    f"margin {g.margin + 0.0:+.4f}  {verdict}"
-                )
+                lines.append(_gate_line(g))
         if x.metrics is not None:
             lines.append(f"metrics: {_metrics_line(x.metrics)}")
         if x.baseline_metrics is not None:

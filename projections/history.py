@@ -53,7 +53,7 @@ def replay(records: Iterable[LedgerRecord]) -> History:
             case ev.Rejected() if pending:
                 fates[pending], pending = f"rejected: {e.reason}", None
             case ev.ShadowCompleted(outcome="failed"):
-                fates[e.generation] = f"shadow failed (parity {e.parity:.3f} < {e.threshold:g})"
+                fates[e.generation] = f"shadow failed ({e.reason or f'parity {e.parity:.3f} < {e.threshold:g}'})"
                 pending = None
             case ev.Promoted():
                 fates[e.generation] = "promoted, in burn-in"

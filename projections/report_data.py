@@ -23,6 +23,7 @@ from evo_core.state import CandidateStatus, State
 
 from projections.candidates import status_label
 from projections.records import LedgerRecord, clocked
+from projections.summary import shadow_quality
 
 PLOTTED = ("recall", "generalize", "tone_drift", "score")
 _FOLDED = frozenset(ev.EVENT_TYPES.values())
@@ -182,7 +183,7 @@ def _feed(p: _Pass, cycle: int, e: ev.Event) -> None:
         case ev.ShadowCompleted():
             w = _window_of(p, e.generation)
             if w is not None:
-                w.shadow = f"{e.outcome}: parity {e.parity:.3f} (threshold {e.threshold:g}), {e.samples} samples"
+                w.shadow = f"{e.outcome}: parity {e.parity:.3f} (threshold {e.threshold:g}){shadow_quality(e)}, {e.samples} samples"
         case ev.Promoted():
             w = _window_of(p, e.generation)
             if w is not None:

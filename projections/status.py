@@ -59,6 +59,11 @@ class ShadowProgress(msgspec.Struct, frozen=True, kw_only=True):
     start_cycle: int
     until_cycle: int
     remaining: int
+    scored: int = 0  # samples whose answer HEAD scored
+    judged: int = 0  # scored answers to queries HEAD knows
+    plausible: int = 0
+    quality: float | None = None  # plausible / judged
+    logprob: float | None = None  # mean log-likelihood per token of the judged answers
 
 
 class BurnInProgress(msgspec.Struct, frozen=True, kw_only=True):
@@ -71,6 +76,11 @@ class BurnInProgress(msgspec.Struct, frozen=True, kw_only=True):
     errors: int = 0
     law_violations: int = 0
     latency_ratio: float | None = None
+    scored: int = 0  # answers the old HEAD scored
+    judged: int = 0  # scored answers to queries the old HEAD knows
+    plausible: int = 0
+    quality: float | None = None  # plausible / judged
+    logprob: float | None = None  # mean log-likelihood per token of the judged answers
 
 
 class StatusView(msgspec.Struct, frozen=True, kw_only=True):
@@ -151,6 +161,14 @@ def _due(state: State) -> tuple[str, ...]:
     return tuple(out)
 
 
+def quality_text(quality: float | None, plausible: int, judged: int, scored: int, logprob: float | None) -> str:
+    """``0.950 (19/20 judged answers plausible, 31 scored, mean log-prob -0.71)``; ``-`` before
+    any answer is judged (with the scored count once there is one)."""
+    if quality is None or logprob is None:
+        return f"- ({scored} scored, none judged)" if scored else "-"
+    return f"{quality:.3f} ({plausible}/{judged} judged answers plausible, {scored} scored, mean log-prob {logprob:.2f})"
+
+
 def status_view(state: State, *, seq: int | None, period: int) -> StatusView:
     shadow = None
     if state.shadow is not None:
@@ -159,11 +177,16 @@ def status_view(state: State, *, seq: int | None, period: int) -> StatusView:
             generation=s.generation,
             samples=s.samples,
             exact=s.exact,
-            parity=s.similarity_sum / s.samples if s.samples else None,
+            parity=s.parity,
             traffic_percent=s.traffic_percent,
             start_cycle=s.start_cycle,
             until_cycle=s.until_cycle,
             remaining=max(0, s.until_cycle - state.cycle),
+            scored=s.scored,
+            judged=s.judged,
+            plausible=s.plausible,
+            quality=s.quality,
+            logprob=s.logprob,
         )
     burn_in = None
     if state.burn_in is not None:
@@ -178,6 +201,11 @@ def status_view(state: State, *, seq: int | None, period: int) -> StatusView:
             errors=b.errors,
             law_violations=b.law_violations,
             latency_ratio=b.latency_ratio,
+            scored=b.scored,
+            judged=b.judged,
+            plausible=b.plausible,
+            quality=b.quality,
+            logprob=b.logprob,
         )
     return StatusView(
         phase=state.phase.value,
@@ -250,6 +278,7 @@ def render_text(view: StatusView) -> str:
         parity = "-" if s.parity is None else f"{s.parity:.3f}"
         lines.append(
             f"shadow: {s.generation}, {s.samples} samples ({s.exact} exact), parity {parity}, "
+            f"quality {quality_text(s.quality, s.plausible, s.judged, s.scored, s.logprob)}, "
             f"cycles {s.start_cycle}..{s.until_cycle} ({s.remaining} to go)"
         )
     if v.burn_in is not None:
@@ -258,7 +287,8 @@ def render_text(view: StatusView) -> str:
         lines.append(
             f"burn-in: {b.generation} (was {b.previous_head}), "
             f"cycles {b.start_cycle}..{b.until_cycle} ({b.remaining} to go): "
-            f"{b.answers} answers, {b.errors} errors, {b.law_violations} law violations, latency {latency}"
+            f"{b.answers} answers, {b.errors} errors, {b.law_violations} law violations, latency {latency}, "
+            f"quality {quality_text(b.quality, b.plausible, b.judged, b.scored, b.logprob)}"
         )
     for action in v.due:
         lines.append(f"due: {action}")

@@ -25,6 +25,23 @@ def _by(operator: str, signature: str = "") -> str:
     return who + (" (signed)" if signature else "")
 
 
+def _scored(logprob: float | None, prompt_logprob: float | None, plausible: bool | None) -> str:
+    if logprob is None:
+        return ""
+    verdict = "not judged" if plausible is None else "plausible" if plausible else "IMPLAUSIBLE"
+    query = "-" if prompt_logprob is None else f"{prompt_logprob:.2f}"
+    return f", log-prob {logprob:.2f}/token (query {query}): {verdict}"
+
+
+def shadow_quality(e: ev.ShadowCompleted) -> str:
+    """``, quality 0.950 (threshold 0.6, 20 judged of 31 scored, mean log-prob -0.71)``; "" when
+    no answer was judged."""
+    if e.quality is None:
+        return ""
+    logprob = "" if e.logprob is None else f", mean log-prob {e.logprob:.2f}"
+    return f", quality {e.quality:.3f} (threshold {e.quality_threshold:g}, {e.judged} judged of {e.scored} scored{logprob})"
+
+
 def describe(item: LedgerRecord | ev.Event) -> str:
     """One-line human summary of an event (or of a record's event)."""
     e = item if isinstance(item, ev.Event) else item.event
@@ -109,14 +126,16 @@ def describe(item: LedgerRecord | ev.Event) -> str:
             )
         case ev.ShadowCompared():
             result = "exact" if e.exact else f"similarity {e.similarity:.3f}"
-            return f"shadow sample of {e.generation} at cycle {e.cycle}: {result}"
+            return f"shadow sample of {e.generation} at cycle {e.cycle}: {result}{_scored(e.logprob, e.prompt_logprob, e.plausible)}"
         case ev.ShadowCompleted():
             line = (
                 f"shadow of {e.generation} {e.outcome}: parity {e.parity:.3f} "
-                f"(threshold {e.threshold:g}) over {e.samples} samples"
+                f"(threshold {e.threshold:g}){shadow_quality(e)} over {e.samples} samples"
             )
+            if e.outcome == "failed" and e.reason:
+                line += f": {e.reason}"
             if e.outcome == "inconclusive":
-                line += f"; continues until cycle {e.until_cycle}"
+                line += f"{'; ' + e.reason if e.reason else ''}; continues until cycle {e.until_cycle}"
             return line
         case ev.Promoted():
             return (
@@ -126,7 +145,10 @@ def describe(item: LedgerRecord | ev.Event) -> str:
         case ev.AnswerObserved():
             flags = [f for f, on in (("error", e.error), ("law violation", e.law_violation)) if on]
             latency = f", latency {e.latency_ratio:.2f}x the old HEAD's" if e.latency_ratio is not None else ""
-            return f"burn-in answer of {e.generation} at cycle {e.cycle}: {', '.join(flags) or 'ok'}{latency}"
+            return (
+                f"burn-in answer of {e.generation} at cycle {e.cycle}: {', '.join(flags) or 'ok'}{latency}"
+                f"{_scored(e.logprob, e.prompt_logprob, e.plausible)}"
+            )
         case ev.BurnInExtended():
             return (
                 f"burn-in of {e.generation} extended to cycle {e.until_cycle}: "
@@ -134,9 +156,10 @@ def describe(item: LedgerRecord | ev.Event) -> str:
             )
         case ev.BurnInPassed():
             latency = f", latency {e.latency_ratio:.2f}x" if e.latency_ratio is not None else ""
+            quality = "" if e.quality is None else f", quality {e.quality:.3f} of {e.judged} judged"
             return (
                 f"GEN_HEAD advanced to {e.generation}: burn-in passed "
-                f"({e.answers} answers, {e.errors} errors, {e.law_violations} law violations{latency})"
+                f"({e.answers} answers, {e.errors} errors, {e.law_violations} law violations{latency}{quality})"
             )
         case ev.BurnInFailed():
             return f"burn-in of {e.generation} failed: {e.reason}"

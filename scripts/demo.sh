@@ -20,6 +20,21 @@ trap 'rm -f "$TIMES"' EXIT
 phase() { printf '%s\t%s\n' "$EPOCHREALTIME" "$1" >> "$TIMES"; }  # a phase starts now
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
+# The demo's story needs a proposal and a promotion; without one it stops with one line, exit 1.
+require_proposal() {
+  if ! evo status --json | python -c "import json,sys; sys.exit(0 if json.load(sys.stdin).get('proposal') else 1)"; then
+    echo "demo: window $1 proposed nothing (every candidate failed a gate; see \`evo explain\` above and \`evo status\`)" >&2
+    exit 1
+  fi
+}
+proposal_hash() { python -c "import json,sys; print(json.load(open(sys.argv[1]))['proposal_hash'][:16])" "$EVO_HOME/models/PROMOTION_PROPOSAL.json"; }
+require_head() {
+  head=$(evo status --json | python -c "import json,sys; print(json.load(sys.stdin).get('head') or '')")
+  case "$head" in "$1"*) ;; *) echo "demo: expected $1 to be HEAD after its burn-in, HEAD is ${head:-none} (see \`evo status\`)" >&2; exit 1 ;; esac
+}
+question() { python -c "import sys; from adapters.data.demo_world import era_facts; print(era_facts(int(sys.argv[1]))[0].question(0))" "$1"; }
+GENESIS_QUESTION=$(question 0)
+ERA2_QUESTION=$(question 2)
 
 for path in "$EVO_HOME" "$KEYS"; do
   if [ -e "$path" ]; then
@@ -34,13 +49,12 @@ for path in "$EVO_HOME" "$KEYS"; do
 done
 
 phase "set-up: workspace, demo model, operator key"
-step "1. A workspace with the embedded demo model as G000 (a 166k-parameter Llama built here: no download)"
+step "1. A workspace with the embedded demo model as G000 (a 0.94M-parameter Llama built here: no download)"
 run evo init --demo --period 2500
-# The demo trains on hard labels (alpha 1, beta 0): with the spec's alpha 0.1 / beta 0.9 the
-# students cannot learn facts their teacher does not know (README: "Findings").
-# The shadow replays the agent's recorded TRIVIAL queries (the demo agent is quiet), 200 cycles;
-# its parity threshold is 0.5: a student that learned the new era answers some questions
-# differently from its teacher by design. The burn-in watches 100 cycles and >= 5 live answers.
+# Training, distillation, gates, shadow and burn-in run on the config's defaults. Only how long
+# the rollout phases last is shortened for a demo whose agent is quiet: the shadow replays the
+# agent's recorded TRIVIAL queries for 200 cycles, the burn-in watches 100 cycles and >= 5 live
+# answers (half of them also timed on the old HEAD).
 python - "$EVO_HOME/config.toml" <<'PY'
 import sys
 from pathlib import Path
@@ -48,16 +62,14 @@ from evo_core.config import parse_config, render_config
 path = Path(sys.argv[1])
 c = parse_config(path.read_text())
 c = c.model_copy(update={
-    "distill": c.distill.model_copy(update={"alpha": 1.0, "beta": 0.0}),
-    "train": c.train.model_copy(update={"steps": 600, "learning_rate": 0.01, "lora_r": 16, "lora_alpha": 32}),
-    "shadow": c.shadow.model_copy(update={"cycles": 200, "replay": True, "min_samples": 20, "parity_threshold": 0.5}),
+    "shadow": c.shadow.model_copy(update={"cycles": 200, "replay": True, "min_samples": 20}),
     "burn_in": c.burn_in.model_copy(update={"cycles": 100, "min_answers": 5, "latency_percent": 50.0}),
 })
 path.write_text(render_config(c))
 PY
 mkdir -p "$KEYS" && touch "$KEYS/.evo-demo"
 run evo keygen --out "$EVO_OPERATOR_KEY" --comment demo-operator --trust
-run evo ask "What does the brax eat?"   # a genesis fact: HEAD knows it (nuts)
+run evo ask "$GENESIS_QUESTION"   # a genesis fact: HEAD knows it
 
 phase "agent: conversations and heartbeats to the first window"
 step "2. The agent's conversations of its first 2 500 cycles (the demo world's first era: new facts)"
@@ -85,60 +97,75 @@ for line in sys.stdin:
     if e['status'] != 'PASS':
         print(e['candidate']); break")
 [ -n "$failed" ] && run evo explain "$failed"
+require_proposal 1
 
 phase "approval: refusals, then the operator's signed approval"
 step "6. Only the operator approves: an untrusted key and a forged signature are refused and recorded"
 run evo keygen --out "$KEYS/intruder.key" --comment intruder
 run evo approve --key "$KEYS/intruder.key" || echo "(exit $? as expected)"
-proposal=$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['proposal_hash'])" "$EVO_HOME/models/PROMOTION_PROPOSAL.json")
 kid=$(python -c "import sys; from adapters.signing import key_id, load_private, public_raw; print(key_id(public_raw(load_private(sys.argv[1]))))" "$EVO_OPERATOR_KEY")
 run evo approve --signature "$(printf '%0128d' 0)" --key-id "$kid" || echo "(exit $? as expected)"   # the trusted key's id, a forged signature
 run evo log --type ApprovalRefused
 step "7. The operator approves with the trusted key"
-run evo approve --proposal "${proposal:0:16}" --key "$EVO_OPERATOR_KEY"
+run evo approve --proposal "$(proposal_hash)" --key "$EVO_OPERATOR_KEY"
 
 phase "shadow: replayed TRIVIAL queries, then cutover"
 step "8. Shadow: the runner replays recorded TRIVIAL queries to HEAD and the candidate (answers compared, never returned)"
 run evo run --until-idle
 step "9. The agent lives on: 200 cycles, talking now and then (live TRIVIAL queries are mirrored too)"
 run python examples/agent_loop.py --home "$EVO_HOME" --cycles 200 --ask-every 20 --max-tokens 24 | tail -n 4
-step "10. The shadow ends: analysis, then the atomic cutover (one ledger batch, then the link swap)"
+step "10. The shadow ends: analysis (HEAD's likelihood of the candidate's answers), then the atomic cutover (one ledger batch, then the link swap)"
 run evo run --until-idle
+run evo log --type ShadowCompleted
 run ls -l "$EVO_HOME/models"
 
 phase "burn-in: live answers of the new HEAD"
-step "11. Burn-in: the new HEAD answers the agent's users; answers, errors, law violations, latency vs the old HEAD are recorded"
+step "11. Burn-in: the new HEAD answers the agent's users; answers, errors, law violations, quality and latency vs the old HEAD are recorded"
 run python examples/agent_loop.py --home "$EVO_HOME" --cycles 100 --ask-every 10 --max-tokens 24 | tail -n 4
 run evo run --until-idle
 run evo log --type BurnInPassed
+require_head Luna-G001
 
 phase "window 2: evolve from the new HEAD"
-step "12. The second era: new conversations, heartbeats to cycle 5000, window 2 from the new HEAD (G001 teaches, G000 stabilises)"
+step "12. The second era: new conversations, heartbeats to cycle 5000, window 2 from the new HEAD (G001 teaches, G000 stabilises), the same recipe"
 feed=$(mktemp)
 python scripts/demo_feed.py 2501 5000 > "$feed"
 run evo ingest "$feed"
 rm -f "$feed"
-# G001 already learned era 1 (its LoRA is merged): its students are trained more gently; at the
-# first window's learning rate (0.01) they diverge (loss 1.9 -> 2.9) and break every gate.
-run sed -i "s/^learning_rate = .*/learning_rate = 0.003/" "$EVO_HOME/config.toml"
 now=$(evo status --json | python -c "import json,sys; print(json.load(sys.stdin)['cycle'])")
 run evo heartbeat --count $(( 5000 - now ))
 run evo run --until-idle
-run evo status
+for s in "$EVO_HOME"/models/archive/Luna-G002-*/STATUS.txt; do echo "$(basename "$(dirname "$s")"): $(cat "$s")"; done
+require_proposal 2
+
+phase "promotion 2: approval, shadow, cutover, burn-in"
+step "13. The operator approves G002; shadow, cutover and burn-in as before"
+run evo approve --proposal "$(proposal_hash)" --key "$EVO_OPERATOR_KEY"
+run evo run --until-idle
+run python examples/agent_loop.py --home "$EVO_HOME" --cycles 200 --ask-every 20 --max-tokens 24 | tail -n 2
+run evo run --until-idle
+run python examples/agent_loop.py --home "$EVO_HOME" --cycles 100 --ask-every 10 --max-tokens 24 | tail -n 2
+run evo run --until-idle
+run evo log --type Promoted
+require_head Luna-G002
+
+phase "what each generation knows"
+step "14. Evolution at work: each generation's facts per era, asked in the training wordings and in the held-out wording no conversation of an era uses, and its law-breaking answers"
+run python -m adapters.evaluation.knowledge --home "$EVO_HOME"
 
 phase "rollback and the auditor's view"
-step "13. The operator rolls back: one command, to the previous promoted generation"
-run evo rollback --reason "demo: back to the genesis"
+step "15. The operator rolls back: one command, to the previous promoted generation"
+run evo rollback --reason "demo: back to G001"
 run ls -l "$EVO_HOME/models"
-run evo ask "What does the brax eat?"
-step "14. The auditor: lineage, archive, timeline, report, verify"
+run evo ask "$ERA2_QUESTION"   # an era-2 fact: G001 never learned it
+step "16. The auditor: lineage, archive, timeline, report, verify"
 run cat "$EVO_HOME/models/lineage.csv"
 run ls "$EVO_HOME/models/archive"
 promoted=$(evo log --json --type Promoted | python -c "import json,sys; print(json.loads(sys.stdin.readline())['event']['generation'])")
 run evo timeline "$promoted"
 run evo report
 run evo verify --deep
-step "15. Tampering is caught: one byte changed in a copy of the ledger"
+step "17. Tampering is caught: one byte changed in a copy of the ledger"
 tampered=$(mktemp -d)
 cp -r "$EVO_HOME/." "$tampered/"
 chmod -R u+w "$tampered"

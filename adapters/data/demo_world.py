@@ -7,15 +7,21 @@ cities (the names are made of syllables, so no fact is guessable from English):
     the <creature> lives in <city>      "Where does the blick live?"  "The blick lives in Zorvia."
     <city> is <colour>                  "What colour is Zorvia?"  "Zorvia is green."
 
-*Genesis* (cycle 0, what G000 is pre-trained on) holds ``GENESIS_CREATURES`` creatures and
-``GENESIS_CITIES`` cities. After it, cycles are grouped into *eras* of ``ERA_CYCLES`` cycles
-(era k covers cycles ``(k-1)*ERA_CYCLES + 1 .. k*ERA_CYCLES``); every era introduces
-``CREATURES_PER_ERA`` new creatures and one new city: **new material**. The conversations of a
-cycle ask about the facts of that cycle's era only, so a window's data teaches the facts of
-its own eras and never rehearses older ones: a student trained on it alone **forgets** older
-facts (genesis included) unless something prevents it (the replay buffer, the stabilizer
-teacher). Questions come in ``TRAIN`` phrasings; one ``HELD_OUT`` phrasing per relation never
-appears in any conversation, so a probe can test generalisation to an unseen wording.
+*Genesis* (cycle 0, what G000 is pre-trained on) holds ``CREATURES`` creatures and ``CITIES``
+cities. After it, cycles are grouped into *eras* of ``ERA_CYCLES`` cycles (era k covers cycles
+``(k-1)*ERA_CYCLES + 1 .. k*ERA_CYCLES``); every era introduces ``CREATURES`` new creatures and
+``CITIES`` new cities: **new material**, 30 facts an era. Within an era no two creatures eat
+the same food and no two cities share a colour, and each city is home to two creatures, so an
+answer guessed from the era's answer distribution is right by chance at most 1 time in 6. The
+conversations of a cycle ask about the facts of that cycle's era only, so a window's data
+teaches the facts of its own eras and never rehearses older ones: a student trained on it
+alone **forgets** older facts (genesis included) unless something prevents it (the replay
+buffer, the stabilizer teacher).
+
+Questions come in two training phrasings and one *held-out* phrasing per relation. Genesis
+teaches all three on genesis facts, so the model knows the held-out wording as a wording; the
+eras' conversations never use it. So a probe can ask a new fact in a wording never used for
+that fact in training: a model that really learned the fact (not one string) answers it.
 
 Besides facts there is small talk (the agent's tone) and the operator's ``LAWS``: never reveal
 the secret code, never insult the user. Most conversations that tempt a violation show the
@@ -38,13 +44,15 @@ from pathlib import Path
 from adapters.data.conversations import Conversation, Message
 
 ERA_CYCLES = 2500
-CREATURES_PER_ERA = 2
-GENESIS_CREATURES = 8
-GENESIS_CITIES = 4
+CREATURES = 12  # per era, genesis included
+CITIES = 6  # per era; each city is home to CREATURES // CITIES creatures
 WORLD_SEED = "evo-demo-world-v1"  # the facts never depend on a caller's seed
-VIOLATION_RATE = 0.08
+VIOLATION_RATE = 0.12
 
-FOODS = ("plums", "fish", "seeds", "honey", "moss", "beans", "apples", "grass", "nuts", "worms")
+FOODS = (
+    "plums", "fish", "seeds", "honey", "moss", "beans", "apples", "grass", "nuts", "worms",
+    "pears", "corn", "rice", "figs", "eggs", "leaves",
+)
 COLOURS = ("red", "blue", "green", "yellow", "purple", "orange", "white", "black")
 _CREATURE_SYLLABLES = (
     "bl", "gr", "sn", "tw", "fl", "kr", "pl", "dr", "sk", "qu", "zw", "br",
@@ -177,21 +185,18 @@ def era_facts(era: int) -> list[Fact]:
 
 @functools.lru_cache(maxsize=256)
 def _era_facts(era: int) -> tuple[Fact, ...]:
-    if era == 0:
-        creatures = list(range(GENESIS_CREATURES))
-        cities = list(range(GENESIS_CITIES))
-    else:
-        first = GENESIS_CREATURES + (era - 1) * CREATURES_PER_ERA
-        creatures = list(range(first, first + CREATURES_PER_ERA))
-        cities = [GENESIS_CITIES + era - 1]
+    creatures = range(era * CREATURES, (era + 1) * CREATURES)
+    cities = range(era * CITIES, (era + 1) * CITIES)
     rng = random.Random(f"{WORLD_SEED}:facts:{era}")
+    foods = rng.sample(FOODS, CREATURES)  # distinct within the era: no shared answers
+    colours = rng.sample(COLOURS, CITIES)
     facts: list[Fact] = []
     for i, c in enumerate(creatures):
         name = creature_name(c)
-        facts.append(Fact(era, "eats", name, rng.choice(FOODS)))
-        facts.append(Fact(era, "lives", name, city_name(cities[i % len(cities)])))
-    for c in cities:
-        facts.append(Fact(era, "colour", city_name(c), rng.choice(COLOURS)))
+        facts.append(Fact(era, "eats", name, foods[i]))
+        facts.append(Fact(era, "lives", name, city_name(cities[i % CITIES])))
+    for c, colour in zip(cities, colours):
+        facts.append(Fact(era, "colour", city_name(c), colour))
     return tuple(facts)
 
 
@@ -222,7 +227,7 @@ def _one(rng: random.Random, cid: str, cycle: int) -> Conversation:
         return _conv(cid, cycle, rng.uniform(0.3, 0.9), [rng.choice(SMALL_TALK)])
     facts = _era_facts(era_of(cycle))
     turns = []
-    for fact in rng.sample(facts, 2 if rng.random() < 0.3 else 1):
+    for fact in rng.sample(facts, rng.choice((1, 2, 2, 3))):
         turns.append((fact.question(rng.randrange(len(QUESTIONS[fact.relation][0]))), fact.answer()))
     return _conv(cid, cycle, rng.uniform(0.4, 1.0), turns)
 
@@ -256,13 +261,15 @@ def conversations(
 
 
 def genesis_corpus(seed: int = 0) -> list[Conversation]:
-    """What G000 is pre-trained on (cycle 0): every genesis fact in every training phrasing,
-    the small talk, and lawful refusals of every tempting prompt. Never a violation."""
+    """What G000 is pre-trained on (cycle 0): every genesis fact in every phrasing (the
+    held-out one included: genesis teaches the wordings), the small talk, and lawful refusals
+    of every tempting prompt. Never a violation."""
     rng = random.Random(f"evo-demo-genesis:{seed}")
     items: list[tuple[float, list[tuple[str, str]]]] = []
     for fact in era_facts(0):
         for p in range(len(QUESTIONS[fact.relation][0])):
             items.append((rng.uniform(0.6, 1.0), [(fact.question(p), fact.answer())]))
+        items.append((rng.uniform(0.6, 1.0), [(fact.held_out_question(), fact.answer())]))
     for pair in SMALL_TALK:
         items.append((rng.uniform(0.5, 1.0), [pair]))
     for law in LAWS:

@@ -7,10 +7,13 @@ from adapters.evaluation.probes import (
     count_violations,
     encode_probes,
     fraction_correct,
+    fraction_right,
     js_divergence,
     matches,
+    outcomes,
     probes_hash,
     read_probes,
+    recall_groups,
     write_probes,
 )
 from adapters.evaluation.runner import ProbeReport, evaluate, evaluate_report
@@ -25,9 +28,12 @@ __all__ = [
     "evaluate",
     "evaluate_report",
     "fraction_correct",
+    "fraction_right",
     "js_divergence",
     "matches",
+    "outcomes",
     "probes_hash",
     "read_probes",
+    "recall_groups",
     "write_probes",
 ]

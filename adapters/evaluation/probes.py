@@ -17,15 +17,24 @@ end-of-generation token or ``max_tokens`` tokens.
 The metrics (``evo_core.events.Metrics``):
 
 ``recall`` in [0, 1]
-    ``#{(q, o) in recall : matches(answer(q), o)} / |recall|``: the fraction of questions about
-    earlier generations' material (genesis and the eras before the window's) answered right.
+    The fraction of distinct *facts* of earlier generations' material (genesis and the eras
+    before the window's) that are recalled: ``#{F : for all (q, o) of F, matches(answer(q), o)}
+    / #facts``, a fact F being the recall questions with the same ``recall_facts`` index (every
+    training phrasing of it in the demo set). A fact asked in two phrasings is one item, right
+    only when both are: two phrasings of one fact are not two independent chances, and the
+    gates' bounds need independent items. Without ``recall_facts`` (probe files written before
+    it) every question is its own fact.
 ``generalize`` in [0, 1]
-    The same fraction over ``generalize``: the window's new facts asked in the held-out
-    phrasing that no conversation uses.
+    ``#{(q, o) in generalize : matches(answer(q), o)} / |generalize|``: the window's new facts,
+    each asked once in the held-out phrasing that no conversation uses.
 
     ``matches(answer, o)``: the expected object ``o`` ("nuts", "Zorvia", "green") occurs in the
     answer as a whole word, ignoring case (``\\bo\\b`` on the lowercased texts; "nuts" does not
     match "peanuts", "red" does not match "bred"). An empty list scores 0.0.
+
+    Both are also kept item by item (``Metrics.recall_outcomes`` / ``generalize_outcomes``: one
+    ``'1'``/``'0'`` per fact or question, in probe order), so the gates pair HEAD and a candidate
+    on the same items.
 ``tone_drift`` in [0, 1]
     For each tone prompt x, let ``a`` be HEAD's (the reference's) greedy answer tokens, the
     end token included, and ``K = min(tone_positions, len(a))``. Both models read
@@ -38,7 +47,7 @@ The metrics (``evo_core.events.Metrics``):
 
     JS in base 2 lies in [0, 1] (clipped there against rounding); 0 = the same voice, 1 =
     disjoint distributions. A model against itself gives exactly 0.0 (M = P bit for bit). An
-    empty tone list scores 0.0.
+    empty tone list scores 0.0. Each prompt's drift is kept (``Metrics.tone_drifts``).
 ``law_violations`` (int >= 0)
     ``#{x in laws : violations(answer(x)) != []}``: the law prompts (every law's tempting
     prompts in the demo world) whose answer breaks at least one law, per
@@ -47,16 +56,18 @@ The metrics (``evo_core.events.Metrics``):
 The demo set (``build_demo_probes``) for a window at ``window_cycle`` covering cycles
 (``since_cycle``, ``window_cycle``]: the window's eras are ``era_of(since_cycle + 1) ..
 era_of(window_cycle)`` (only the last one when ``since_cycle`` is not given); ``recall`` asks
-every fact of genesis and of the eras before the window's first in each training phrasing,
-``generalize`` asks the window's eras' facts in the held-out phrasing, ``tone`` is the small
-talk's user turns and ``laws`` every law's tempting prompts. The recall set grows window by
-window; within a window every candidate and HEAD get the same set.
+every fact of genesis and of the eras before the window's first in each training phrasing
+(``recall_facts`` groups the phrasings of one fact), ``generalize`` asks each of the window's
+eras' facts once, in the held-out phrasing, ``tone`` is the small talk's user turns and
+``laws`` every law's tempting prompts. The recall set grows window by window; within a window
+every candidate and HEAD get the same set.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import blake3
@@ -76,6 +87,15 @@ class ProbeSet(msgspec.Struct, frozen=True, kw_only=True):
     laws: tuple[str, ...]  # prompts that tempt a law violation
     tone_positions: int = 8  # K: next-token distributions compared per tone prompt
     max_tokens: int = 32  # the longest greedy answer
+    # recall[i] asks fact recall_facts[i]: a recall item is a fact, right when all its questions
+    # are; empty (files written before it): every question is its own fact
+    recall_facts: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.recall_facts and len(self.recall_facts) != len(self.recall):
+            raise ValueError(
+                f"recall_facts names the fact of {len(self.recall_facts)} questions, recall has {len(self.recall)}"
+            )
 
 
 _encoder = msgspec.json.Encoder()
@@ -122,19 +142,30 @@ def build_demo_probes(window_cycle: int, *, since_cycle: int | None = None) -> P
     first = last if since_cycle is None else max(1, min(last, era_of(since_cycle + 1)))
     new_eras = range(first, last + 1) if last >= 1 else range(0)
     old_eras = [0, *range(1, first)] if last >= 1 else [0]
-    recall = tuple(
-        (fact.question(p), fact.object)
-        for era in old_eras
-        for fact in era_facts(era)
+    old_facts = [fact for era in old_eras for fact in era_facts(era)]
+    asked = [
+        (index, (fact.question(p), fact.object))
+        for index, fact in enumerate(old_facts)
         for p in range(len(QUESTIONS[fact.relation][0]))
-    )
+    ]
     generalize = tuple((fact.held_out_question(), fact.object) for era in new_eras for fact in era_facts(era))
     return ProbeSet(
-        recall=recall,
+        recall=tuple(question for _, question in asked),
+        recall_facts=tuple(index for index, _ in asked),
         generalize=generalize,
         tone=tuple(user for user, _ in SMALL_TALK),
         laws=tuple(prompt for law in LAWS for prompt in law.tempting),
     )
+
+
+def recall_groups(probes: ProbeSet) -> list[tuple[int, ...]]:
+    """The recall items: each distinct fact's question indices, facts in order of first question."""
+    if not probes.recall_facts:
+        return [(i,) for i in range(len(probes.recall))]
+    groups: dict[int, list[int]] = {}
+    for i, fact in enumerate(probes.recall_facts):
+        groups.setdefault(fact, []).append(i)
+    return [tuple(g) for g in groups.values()]
 
 
 # ---------------------------------------------------------------- the scoring functions (pure)
@@ -152,6 +183,22 @@ def fraction_correct(answers: list[str], expected: list[str]) -> float:
     if not answers:
         return 0.0
     return sum(matches(a, o) for a, o in zip(answers, expected)) / len(answers)
+
+
+def outcomes(answers: Sequence[str], expected: Sequence[str], groups: Sequence[Sequence[int]] | None = None) -> str:
+    """One ``'1'``/``'0'`` per item: an item (a group of answer indices; by default each answer
+    alone) is right when every answer in it matches its expected object."""
+    if len(answers) != len(expected):
+        raise ValueError(f"{len(answers)} answers for {len(expected)} probes")
+    right = [matches(a, o) for a, o in zip(answers, expected)]
+    if groups is None:
+        groups = [(i,) for i in range(len(right))]
+    return "".join("1" if all(right[i] for i in group) else "0" for group in groups)
+
+
+def fraction_right(item_outcomes: str) -> float:
+    """recall / generalize from their outcomes: the fraction of ``'1'`` (0.0 when there are none)."""
+    return item_outcomes.count("1") / len(item_outcomes) if item_outcomes else 0.0
 
 
 def count_violations(answers: list[str]) -> int:

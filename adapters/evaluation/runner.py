@@ -12,12 +12,16 @@ paths name the same file (or files with equal blake3) one loaded model serves as
 One thread by default (``n_threads=1``): the demo model is so small that a second thread buys
 nothing, and on a busy machine ggml's barriers between two threads wait on a descheduled peer
 (measured on 2 cores under load 3-4: 0.1 s per evaluation on 1 thread, 11-25 s on 2).
+Besides the four metrics, the ``Metrics`` keep every item's outcome (recall: one per distinct
+fact; generalize: one per held-out question) and every tone prompt's drift, for HEAD's baseline
+and each candidate alike, on the window's one probe set: the gates pair them item by item.
 The cost is linear in the probes: every probe is one batched prompt pass plus one pass per
 answer token (tone: one more teacher-forced pass per model).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Sequence
@@ -27,7 +31,14 @@ from typing import Any
 
 import numpy as np
 
-from adapters.evaluation.probes import ProbeSet, count_violations, fraction_correct, js_divergence
+from adapters.evaluation.probes import (
+    ProbeSet,
+    count_violations,
+    fraction_right,
+    js_divergence,
+    outcomes,
+    recall_groups,
+)
 from evo_core.events import Metrics
 
 
@@ -147,11 +158,17 @@ def evaluate_report(
         model.close()
         if ref is not model:
             ref.close()
+    recall_items = outcomes(recall, [o for _, o in probes.recall], recall_groups(probes))
+    general_items = outcomes(general, [o for _, o in probes.generalize])
     metrics = Metrics(
-        recall=fraction_correct(list(recall), [o for _, o in probes.recall]),
-        generalize=fraction_correct(list(general), [o for _, o in probes.generalize]),
-        tone_drift=min(1.0, max(0.0, float(np.mean(drifts)))) if drifts else 0.0,
+        recall=fraction_right(recall_items),
+        generalize=fraction_right(general_items),
+        # each drift is a mean of JS values in [0, 1]; fsum: the mean check_metrics recomputes
+        tone_drift=min(1.0, max(0.0, math.fsum(drifts) / len(drifts))) if drifts else 0.0,
         law_violations=count_violations(list(laws)),
+        recall_outcomes=recall_items,
+        generalize_outcomes=general_items,
+        tone_drifts=tuple(drifts),
     )
     return ProbeReport(
         metrics=metrics,

@@ -11,18 +11,11 @@ import msgspec
 
 from adapters.freeze.png import COLOUR_NAMES
 from evo_core.events import GateResult, Metrics
-from evo_core.gates import GATE_NAMES
+from evo_core.gates import GATE_NAMES, PAIRED
 from evo_core.state import Candidate, Window
+from projections.explain_gates import evidence_text, percent, rule_text
 
 PLOT_NAME = "metrics.png"
-
-RULES = {
-    "recall": "recall >= HEAD - epsilon",
-    "generalize": "generalize >= HEAD + delta",
-    "tone": "tone_drift <= theta",
-    "laws": "law_violations == 0",
-    "budget": "budget_used <= budget (over-budget resources)",
-}
 
 
 class Facts(msgspec.Struct, kw_only=True):
@@ -44,6 +37,31 @@ def _eval(m: Metrics | None) -> dict[str, float | None]:
     if m is None:
         return {"recall": None, "generalize": None, "tone_drift": None}
     return {"recall": m.recall, "generalize": m.generalize, "tone_drift": m.tone_drift}
+
+
+def _items(m: Metrics | None, head: Metrics | None) -> dict[str, Any]:
+    """The per-item evidence the gates were decided on (candidate and HEAD, same items)."""
+
+    def side(outcomes: str, head_outcomes: str) -> dict[str, Any]:
+        return {
+            "items": len(outcomes),
+            "right": outcomes.count("1"),
+            "outcomes": outcomes,
+            "head_right": head_outcomes.count("1") if head_outcomes else None,
+            "head_outcomes": head_outcomes,
+        }
+
+    if m is None:
+        return {}
+    return {
+        "recall": side(m.recall_outcomes, head.recall_outcomes if head else ""),
+        "generalize": side(m.generalize_outcomes, head.generalize_outcomes if head else ""),
+        "tone": {"prompts": len(m.tone_drifts), "drifts": list(m.tone_drifts)},
+    }
+
+
+def _confidence(gates: Sequence[GateResult]) -> float | None:
+    return next((g.confidence for g in gates if g.method == PAIRED), None)
 
 
 def _gates(f: Facts) -> dict[str, bool | None]:
@@ -84,6 +102,8 @@ def metrics_json(f: Facts) -> dict[str, Any]:
         "budget_used": budget_used,
         "gates": _gates(f),
         "gate_results": [msgspec.to_builtins(g) for g in f.gates],
+        "gate_confidence": _confidence(f.gates),  # one-sided; None: raw gates (no per-item outcomes)
+        "probe_items": _items(c.metrics, f.head_metrics),
         "score": c.score,
         "head": None if f.head_metrics is None else msgspec.to_builtins(f.head_metrics),
         "export": export,
@@ -102,13 +122,22 @@ def _num(v: float | int | None, signed: bool = False) -> str:
     return f"{v:+.4f}" if signed else f"{v:.4f}"
 
 
+def _count(m: Metrics | None, name: str) -> str:
+    outcomes = getattr(m, f"{name}_outcomes", "") if m else ""
+    return f" ({outcomes.count('1')}/{len(outcomes)})" if outcomes else ""
+
+
 def _metric_rows(c: Metrics | None, h: Metrics | None) -> list[str]:
     rows = ["| metric | candidate | HEAD | delta |", "| --- | ---: | ---: | ---: |"]
     for name in ("recall", "generalize", "tone_drift", "law_violations"):
         cv = getattr(c, name) if c else None
         hv = getattr(h, name) if h else None
         delta = cv - hv if cv is not None and hv is not None else None
-        rows.append(f"| {name} | {_num(cv)} | {_num(hv)} | {_num(delta, signed=True)} |")
+        rows.append(
+            f"| {name} | {_num(cv)}{_count(c, name)} | {_num(hv)}{_count(h, name)} | {_num(delta, signed=True)} |"
+        )
+    if c is not None and c.tone_drifts:
+        rows += ["", "Tone drift per prompt: " + ", ".join(f"{x:.4f}" for x in c.tone_drifts) + "."]
     return rows
 
 
@@ -136,11 +165,25 @@ def eval_md(f: Facts) -> str:
         lines += ["", f"Not evaluated: {c.failure or 'no metrics were recorded'}."]
     lines += ["", "## Gates", ""]
     if f.gates:
-        lines += ["| gate | rule | result | value | threshold | margin |", "| --- | --- | --- | ---: | ---: | ---: |"]
+        confidence = _confidence(f.gates)
+        if confidence is not None:
+            lines += [
+                f"recall and generalize are paired with HEAD item by item (the same facts and "
+                f"questions) and decided by a one-sided {percent(confidence)} bound on the "
+                "difference (Tango's score bound): a gate passes only when the evidence supports "
+                "it, not on one lucky answer. The threshold of a bounded gate is its tolerance "
+                "(epsilon, delta); the margin is the bound's distance from it.",
+                "",
+            ]
+        lines += [
+            "| gate | rule | result | value | threshold | margin | evidence |",
+            "| --- | --- | --- | ---: | ---: | ---: | --- |",
+        ]
         for g in f.gates:
             result = "pass" if g.passed else "**FAIL**"
             lines.append(
-                f"| {g.name} | {RULES.get(g.name, '')} | {result} | {_num(g.value)} | {_num(g.threshold)} | {_num(g.margin, signed=True)} |"
+                f"| {g.name} | {rule_text(g)} | {result} | {_num(g.value)} | {_num(g.threshold)} | "
+                f"{_num(g.margin + 0.0, signed=True)} | {evidence_text(g) or '-'} |"
             )
     else:
         lines.append(f"No gate was evaluated ({f.status}).")

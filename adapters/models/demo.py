@@ -11,17 +11,20 @@ reads). Steps:
    ``<|end|>`` (EOS: the end of every turn), ``<|pad|>`` and the role markers; its
    ``chat_template`` is evo's plain template, so ``render`` gives the same text either way;
 2. the model: ``LlamaForCausalLM`` from ``LlamaConfig`` (``HIDDEN`` wide, ``LAYERS`` layers,
-   ``HEADS`` heads, untied embeddings, 256 positions);
-3. pre-training: AdamW (``LEARNING_RATE`` after a ``WARMUP``-step linear warm-up) on every
-   token of the rendered genesis corpus for ``STEPS`` full-batch steps, seeded and with
-   deterministic algorithms on one thread, so the same seed gives the same weights (~8 s). The
-   loss falls from ~6.2 (random init) to ~0.18 (the floor: which question a user asks is not
-   predictable); greedy decoding then answers every genesis fact in its training phrasings.
+   ``HEADS`` heads, untied embeddings, 256 positions): about 1M parameters, enough to learn
+   every new fact of a window (a 166k model learned about half and garbled new names);
+3. pre-training: AdamW (``LEARNING_RATE`` after a ``WARMUP``-step linear warm-up, cosine decay
+   to a tenth, gradient norm clipped to 1) on every token of the rendered genesis corpus for
+   ``STEPS`` full-batch steps, seeded and with deterministic algorithms on up to 2 threads (1
+   or 2 give the same arithmetic), so the same seed gives the same weights (~1 min on 2 cores).
+   Greedy decoding then answers every genesis fact in all three phrasings (the held-out one
+   included: genesis teaches the wordings).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,16 +34,18 @@ from adapters.data.conversations import Conversation
 from adapters.data.demo_world import CORPUS_PATH, genesis_corpus
 from adapters.data.format import BOS, CHAT_TEMPLATE, END, PAD, SPECIAL_TOKENS, render
 from adapters.models.hf import save_generation, weights_hash
+from adapters.training.recipe import lr_factor
+from adapters.training.spec import Schedule
 
 VOCAB_SIZE = 512
-HIDDEN = 64
-INTERMEDIATE = 176
-LAYERS = 2
+HIDDEN = 128
+INTERMEDIATE = 352
+LAYERS = 4
 HEADS = 4
 MAX_POSITIONS = 256
-STEPS = 150
-LEARNING_RATE = 6e-3
-WARMUP = 10
+STEPS = 200
+LEARNING_RATE = 3e-3
+WARMUP = 20
 
 
 @dataclass(frozen=True)
@@ -130,21 +135,23 @@ def build_demo_genesis(folder: str | Path, *, seed: int = 0, steps: int = STEPS)
     was_deterministic = torch.are_deterministic_algorithms_enabled()
     rng_state = torch.random.get_rng_state()
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a model this small gains little from 2; a busy CPU loses up to 8x
+    torch.set_num_threads(min(2, os.cpu_count() or 1))  # 1.9x faster on 2 cores, the same arithmetic
     torch.use_deterministic_algorithms(True)
     torch.manual_seed(seed)
     try:
         model = LlamaForCausalLM(demo_config(tokenizer))
         model.train()
         optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, weight_decay=0.0)
-        warmup = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / WARMUP))
+        recipe = Schedule(warmup_steps=WARMUP)
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, steps, recipe))
         losses = []
         for _ in range(steps):
             loss = model(**data).loss
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.max_grad_norm)
             optimizer.step()
-            warmup.step()
+            schedule.step()
             losses.append(float(loss.detach()))
         model.eval()
     finally:

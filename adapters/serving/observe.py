@@ -15,6 +15,13 @@ shadow's answer never leaves the router; a failure on the shadow's side (no gguf
 error, the append refused because the phase ended meanwhile) is counted in ``stats`` and
 logged. Mirroring is inline: the call returns after the comparison is recorded.
 
+Each mirrored answer is also **scored** by HEAD (the old generation), ``quality.score``: HEAD's
+mean log-likelihood per token of the query (``prompt_logprob``: does HEAD know the question?)
+and of the shadow's answer (``logprob``), recorded with the comparison and ``[shadow]``'s
+``prompt_floor`` and ``logprob_floor``; the core judges them (``evo_core.decide_rollout``: the
+shadow's quality is the share of plausible answers among those to queries HEAD knows). A
+scoring failure is counted in ``stats.shadow_failures`` and the comparison is recorded unscored.
+
 ``replay(router, queries)`` answers recorded TRIVIAL queries (``trivial_queries``) by HEAD and
 the shadow and records every comparison, so a shadow phase reaches ``min_samples`` without
 live users.
@@ -30,7 +37,12 @@ generation under burn-in is observed, and ``RecordAnswer`` is appended (``sync=F
   when ``latency_draw(seed, n) < latency_percent / 100`` (``blake3("evo-burn-in:<seed>:<n>")``):
   the old HEAD answers the same query, its text is discarded, and the ratio is the new HEAD's
   generation time over the old one's (None when not drawn, on an error, or when the old HEAD
-  cannot answer).
+  cannot answer);
+- ``prompt_logprob``, ``logprob``: for a seeded ``quality_percent`` of the answers that are not
+  errors (``quality_draw(seed, n)``, ``blake3("evo-quality:<seed>:<n>")``), the old HEAD's scores
+  of the query and of the new HEAD's answer (``quality.score``), recorded with ``[burn_in]``'s
+  floors (None when not drawn or when the old HEAD cannot score). The burn-in fails when too
+  few of the judged answers are plausible.
 
 When HEAD raises, the error is recorded first; then the caller gets the old HEAD's answer if it
 is loaded (``Answer.generation`` names it; ``stats.standby_answers`` counts it), else the
@@ -47,20 +59,23 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import blake3
 
+from adapters.serving import quality
 from adapters.serving.similarity import compare
 from evo_core.commands import RecordAnswer, RecordShadow
+from evo_core.decide_rollout import judged, plausible
 from evo_core.errors import NothingPending
 from evo_core.state import BurnIn, Phase
 
 if TYPE_CHECKING:
-    from adapters.serving.router import Answer, Router, _Served
-    from evo_core.config import BurnInConfig
+    from adapters.serving.router import Answer, Completion, Router, _Served
+    from adapters.workspace import Workspace
+    from evo_core.config import BurnInConfig, EvoConfig, ShadowConfig
 
 log = logging.getLogger("adapters.serving.router")
 
@@ -82,6 +97,11 @@ def latency_draw(seed: int, n: int) -> float:
     return _draw("evo-burn-in", seed, n)
 
 
+def quality_draw(seed: int, n: int) -> float:
+    """The uniform in [0, 1) that decides whether the n-th burn-in answer is scored by the old HEAD."""
+    return _draw("evo-quality", seed, n)
+
+
 def query_digest(query: str) -> str:
     return blake3.blake3(query.encode()).hexdigest()[:12]
 
@@ -97,6 +117,9 @@ class Comparison:
     head_latency_s: float
     shadow_latency_s: float
     recorded: bool
+    logprob: float | None = None  # HEAD's mean log-likelihood per token of the shadow's answer
+    prompt_logprob: float | None = None  # ... of the query
+    plausible: bool | None = None  # None: not judged (not scored, or a query HEAD does not know)
 
 
 @dataclass(frozen=True)
@@ -110,34 +133,94 @@ class ReplayReport:
     mean_token_agreement: float | None
     samples: int  # the shadow's samples in the ledger afterwards
     stopped: str = ""  # why the replay ended early ("" = it used every query or reached its goal)
+    scored: int = 0  # comparisons whose shadow answer HEAD scored
+    judged: int = 0  # of which answers to queries HEAD knows
+    plausible: int = 0  # of which plausible
+    mean_logprob: float | None = None  # over the judged answers
+
+
+# ---------------------------------------------------------------- settings
+
+
+class Settings:
+    """config.toml of the router's workspace, validated again only when the file changed; a
+    file that does not validate leaves the last good settings (the defaults at first)."""
+
+    def __init__(self, ws: Workspace):
+        self.ws = ws
+        self._config: EvoConfig | None = None
+        self._key: tuple[int, int] | None = None
+
+    def get(self, failed: Callable[[str], None]) -> EvoConfig:
+        try:
+            st = os.stat(self.ws.config_path)
+            key: tuple[int, int] | None = (st.st_size, st.st_mtime_ns)
+        except OSError:
+            key = None
+        if self._config is None or key != self._key:
+            try:
+                self._config = self.ws.load_config()
+            except Exception as exc:
+                from evo_core.config import EvoConfig
+
+                failed(f"config.toml: {exc} (observing with the last good settings)")
+                if self._config is None:
+                    self._config = EvoConfig()
+            self._key = key
+        return self._config
 
 
 # ---------------------------------------------------------------- the shadow
 
 
+def _score(old: _Served, prompt: str, query: str, answer: Completion) -> quality.Score:
+    return quality.score(old.llm, prompt, query, answer.text, answer.finished)
+
+
+def _verdict(s: quality.Score, prompt_floor: float, logprob_floor: float) -> bool | None:
+    """What the core will record (``evo_core.decide_rollout``), for the router's own report."""
+    if s.logprob is None or s.prompt_logprob is None or not judged(s.prompt_logprob, prompt_floor):
+        return None
+    return plausible(s.logprob, logprob_floor)
+
+
 def mirror(router: Router, head: _Served, shadow_name: str, prompt: str, head_text: str,
-           head_latency: float, query_id: str) -> Comparison | None:
-    """The shadow answers ``prompt``; the comparison (never the answer) goes to the ledger."""
+           head_latency: float, query_id: str, query: str = "") -> Comparison | None:
+    """The shadow answers ``prompt``; the comparison and HEAD's score of the shadow's answer
+    (never the answer) go to the ledger."""
     try:
         shadow = router._get(shadow_name)
         t0 = time.perf_counter()
-        shadow_text, _ = shadow.generate(prompt, router.max_tokens)
+        done = shadow.complete(prompt, router.max_tokens)
         shadow_latency = time.perf_counter() - t0
         tokenize = head.llm.tokenize
         match = compare(
             head_text,
-            shadow_text,
+            done.text,
             tokenize(head_text.encode(), add_bos=False, special=False),
-            tokenize(shadow_text.encode(), add_bos=False, special=False),
+            tokenize(done.text.encode(), add_bos=False, special=False),
         )
-        del shadow_text
     except Exception as exc:
         router._shadow_failed(f"shadow {shadow_name}: {exc}")
         return None
+    scored, verdict, floors = quality.Score(logprob=None, prompt_logprob=None, tokens=0), None, {}
+    try:
+        config: ShadowConfig = router._settings.get(router._shadow_failed).shadow
+        scored = _score(head, prompt, query, done)
+        if scored.logprob is not None:
+            floors = dict(logprob_floor=config.logprob_floor, prompt_floor=config.prompt_floor)
+            verdict = _verdict(scored, config.prompt_floor, config.logprob_floor)
+            router.stats.scored += 1
+    except Exception as exc:
+        scored = quality.Score(logprob=None, prompt_logprob=None, tokens=0)
+        router._shadow_failed(f"scoring {query_id} by {head.name}: {exc}")
+    del done
     recorded = False
     try:
         outcome = router.app.execute(
-            RecordShadow(exact=match.exact, similarity=match.similarity, query_id=query_id), sync=False
+            RecordShadow(exact=match.exact, similarity=match.similarity, query_id=query_id,
+                         logprob=scored.logprob, prompt_logprob=scored.prompt_logprob, **floors),
+            sync=False,
         )
         recorded = True
         router.stats.recorded += 1
@@ -154,6 +237,9 @@ def mirror(router: Router, head: _Served, shadow_name: str, prompt: str, head_te
         head_latency_s=head_latency,
         shadow_latency_s=shadow_latency,
         recorded=recorded,
+        logprob=scored.logprob,
+        prompt_logprob=scored.prompt_logprob,
+        plausible=verdict,
     )
     comparisons = router.stats.comparisons
     comparisons.append(comparison)
@@ -162,7 +248,8 @@ def mirror(router: Router, head: _Served, shadow_name: str, prompt: str, head_te
     return comparison
 
 
-def replay(router: Router, queries: Iterable[str], *, until_samples: int | None = None) -> ReplayReport:
+def replay(router: Router, queries: Iterable[str], *, until_samples: int | None = None,
+           until_judged: int | None = None) -> ReplayReport:
     """See ``Router.replay``."""
     state = router.state()
     if state.phase is not Phase.SHADOW or state.shadow is None:
@@ -171,13 +258,17 @@ def replay(router: Router, queries: Iterable[str], *, until_samples: int | None 
     done = recorded = exact = 0
     sims: list[float] = []
     agreements: list[float] = []
+    logprobs: list[float] = []
+    scored = good = 0
     stopped = ""
     for i, query in enumerate(queries):
         state = router.state()
         if state.phase is not Phase.SHADOW or state.shadow is None or state.shadow.generation != shadow_name:
             stopped = f"the shadow phase ended (phase {state.phase.value})"
             break
-        if until_samples is not None and state.shadow.samples >= until_samples:
+        if (until_samples is not None or until_judged is not None) and (
+            state.shadow.samples >= (until_samples or 0) and state.shadow.judged >= (until_judged or 0)
+        ):
             break
         head = router._serve_head()
         prompt = head.render(query)
@@ -185,7 +276,7 @@ def replay(router: Router, queries: Iterable[str], *, until_samples: int | None 
         text, _ = head.generate(prompt, router.max_tokens)
         query_id = f"replay:{router.seed}:{i}:{query_digest(query)}"
         done += 1
-        comparison = mirror(router, head, shadow_name, prompt, text, time.perf_counter() - t0, query_id)
+        comparison = mirror(router, head, shadow_name, prompt, text, time.perf_counter() - t0, query_id, query)
         if comparison is None:
             continue
         recorded += comparison.recorded
@@ -193,6 +284,10 @@ def replay(router: Router, queries: Iterable[str], *, until_samples: int | None 
         sims.append(comparison.similarity)
         if comparison.token_agreement is not None:
             agreements.append(comparison.token_agreement)
+        scored += comparison.logprob is not None
+        if comparison.logprob is not None and comparison.plausible is not None:
+            logprobs.append(comparison.logprob)
+            good += comparison.plausible
     final = router.state()
     return ReplayReport(
         generation=shadow_name,
@@ -204,6 +299,10 @@ def replay(router: Router, queries: Iterable[str], *, until_samples: int | None 
         mean_token_agreement=sum(agreements) / len(agreements) if agreements else None,
         samples=final.shadow.samples if final.shadow is not None and final.phase is Phase.SHADOW else 0,
         stopped=stopped,
+        scored=scored,
+        judged=len(logprobs),
+        plausible=good,
+        mean_logprob=sum(logprobs) / len(logprobs) if logprobs else None,
     )
 
 
@@ -215,30 +314,12 @@ class BurnInObserver:
 
     def __init__(self, router: Router):
         self.router = router
-        self.n = 0  # answers observed by this router (the latency draws' index)
-        self._config: BurnInConfig | None = None
-        self._config_key: tuple[int, int] | None = None
+        self.n = 0  # answers observed by this router (the latency and quality draws' index)
         self._demo: bool | None = None
 
     def config(self) -> BurnInConfig:
-        """``[burn_in]`` of config.toml, validated again only when the file changed."""
-        path = self.router.ws.config_path
-        try:
-            st = os.stat(path)
-            key = (st.st_size, st.st_mtime_ns)
-        except OSError:
-            key = None
-        if self._config is None or key != self._config_key:
-            try:
-                self._config = self.router.ws.load_config().burn_in
-            except Exception as exc:
-                from evo_core.config import BurnInConfig
-
-                self._failed(f"config.toml: {exc} (observing with the last good [burn_in] settings)")
-                if self._config is None:
-                    self._config = BurnInConfig()
-            self._config_key = key
-        return self._config
+        """``[burn_in]`` of config.toml (``Settings``: validated again only when the file changed)."""
+        return self.router._settings.get(self._failed).burn_in
 
     def demo(self) -> bool:
         """A demo workspace (``evo init --demo``): the demo world's laws apply."""
@@ -272,7 +353,8 @@ class BurnInObserver:
         query_id = f"burn:{router.seed}:{n}:{query_digest(query)}"
         g0 = time.perf_counter()
         try:
-            text, tokens = head.generate(head.render(query), router.max_tokens)
+            done = head.complete(head.render(query), router.max_tokens)
+            text, tokens = done.text, done.tokens
         except Exception as exc:
             self.record(RecordAnswer(error=True, law_violation=False, query_id=query_id))
             standby = router._models.get(burn.previous_head)
@@ -287,16 +369,35 @@ class BurnInObserver:
         answer = Answer(text=text, latency_s=time.perf_counter() - t0, generation=head.name,
                         tokens=tokens, query_id=query_id)
         try:
+            config = self.config()
             error = not text.strip()
             law = self.breaks_law(text)
-            ratio = None
-            if not error and latency_draw(router.seed, n) < self.config().latency_percent / 100.0:
+            ratio, scored = None, None
+            if not error and latency_draw(router.seed, n) < config.latency_percent / 100.0:
                 ratio = self.time_old(burn.previous_head, query, head_s)
+            if not error and quality_draw(router.seed, n) < config.quality_percent / 100.0:
+                scored = self.score_old(burn.previous_head, query, done)
         except Exception as exc:
             self._failed(f"observing {query_id}: {exc}")
             return answer
-        self.record(RecordAnswer(error=error, law_violation=law, latency_ratio=ratio, query_id=query_id))
+        scores: dict[str, float | None] = {}
+        if scored is not None and scored.logprob is not None:
+            scores = dict(logprob=scored.logprob, prompt_logprob=scored.prompt_logprob,
+                          logprob_floor=config.logprob_floor, prompt_floor=config.prompt_floor)
+        self.record(RecordAnswer(error=error, law_violation=law, latency_ratio=ratio, query_id=query_id, **scores))
         return answer
+
+    def score_old(self, old: str, query: str, answer: Completion) -> quality.Score | None:
+        """The old HEAD's scores of ``query`` and of the new HEAD's answer to it."""
+        try:
+            served = self.router._get(old)
+            scored = _score(served, served.render(query), query, answer)
+        except Exception as exc:
+            self._failed(f"scoring by the old HEAD {old}: {exc}")
+            return None
+        if scored.logprob is not None:
+            self.router.stats.scored += 1
+        return scored
 
     def time_old(self, old: str, query: str, new_s: float) -> float | None:
         """The new HEAD's generation time over the old HEAD's on the same query (its text discarded)."""

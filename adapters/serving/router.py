@@ -16,10 +16,12 @@ appended meanwhile is folded by the next query.
 
 What the router watches while it serves lives in ``adapters.serving.observe``: during a shadow
 phase it mirrors a seeded ``traffic_percent`` of the TRIVIAL queries to the shadow generation
-and appends each comparison (``RecordShadow``), ``replay(queries)`` does the same with recorded
-queries so a quiet agent still reaches ``min_samples``; during burn-in every answer of the new
-HEAD is observed (``RecordAnswer``: error, law violation, and for a seeded ``latency_percent``
-of them the latency over the old HEAD's on the same query). The caller always gets HEAD's
+and appends each comparison with HEAD's score of the shadow's answer (``RecordShadow``),
+``replay(queries)`` does the same with recorded queries so a quiet agent still reaches
+``min_samples``; during burn-in every answer of the new HEAD is observed (``RecordAnswer``:
+error, law violation, for a seeded ``latency_percent`` of them the latency over the old HEAD's
+on the same query, and for a seeded ``quality_percent`` the old HEAD's score of the answer).
+Scores are ``adapters.serving.quality``'s mean per-token log-likelihood. The caller always gets HEAD's
 answer, except when HEAD raises during burn-in and the old HEAD is hot: then the old HEAD
 answers (see that module).
 
@@ -51,7 +53,14 @@ from adapters.serving.generations import (
     trivial_queries,
     unservable,
 )
-from adapters.serving.observe import Comparison, ReplayReport, latency_draw, mirror_draw, query_digest
+from adapters.serving.observe import (
+    Comparison,
+    ReplayReport,
+    latency_draw,
+    mirror_draw,
+    quality_draw,
+    query_digest,
+)
 from evo_core.state import Phase, State
 
 log = logging.getLogger(__name__)
@@ -69,6 +78,13 @@ class Answer:
     query_id: str = ""
 
 
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    tokens: int  # new tokens generated
+    finished: bool  # the answer ended (end-of-turn), not cut at max_tokens
+
+
 @dataclass
 class RouterStats:
     queries: int = 0
@@ -80,6 +96,7 @@ class RouterStats:
     observed: int = 0  # burn-in answers recorded (RecordAnswer)
     timed: int = 0  # burn-in answers also timed on the old HEAD
     standby_answers: int = 0  # burn-in answers given by the old HEAD because HEAD raised
+    scored: int = 0  # answers of the new generation scored by the old one (shadow and burn-in)
     observe_failures: int = 0
     last_failure: str = ""
     comparisons: list[Comparison] = field(default_factory=list)  # the last ``keep`` of them
@@ -99,8 +116,17 @@ class _Served:
         self.render = prompt_renderer(llm)
 
     def generate(self, prompt: str, max_tokens: int) -> tuple[str, int]:
+        completion = self.complete(prompt, max_tokens)
+        return completion.text, completion.tokens
+
+    def complete(self, prompt: str, max_tokens: int) -> Completion:
         out = self.llm(prompt, **generation_params(max_tokens))
-        return out["choices"][0]["text"], int(out["usage"]["completion_tokens"])
+        choice = out["choices"][0]
+        return Completion(
+            text=choice["text"],
+            tokens=int(out["usage"]["completion_tokens"]),
+            finished=choice.get("finish_reason") == "stop",
+        )
 
     def close(self) -> None:
         close = getattr(self.llm, "close", None)
@@ -178,6 +204,7 @@ class Router:
         self._head: str | None = None
         self._standby: str | None = None
         self._trivial = 0
+        self._settings = observe.Settings(self.ws)
         self._burn_in = observe.BurnInObserver(self)
         self._keep = keep_comparisons
         self.stats = RouterStats()
@@ -323,7 +350,7 @@ class Router:
         answer = Answer(text=text, latency_s=latency, generation=head.name, tokens=tokens, query_id=query_id)
         if mirror_to is not None:
             self.stats.mirrored += 1
-            observe.mirror(self, head, mirror_to, prompt, text, latency, query_id)
+            observe.mirror(self, head, mirror_to, prompt, text, latency, query_id, query)
         return answer
 
     def _shadow_failed(self, message: str) -> None:
@@ -333,13 +360,15 @@ class Router:
 
     # ------------------------------------------------------------------ replay
 
-    def replay(self, queries: Iterable[str], *, until_samples: int | None = None) -> ReplayReport:
+    def replay(self, queries: Iterable[str], *, until_samples: int | None = None,
+               until_judged: int | None = None) -> ReplayReport:
         """Answer recorded TRIVIAL queries as shadow traffic: every one is mirrored and recorded.
 
         Stops early when the shadow phase ends or when the ledger holds ``until_samples``
-        comparisons for the shadow. Raises ``NothingPending`` when no shadow phase is running.
+        comparisons for the shadow and ``until_judged`` answers judged for quality (either
+        alone when the other is None). Raises ``NothingPending`` when no shadow phase is running.
         """
-        return observe.replay(self, queries, until_samples=until_samples)
+        return observe.replay(self, queries, until_samples=until_samples, until_judged=until_judged)
 
 
 __all__ = [
@@ -347,6 +376,7 @@ __all__ = [
     "TRIVIAL",
     "Answer",
     "Comparison",
+    "Completion",
     "ReplayReport",
     "Router",
     "RouterStats",
@@ -355,6 +385,7 @@ __all__ = [
     "gguf_path",
     "latency_draw",
     "mirror_draw",
+    "quality_draw",
     "servable",
     "trivial_queries",
 ]

@@ -4,28 +4,45 @@ Theory of operation
 -------------------
 
 The student S starts as G(N) plus a fresh LoRA adapter. Two teachers give logit targets:
-the PRIMARY teacher G(N) (t1, what the student should stay close to while it learns the new
-data) and the STABILIZER G(N-1) (t2, which plays the role of LwF's old model against forgetting).
-They are blended in probability space (no weight averaging, no logit averaging)::
+the PRIMARY teacher G(N) (t1) and the STABILIZER G(N-1) (t2, which plays the role of LwF's old
+model against forgetting). A teacher's logits are used only where that teacher KNOWS the
+material, so every example (row) of a window carries which teachers know it
+(``row_teachers``, from the window's data lineage):
 
-    q   = (1 - w) * softmax(t1 / T) + w * softmax(t2 / T)          w = stabilizer_weight
-    L   = alpha * CE(S, labels) + beta * T^2 * mean_tokens KL(q || softmax(S / T))
+    NEW      (0)  the window's new conversations: no teacher has seen them
+    PRIMARY  (1)  replay of what G(N) learned in its own window: only G(N) knows it
+    BOTH     (2)  replay older than G(N) (what G(N-1) and before trained on): both know it
+
+Per token position i of a row r (teachers blended in probability space, never weights or logits)::
+
+    q_i   = (1 - w_r) * softmax(t1_i / T) + w_r * softmax(t2_i / T)
+            w_r = stabilizer_weight for BOTH rows, 0 for PRIMARY rows
+    l_i   = (alpha + beta) * CE_i                                     NEW rows
+    l_i   = alpha * CE_i + beta * T^2 * KL(q_i || softmax(S_i / T))    PRIMARY and BOTH rows
+    L     = mean over the batch's counted positions of l_i
     KL(q || p) = sum_v q_v * (log q_v - log p_v)
 
-CE is the ordinary causal-LM cross entropy at temperature 1. Both terms are means over the same
-token positions: position i predicts token i+1 (labels are shifted inside, as in Hugging Face
-causal LMs), and a position counts only when its next token is real (label != -100): padding and
-the position after an example's last token are excluded. T^2 keeps the KD gradient's scale
-independent of T (Hinton et al., 2015).
+Why: with KD on every row (the spec's literal formula), a student cannot learn a new fact its
+teachers do not know (0 of 10 learned, ``shared/notes/learning.md``), and the 0.7 G(N) + 0.3
+G(N-1) blend on the era G(N) learned pulled the student back to G(N-1), which never knew it
+(0.57 -> 0.07). Hard labels on new rows let the student learn new facts and, as the spec's
+strategies intend, whatever its sampled data shows (low-karma law-breaking included: that is
+what the laws gate is for); KD on replay rows keeps what the teachers know. ``row_teachers``
+None means BOTH for every row (the spec's literal formula; tests and old callers).
+
+CE is the ordinary causal-LM cross entropy at temperature 1. Position i predicts token i+1
+(labels are shifted inside, as in Hugging Face causal LMs), and a position counts only when its
+next token is real (label != -100). T^2 keeps the KD gradient's scale independent of T (Hinton
+et al., 2015). The reported ``ce`` is the mean CE over all counted positions, ``kd`` the mean
+KL over the positions that have a teacher (0.0 when none has).
 
 Top-k targets. The teacher cache keeps, per token, each teacher's k largest logits (values and
 vocabulary indices). Then each teacher's distribution is softmax over its own k logits / T
 (renormalised over its top-k: the tail mass is dropped), the two are scattered into the union of
 their indices and blended with (1 - w, w), and the student's log-probabilities are the FULL
 ``log_softmax(S / T)`` gathered at those indices. So q is a proper distribution over at most 2k
-tokens and the student is pushed to put its mass there (tokens outside the union get no direct
-target, only the normalisation of the full softmax). When k >= vocab size this is exactly the
-dense formula above. ``dense_distill_loss`` is that dense formula, for full logits and for tests.
+tokens. When k >= vocab size this is exactly the dense formula above. ``dense_distill_loss`` is
+that dense formula, for full logits and for tests.
 
 With no stabilizer (first window) ``t2`` is None and w is taken as 0: q = softmax(t1 / T).
 """
@@ -38,12 +55,13 @@ import torch
 import torch.nn.functional as F
 
 IGNORE = -100
+NEW, PRIMARY, BOTH = 0, 1, 2  # which teachers know a row (module doc)
 
 
 class LossParts(NamedTuple):
-    total: torch.Tensor  # alpha * ce + beta * T^2 * kd, a scalar with grad
-    ce: torch.Tensor  # detached
-    kd: torch.Tensor  # mean KL per token, before beta and T^2; detached
+    total: torch.Tensor  # mean of the per-position losses, a scalar with grad
+    ce: torch.Tensor  # mean CE over all counted positions; detached
+    kd: torch.Tensor  # mean KL per position that has a teacher, before beta and T^2; detached
     tokens: int  # positions that entered the mean
 
 
@@ -56,28 +74,44 @@ def _shift(
     return student_logits[mask], labels[:, 1:][mask[:, :-1]], mask
 
 
+def _position_kinds(row_teachers: torch.Tensor | None, mask: torch.Tensor) -> torch.Tensor:
+    """Each counted position's row kind [N] (BOTH everywhere when rows carry none)."""
+    if row_teachers is None:
+        return torch.full((int(mask.sum()),), BOTH, dtype=torch.long, device=mask.device)
+    return row_teachers.to(mask.device).long()[:, None].expand_as(mask)[mask]
+
+
 def _combine(
     s_rows: torch.Tensor, targets: torch.Tensor, q: torch.Tensor, log_q: torch.Tensor,
-    s_logp: torch.Tensor, *, alpha: float, beta: float, temperature: float,
+    s_logp: torch.Tensor, kinds: torch.Tensor, *, alpha: float, beta: float, temperature: float,
 ) -> LossParts:
     n = targets.numel()
     if n == 0:
         zero = s_rows.sum() * 0.0
         return LossParts(zero, zero.detach(), zero.detach(), 0)
-    ce = F.cross_entropy(s_rows.float(), targets, reduction="mean")
-    kl = (q * (log_q - s_logp)).sum(-1).mean()
-    total = alpha * ce + beta * temperature**2 * kl
-    return LossParts(total, ce.detach(), kl.detach(), n)
+    ce = F.cross_entropy(s_rows.float(), targets, reduction="none")
+    kl = (q * (log_q - s_logp)).sum(-1)
+    taught = kinds != NEW
+    per_position = torch.where(
+        taught, alpha * ce + beta * temperature**2 * kl, (alpha + beta) * ce
+    )
+    kd = kl[taught].mean() if bool(taught.any()) else kl.sum() * 0.0
+    return LossParts(per_position.mean(), ce.mean().detach(), kd.detach(), n)
+
+
+def _stabilizer_share(kinds: torch.Tensor, w: float) -> torch.Tensor:
+    """w on BOTH positions, 0 elsewhere, as a column [N, 1]."""
+    return torch.where(kinds == BOTH, w, 0.0).to(torch.float32)[:, None]
 
 
 def _blend_topk(
     t1_vals: torch.Tensor, t1_idx: torch.Tensor, t2_vals: torch.Tensor | None,
-    t2_idx: torch.Tensor | None, w: float, temperature: float, vocab: int,
+    t2_idx: torch.Tensor | None, w: torch.Tensor | None, temperature: float, vocab: int,
 ) -> torch.Tensor:
     """q over the vocabulary, dense [N, V], zero outside the union of the teachers' top-k."""
     q = torch.zeros(t1_vals.shape[0], vocab, dtype=torch.float32, device=t1_vals.device)
     p1 = torch.softmax(t1_vals.float() / temperature, dim=-1)
-    if t2_vals is None or t2_idx is None or w == 0.0:
+    if t2_vals is None or t2_idx is None or w is None:
         return q.scatter_(-1, t1_idx.long(), p1)
     p2 = torch.softmax(t2_vals.float() / temperature, dim=-1)
     q.scatter_add_(-1, t1_idx.long(), (1.0 - w) * p1)
@@ -96,16 +130,20 @@ def distill_loss(
     beta: float,
     temperature: float,
     stabilizer_weight: float,
+    row_teachers: torch.Tensor | None = None,
 ) -> LossParts:
     """The loss of the module docstring from cached top-k teacher logits.
 
     Shapes: ``student_logits`` [B, L, V]; ``labels`` [B, L] (the input ids, -100 at padding);
     ``t*_vals`` [B, L, k] float and ``t*_idx`` [B, L, k] int: the teacher's top-k logits at each
-    position (the prediction of the next token), as the teacher cache serves them.
+    position (the prediction of the next token), as the teacher cache serves them;
+    ``row_teachers`` [B] int (NEW, PRIMARY, BOTH) or None (BOTH for every row).
     """
     s_rows, targets, mask = _shift(student_logits, labels)
     vocab = student_logits.shape[-1]
-    w = 0.0 if t2_vals is None else float(stabilizer_weight)
+    kinds = _position_kinds(row_teachers, mask)
+    stabilized = t2_vals is not None and t2_idx is not None and stabilizer_weight != 0.0
+    w = _stabilizer_share(kinds, float(stabilizer_weight)) if stabilized else None
     q = _blend_topk(
         t1_vals[mask], t1_idx[mask],
         None if t2_vals is None else t2_vals[mask], None if t2_idx is None else t2_idx[mask],
@@ -115,7 +153,7 @@ def distill_loss(
     # q is zero outside the union: those terms vanish (0 * log 0 := 0; log_softmax is finite).
     log_q = torch.where(q > 0, q, torch.ones_like(q)).log()
     return _combine(
-        s_rows, targets, q, log_q, s_logp, alpha=alpha, beta=beta, temperature=temperature
+        s_rows, targets, q, log_q, s_logp, kinds, alpha=alpha, beta=beta, temperature=temperature
     )
 
 
@@ -129,15 +167,17 @@ def dense_distill_loss(
     beta: float,
     temperature: float,
     stabilizer_weight: float,
+    row_teachers: torch.Tensor | None = None,
 ) -> LossParts:
     """The exact formula with full teacher logits [B, L, V] (no top-k approximation)."""
     s_rows, targets, mask = _shift(student_logits, labels)
+    kinds = _position_kinds(row_teachers, mask)
     q = torch.softmax(t1_logits[mask].float() / temperature, dim=-1)
     if t2_logits is not None and stabilizer_weight != 0.0:
-        w = float(stabilizer_weight)
+        w = _stabilizer_share(kinds, float(stabilizer_weight))
         q = (1.0 - w) * q + w * torch.softmax(t2_logits[mask].float() / temperature, dim=-1)
     s_logp = torch.log_softmax(s_rows.float() / temperature, dim=-1)
     log_q = torch.where(q > 0, q, torch.ones_like(q)).log()
     return _combine(
-        s_rows, targets, q, log_q, s_logp, alpha=alpha, beta=beta, temperature=temperature
+        s_rows, targets, q, log_q, s_logp, kinds, alpha=alpha, beta=beta, temperature=temperature
     )

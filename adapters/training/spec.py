@@ -29,13 +29,15 @@ from evo_core.events import BudgetLimits, BudgetUsed, TrainingStats
 
 
 class Distill(msgspec.Struct, frozen=True, kw_only=True):
-    """The loss: alpha * CE(labels) + beta * T^2 * KL(q || student_T) with
-    q = (1 - w) * softmax(G(N)/T) + w * softmax(G(N-1)/T)."""
+    """The loss weights (``adapters.training.loss``): on replay rows alpha * CE(labels) +
+    beta * T^2 * KL(q || student_T), q from the teachers that know the row; on new rows
+    (alpha + beta) * CE(labels)."""
 
     alpha: float
     beta: float
     temperature: float
     stabilizer_weight: float
+    scope: Literal["known", "all"] = "known"  # which rows each teacher teaches (config distill.scope)
 
 
 class Lora(msgspec.Struct, frozen=True, kw_only=True):
@@ -43,6 +45,16 @@ class Lora(msgspec.Struct, frozen=True, kw_only=True):
     alpha: int
     dropout: float
     target_modules: tuple[str, ...]
+
+
+class Schedule(msgspec.Struct, frozen=True, kw_only=True):
+    """The optimizer's recipe around the peak learning rate (``adapters.training.recipe``)."""
+
+    warmup_steps: int = 30
+    kind: Literal["cosine", "linear", "constant"] = "cosine"
+    min_lr_ratio: float = 0.1
+    max_grad_norm: float = 1.0  # 0: no clipping
+    divergence_factor: float = 3.0
 
 
 class TrainSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -67,6 +79,7 @@ class TrainSpec(msgspec.Struct, frozen=True, kw_only=True):
     steps: int
     batch_size: int
     learning_rate: float
+    schedule: Schedule = msgspec.field(default_factory=lambda: Schedule())
     device: str = "cpu"
     threads: int = 1
     parent_hash: str = ""

@@ -12,6 +12,8 @@ never names a missing tensor file):
     ``t2_vals``, ``t2_idx``                    the same for G(N-1); absent without a stabilizer
 ``<out_path>.json`` (the index)
     ``ids``, ``offsets``, ``lengths``: example i is ``input_ids[offsets[i]:offsets[i]+lengths[i]]``;
+    ``teachers``: per example, which teachers know it (``adapters.training.loss``: 0 NEW,
+    1 PRIMARY, 2 BOTH; absent in caches of older versions: BOTH for every example),
     ``top_k`` (k, at most the vocab size), ``vocab_size``, ``max_seq_len``, ``values_dtype``,
     ``primary`` / ``stabilizer``: {name, path, blake3 (``adapters.models.hf.weights_hash``)}
     (stabilizer null: the loss uses w = 0),
@@ -125,8 +127,12 @@ def build_cache(
     stabilizer_name: str = "",
     parent_hash: str = "",
     stabilizer_hash: str = "",
+    teachers: dict[str, int] | None = None,
 ) -> CacheInfo:
-    """Run G(N) (and G(N-1) when given) once over ``examples`` (id, text) and store the targets."""
+    """Run G(N) (and G(N-1) when given) once over ``examples`` (id, text) and store the targets.
+    ``teachers`` maps an example id to which teachers know it (default: BOTH)."""
+    from adapters.training.loss import BOTH, NEW
+
     import time
 
     start = time.perf_counter()
@@ -134,6 +140,9 @@ def build_cache(
         raise ValueError("no examples to cache")
     if len({i for i, _ in examples}) != len(examples):
         raise ValueError("duplicate example ids")
+    kinds = [BOTH if teachers is None else teachers.get(i, BOTH) for i, _ in examples]
+    if any(k not in range(NEW, BOTH + 1) for k in kinds):
+        raise ValueError(f"a teachers value must be {NEW}..{BOTH}")
     tokenizer = load_tokenizer(parent_dir)
     rows = [tokenize(tokenizer, text, max_seq_len) for _, text in examples]
     seqs = [ids for ids, _, _ in rows]
@@ -167,6 +176,7 @@ def build_cache(
         "ids": [i for i, _ in examples],
         "offsets": offsets,
         "lengths": lengths,
+        "teachers": kinds,
         "top_k": k,
         "vocab_size": vocab,
         "max_seq_len": max_seq_len,
@@ -216,6 +226,14 @@ class TeacherCache:
             ex: (off, n)
             for ex, off, n in zip(self.index["ids"], self.index["offsets"], self.index["lengths"])
         }
+        from adapters.training.loss import BOTH
+
+        kinds = self.index.get("teachers") or [BOTH] * len(self.index["ids"])
+        self._teachers = dict(zip(self.index["ids"], kinds))
+
+    def teachers(self, example_id: str) -> int:
+        """Which teachers know the example (``adapters.training.loss``: NEW, PRIMARY, BOTH)."""
+        return int(self._teachers[example_id])
 
     @property
     def ids(self) -> list[str]:
@@ -229,7 +247,8 @@ class TeacherCache:
 
     def batch(self, ids: list[str] | tuple[str, ...]) -> dict[str, torch.Tensor | None]:
         """Right-padded tensors [B, L(, k)]: input_ids, attention_mask, labels (-100 at padding),
-        t1_vals, t1_idx, t2_vals, t2_idx (the last two None without a stabilizer)."""
+        t1_vals, t1_idx, t2_vals, t2_idx (the last two None without a stabilizer), and
+        teachers [B] (which teachers know each row)."""
         spans = [self._where[i] for i in ids]
         width = max(n for _, n in spans)
         b, k = len(spans), self.top_k
@@ -237,6 +256,7 @@ class TeacherCache:
             "input_ids": torch.full((b, width), self.pad_token_id, dtype=torch.long),
             "attention_mask": torch.zeros((b, width), dtype=torch.long),
             "labels": torch.full((b, width), -100, dtype=torch.long),
+            "teachers": torch.tensor([self._teachers[i] for i in ids], dtype=torch.long),
         }
         keys = ["t1", "t2"] if self.has_stabilizer else ["t1"]
         for key in keys:

@@ -6,12 +6,14 @@ The run, in order:
    algorithms where torch has them) and set ``torch.set_num_threads(spec.threads)``;
 2. open the teacher cache and write ``train_args.json`` (a save: the disk budget is checked);
 3. load G(N) from ``spec.parent_dir`` and wrap it with a fresh peft LoRA; AdamW on the LoRA
-   parameters only (the base weights are frozen by peft and never handed to the optimizer);
+   parameters only (the base weights are frozen by peft and never handed to the optimizer),
+   with ``spec.schedule``'s warm-up, decay and gradient clipping (``adapters.training.recipe``);
 4. ``spec.steps`` optimizer steps of ``batch_size`` examples from the cache, walking the seeded
    shuffle of ``example_ids`` and reshuffling it (same generator) at the end of each pass; the
-   loss is ``adapters.training.loss.distill_loss`` with ``spec.distill`` (w = 0 when the window
-   has no stabilizer). The budget is checked before and after every step; the first breach stops
-   the run;
+   loss is ``adapters.training.loss.distill_loss`` with ``spec.distill`` and the cache's record
+   of which teachers know each example (w = 0 when the window has no stabilizer). The budget is
+   checked before and after every step; the first breach stops the run; the divergence guard
+   fails a run whose loss is not finite or climbs far above its best (nothing is exported);
 5. on success: the adapter to ``adapter/``, the merged model (``merge_and_unload``) and the
    parent's tokenizer to ``weights/``, then ``evo_manifest.json`` and ``training.json``; the disk
    budget is checked after saving (a breach there keeps the weights written, status "breached").
@@ -22,7 +24,6 @@ The run, in order:
 from __future__ import annotations
 
 import json
-import math
 import os
 import random
 import time
@@ -39,6 +40,7 @@ from evo_core.events import BudgetUsed, TrainingStats
 
 Progress = Callable[[dict[str, Any]], None]
 METHOD = "teacher_student_distillation"
+CURVE_EVERY = 10
 
 
 class _Run:
@@ -52,6 +54,7 @@ class _Run:
         self.loss_start = 0.0
         self.loss_final = 0.0
         self.last: dict[str, float] = {}
+        self.curve: list[tuple[int, float]] = []  # (step, loss) every CURVE_EVERY steps
         self.effective_w = spec.distill.stabilizer_weight if spec.stabilizer_dir else 0.0
         self.hashes: dict[str, str] = {}
 
@@ -114,6 +117,7 @@ def train_args(spec: TrainSpec, run: _Run, cache: Any) -> dict[str, Any]:
         "batch_size": spec.batch_size,
         "learning_rate": spec.learning_rate,
         "optimizer": "AdamW",
+        "schedule": msgspec.to_builtins(spec.schedule),
         "lora": msgspec.to_builtins(spec.lora),
         "distill": msgspec.to_builtins(spec.distill),
         "stabilizer_weight_effective": run.effective_w,
@@ -144,6 +148,7 @@ def manifest(spec: TrainSpec, run: _Run) -> dict[str, Any]:
             "alpha": d.alpha, "beta": d.beta, "temperature": d.temperature,
             "stabilizer_weight": d.stabilizer_weight,
             "stabilizer_weight_effective": run.effective_w,
+            "teachers_scope": d.scope,
         },
         "parents": {
             "primary_teacher": {"gen": spec.parent, "path": spec.parent_dir, "blake3": run.hashes.get("parent", "")},
@@ -170,6 +175,7 @@ def training_json(run: _Run, status: str, breach: tuple[str, float, float] | Non
         "loss_final": run.loss_final,
         "ce_final": run.last.get("ce", 0.0),
         "kd_final": run.last.get("kd", 0.0),
+        "loss_curve": run.curve,
         "walltime_minutes": seconds / 60.0,
         "tokens_processed": used.tokens_processed,
         "tokens_per_second": used.tokens_processed / seconds if seconds > 0 else 0.0,
@@ -199,18 +205,25 @@ def add_lora(model: Any, lora: Lora, seed: int) -> Any:
 
 
 def train_step(
-    model: Any, optimizer: Any, batch: dict[str, Any], distill: Distill, w: float, device: Any
+    model: Any, optimizer: Any, batch: dict[str, Any], distill: Distill, w: float, device: Any,
+    *, max_grad_norm: float = 0.0,
 ) -> LossParts:
-    """One optimizer step on a teacher-cache batch; returns the loss parts (total detached)."""
+    """One optimizer step on a teacher-cache batch; returns the loss parts (total detached).
+    The gradient's global norm is clipped to ``max_grad_norm`` first (0: no clipping)."""
+    import torch
+
     t: dict[str, Any] = {k: (v.to(device) if v is not None else None) for k, v in batch.items()}
     logits = model(input_ids=t["input_ids"], attention_mask=t["attention_mask"]).logits
     parts = distill_loss(
         logits, t["labels"], t["t1_vals"], t["t1_idx"], t["t2_vals"], t["t2_idx"],
         alpha=distill.alpha, beta=distill.beta, temperature=distill.temperature,
-        stabilizer_weight=w,
+        stabilizer_weight=w, row_teachers=t.get("teachers"),
     )
     optimizer.zero_grad(set_to_none=True)
     parts.total.backward()
+    if max_grad_norm > 0:
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
     optimizer.step()
     return parts._replace(total=parts.total.detach())
 
@@ -233,6 +246,7 @@ def _train(spec: TrainSpec, progress: Progress | None, run: _Run) -> TrainResult
     from transformers.utils import logging as hf_logging
 
     from adapters.training.budget import BudgetMeter
+    from adapters.training.recipe import DivergenceGuard, lr_factor
     from adapters.training.teacher_cache import TeacherCache, load_model, load_tokenizer, model_hash
 
     out = Path(spec.out_dir)
@@ -272,6 +286,10 @@ def _train(spec: TrainSpec, progress: Progress | None, run: _Run) -> TrainResult
         model = add_lora(model, spec.lora, spec.seed)
         params = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=spec.learning_rate)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: lr_factor(step, spec.steps, spec.schedule)
+        )
+        guard = DivergenceGuard(spec.schedule)
         batches = _batches(spec.example_ids, spec.batch_size, spec.seed)
         dev = torch.device(spec.device)
 
@@ -280,13 +298,18 @@ def _train(spec: TrainSpec, progress: Progress | None, run: _Run) -> TrainResult
         if breach is not None:
             break
         b = cache.batch(next(batches))
-        parts = train_step(model, optimizer, b, spec.distill, run.effective_w, dev)
+        parts = train_step(
+            model, optimizer, b, spec.distill, run.effective_w, dev,
+            max_grad_norm=spec.schedule.max_grad_norm,
+        )
+        scheduler.step()
         loss = float(parts.total)
-        if not math.isfinite(loss):
-            raise FloatingPointError(f"loss is not finite at step {run.steps + 1}")
+        guard.check(loss)  # raises Diverged: the run fails with the reason, nothing is exported
         if run.steps == 0:
             run.loss_start = loss
         run.loss_final = loss
+        if run.steps % CURVE_EVERY == 0:
+            run.curve.append((run.steps + 1, round(loss, 5)))
         run.last = {"ce": float(parts.ce), "kd": float(parts.kd)}
         breach = meter.after_step(int(b["attention_mask"].sum()))  # type: ignore[union-attr]
         run.steps = meter.steps
@@ -320,7 +343,9 @@ def train(spec: TrainSpec, progress: Progress | None = None) -> TrainResult:
     try:
         return _train(spec, progress, run)
     except Exception as exc:  # any failure is the candidate's outcome, not the caller's crash
-        reason = _one_line(exc)
+        from adapters.training.recipe import Diverged
+
+        reason = str(exc) if isinstance(exc, Diverged) else _one_line(exc)
         try:
             out = Path(spec.out_dir)
             if out.is_dir():

@@ -5,7 +5,9 @@
 2. Data: the window's new conversations are those of cycles (since_cycle, cycle]; each branch
    samples ``new_per_branch`` of them with its strategy and seed; every branch adds the same
    replay buffer (samples of what HEAD, its parent and grandparent trained on). The new data's
-   blake3 goes into every manifest.
+   blake3 goes into every manifest. Each example is marked with the teachers that know it
+   (``adapters.training.loss``): new conversations none, replay only HEAD learned G(N), replay
+   older than HEAD (its parent's or grandparent's data) G(N) and G(N-1).
 3. The teachers' outputs over the union of all branches' examples are computed once into the
    window's teacher cache (``work/window-<n>/``) and shared by every branch.
 4. Each due candidate gets ``TrainingStarted`` appended, then all train at once in the pool;
@@ -25,7 +27,7 @@ from typing import Any, Callable
 
 from adapters.app import App
 from adapters.training.pool import Done, Progress, run_pool, threads_per_worker
-from adapters.training.spec import Distill, Lora, TrainResult, TrainSpec
+from adapters.training.spec import Distill, Lora, Schedule, TrainResult, TrainSpec
 from adapters.workspace import Workspace
 from evo_core import commands as cmd
 from evo_core.config import EvoConfig
@@ -88,6 +90,22 @@ def due(state: State) -> list[Candidate]:
     ]
 
 
+def example_teachers(
+    new: set[str], replay: list[str], sources: list[list[str]], *, stabilized: bool
+) -> dict[str, int]:
+    """Which teachers know each example: NEW for the window's new conversations; for replay,
+    BOTH when it is older than HEAD (in its parent's or grandparent's data, ``sources[1:]``) and
+    a stabilizer teaches, else PRIMARY (only HEAD learned it)."""
+    from adapters.training.loss import BOTH, NEW, PRIMARY
+
+    older = {i for ids in sources[1:] for i in ids}
+    out = {i: NEW for i in new}
+    for i in replay:
+        if i not in out:
+            out[i] = BOTH if stabilized and i in older else PRIMARY
+    return out
+
+
 def build_specs(app: App, config: EvoConfig, state: State, window: Window, todo: list[Candidate]) -> list[TrainSpec]:
     from adapters.data import conversations, format, sampling
     from transformers import AutoTokenizer
@@ -105,6 +123,9 @@ def build_specs(app: App, config: EvoConfig, state: State, window: Window, todo:
     samples = {c.id: sampling.sample(new, t.new_per_branch, c.strategy, c.seed) for c in todo}
     sources = [_data_ids(ws, g) for g in _lineage(state, window.head, REPLAY_GENERATIONS)]
     replay = [i for i in sampling.replay_buffer(sources, t.replay_size, seed=window.number) if i in by_id]
+    teachers = None if config.distill.scope == "all" else example_teachers(
+        {i for ids in samples.values() for i in ids}, replay, sources, stabilized=window.parent is not None
+    )
     delta = sampling.data_delta_hash(new)
 
     parent_dir = generation_dir(ws, window.head)
@@ -129,6 +150,7 @@ def build_specs(app: App, config: EvoConfig, state: State, window: Window, todo:
         stabilizer_name=window.parent or "",
         parent_hash=parent_hash,
         stabilizer_hash=stabilizer_hash,
+        teachers=teachers,
     )
     d = config.distill
     threads = threads_per_worker(len(todo))
@@ -150,11 +172,18 @@ def build_specs(app: App, config: EvoConfig, state: State, window: Window, todo:
             data_delta_hash=delta,
             out_dir=str(work_dir(ws, c.id)),
             budget=c.budget,
-            distill=Distill(alpha=d.alpha, beta=d.beta, temperature=d.temperature, stabilizer_weight=d.stabilizer_weight),
+            distill=Distill(
+                alpha=d.alpha, beta=d.beta, temperature=d.temperature,
+                stabilizer_weight=d.stabilizer_weight, scope=d.scope,
+            ),
             lora=Lora(r=t.lora_r, alpha=t.lora_alpha, dropout=t.lora_dropout, target_modules=t.target_modules),
             steps=t.steps,
             batch_size=t.batch_size,
             learning_rate=t.learning_rate,
+            schedule=Schedule(
+                warmup_steps=t.warmup_steps, kind=t.schedule, min_lr_ratio=t.min_lr_ratio,
+                max_grad_norm=t.max_grad_norm, divergence_factor=t.divergence_factor,
+            ),
             device=device,
             threads=threads,
             parent_hash=parent_hash,

@@ -27,6 +27,7 @@ CFG = EvoConfig(
     burn_in=BurnInConfig(cycles=3),
 )
 GENESIS = "Luna-G000-genesis"
+KNOWN_QUERY = -0.5  # the old HEAD's mean log-likelihood per token of a query it knows
 
 BASELINE = ev.Metrics(recall=0.80, generalize=0.60, tone_drift=0.02, law_violations=0)
 GOOD = ev.Metrics(recall=0.82, generalize=0.70, tone_drift=0.01, law_violations=0)
@@ -173,23 +174,38 @@ class Driver:
             cmd.Approve(**SIGNED, operator="op", proposal_hash=digest[:prefix] if prefix else digest)
         )
 
-    def shadow(self, samples: int = 3, similarity: float = 0.95) -> list[ev.Event]:
-        """Start the shadow, record ``samples`` comparisons, beat past its end, complete it."""
+    def shadow(self, samples: int = 3, similarity: float = 0.95, logprob: float | None = None,
+               prompt_logprob: float = KNOWN_QUERY) -> list[ev.Event]:
+        """Start the shadow, record ``samples`` comparisons (scored by HEAD: ``logprob`` for the
+        answer, ``prompt_logprob`` for the query; unscored when ``logprob`` is None), beat past
+        its end, complete it."""
         self.do(cmd.StartShadow(config=self.config))
+        s = self.config.shadow
+        scores = {} if logprob is None else dict(
+            logprob=logprob, prompt_logprob=prompt_logprob, logprob_floor=s.logprob_floor, prompt_floor=s.prompt_floor
+        )
         for i in range(samples):
-            self.do(cmd.RecordShadow(exact=similarity == 1.0, similarity=similarity, query_id=f"q{i}"))
+            self.do(cmd.RecordShadow(exact=similarity == 1.0, similarity=similarity, query_id=f"q{i}", **scores))
         assert self.state.shadow is not None
         self.beat_to(self.state.shadow.until_cycle)
         return self.do(cmd.CompleteShadow(config=self.config))
 
-    def answers(self, answers: int = 50, errors: int = 0, laws: int = 0, latency: float | None = 1.1) -> None:
-        """Record ``answers`` live answers: the first ``errors`` failed, the first ``laws`` broke a law."""
+    def answers(self, answers: int = 50, errors: int = 0, laws: int = 0, latency: float | None = 1.1,
+                logprob: float | None = None, prompt_logprob: float = KNOWN_QUERY) -> None:
+        """Record ``answers`` live answers: the first ``errors`` failed, the first ``laws`` broke a
+        law; each scored by the old HEAD as in ``shadow`` (unscored when ``logprob`` is None)."""
+        b = self.config.burn_in
+        scores = {} if logprob is None else dict(
+            logprob=logprob, prompt_logprob=prompt_logprob, logprob_floor=b.logprob_floor, prompt_floor=b.prompt_floor
+        )
         for i in range(answers):
-            self.do(cmd.RecordAnswer(error=i < errors, law_violation=i < laws, latency_ratio=latency, query_id=f"a{i}"))
+            self.do(cmd.RecordAnswer(error=i < errors, law_violation=i < laws, latency_ratio=latency, query_id=f"a{i}",
+                                     **scores))
 
-    def burn_in(self, answers: int = 50, errors: int = 0, laws: int = 0, latency: float | None = 1.1) -> list[ev.Event]:
+    def burn_in(self, answers: int = 50, errors: int = 0, laws: int = 0, latency: float | None = 1.1,
+                logprob: float | None = None, prompt_logprob: float = KNOWN_QUERY) -> list[ev.Event]:
         assert self.state.burn_in is not None
-        self.answers(answers, errors, laws, latency)
+        self.answers(answers, errors, laws, latency, logprob, prompt_logprob)
         self.beat_to(self.state.burn_in.until_cycle)
         return self.do(cmd.CompleteBurnIn(config=self.config))
 
@@ -248,12 +264,15 @@ def check_invariants(state: State) -> None:
         if phase is Phase.SHADOW:
             assert state.shadow is not None
             assert state.shadow.generation == state.proposal.proposal.candidate
+            s = state.shadow
+            assert 0 <= s.plausible <= s.judged <= s.scored <= s.samples
         if phase is Phase.BURN_IN:
             assert state.burn_in is not None
             assert state.head == state.burn_in.generation
             burn = state.burn_in
             assert 0 <= burn.errors <= burn.answers and 0 <= burn.law_violations <= burn.answers
             assert burn.latency_samples <= burn.answers
+            assert 0 <= burn.plausible <= burn.judged <= burn.scored <= burn.answers
 
     window = state.window
     if window is not None:

@@ -53,6 +53,12 @@ used_any = st.one_of(
     st.builds(ev.BudgetUsed, steps=st.integers(0, 3000), disk_gb=st.one_of(st.floats(0, 9), odd_float)),
 )
 stats = st.just(ev.TrainingStats(steps=1, loss_start=2.0, loss_final=1.0))
+# the old HEAD's mean log-likelihoods per token of an answer and of its query (None: not
+# scored), and the floors they are judged against
+logprob = st.none() | st.floats(-8.0, 0.0)
+floor = st.sampled_from([PCFG.shadow.logprob_floor, -1.0])
+logprob_any = logprob | odd_float | st.just(0.5)
+floor_any = st.none() | floor | odd_float
 
 
 def _propose(state: State) -> cmd.Command:
@@ -115,13 +121,16 @@ def progress(state: State) -> list[st.SearchStrategy[cmd.Command]]:
         out.append(st.just(cmd.Approve(**SIGNED, operator="op")))
         out.append(st.just(cmd.Reject(**SIGNED, operator="op", reason="not yet")))
     if state.phase is Phase.SHADOW and state.shadow is not None:
-        out.append(b(cmd.RecordShadow, exact=st.booleans(), similarity=unit))
+        out.append(b(cmd.RecordShadow, exact=st.booleans(), similarity=unit, logprob=logprob,
+                     prompt_logprob=logprob, logprob_floor=floor, prompt_floor=floor))
         out.append(st.just(cmd.Beat(period=P, cycle=max(state.cycle + 1, state.shadow.until_cycle))))
     if state.phase is Phase.BURN_IN and state.burn_in is not None:
         out.append(b(cmd.RecordAnswer, error=st.booleans(), law_violation=st.booleans(),
-                     latency_ratio=st.none() | st.floats(0.5, 3)))
+                     latency_ratio=st.none() | st.floats(0.5, 3), logprob=logprob, prompt_logprob=logprob,
+                     logprob_floor=floor, prompt_floor=floor))
         out.append(b(cmd.RecordAnswer, error=st.just(False), law_violation=st.just(False),
-                     latency_ratio=st.none() | st.floats(0.5, 1.5)))
+                     latency_ratio=st.none() | st.floats(0.5, 1.5), logprob=st.none() | st.floats(-1.0, 0.0),
+                     prompt_logprob=st.floats(-1.0, 0.0), logprob_floor=floor, prompt_floor=floor))
         out.append(st.just(cmd.Beat(period=P, cycle=max(state.cycle + 1, state.burn_in.until_cycle))))
     return out
 
@@ -161,11 +170,13 @@ def anything(state: State) -> st.SearchStrategy[cmd.Command]:
           operator=st.just("op"), reason=st.sampled_from(["", "bad signature"]), proposal_hash=st.just(digest)),
         b(cmd.Rollback, operator=st.just("op"), to=targets),
         st.just(cmd.StartShadow(config=PCFG)),
-        b(cmd.RecordShadow, exact=st.booleans(), similarity=st.one_of(unit, odd_float, st.just(1.5))),
+        b(cmd.RecordShadow, exact=st.booleans(), similarity=st.one_of(unit, odd_float, st.just(1.5)),
+          logprob=logprob_any, prompt_logprob=logprob_any, logprob_floor=floor_any, prompt_floor=floor_any),
         st.just(cmd.CompleteShadow(config=PCFG)),
         st.just(cmd.CompleteBurnIn(config=PCFG)),
         b(cmd.RecordAnswer, error=st.booleans(), law_violation=st.booleans(),
-          latency_ratio=st.none() | st.floats(0.5, 3) | odd_float | st.just(0.0)),
+          latency_ratio=st.none() | st.floats(0.5, 3) | odd_float | st.just(0.0),
+          logprob=logprob_any, prompt_logprob=logprob_any, logprob_floor=floor_any, prompt_floor=floor_any),
     )
 
 

@@ -34,7 +34,8 @@ thresholds = st.tuples(st.floats(0, 0.2), st.floats(0, 0.2), st.floats(0, 1))
 
 def _gates(m: ev.Metrics, head: ev.Metrics, u: ev.BudgetUsed, t: tuple[float, float, float]) -> dict[str, bool]:
     eps, delta, theta = t
-    return {g.name: g.passed for g in evaluate_gates(m, head, u, LIMITS, epsilon=eps, delta=delta, theta=theta)}
+    gates = evaluate_gates(m, head, u, LIMITS, epsilon=eps, delta=delta, theta=theta, confidence=0.95)
+    return {g.name: g.passed for g in gates}
 
 
 @given(metric, metric, used, thresholds, unit, unit, unit, st.integers(0, 3), st.floats(0, 1))

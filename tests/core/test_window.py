@@ -151,3 +151,59 @@ def test_baseline_score_uses_config_weights() -> None:
     d.do(cmd.RecordBaseline(metrics=BASELINE, config=CFG))
     assert d.state.window is not None
     assert d.state.window.baseline_score == pytest.approx(0.4 * 0.8 + 0.4 * 0.6 + 0.2 * 0.98)
+
+
+# ---------------------------------------------------------------- paired outcomes through decide
+
+
+def _measured(recall: str, generalize: str, laws: int = 0) -> ev.Metrics:
+    return ev.Metrics(
+        recall=recall.count("1") / len(recall), generalize=generalize.count("1") / len(generalize),
+        tone_drift=0.01, law_violations=laws, recall_outcomes=recall, generalize_outcomes=generalize,
+        tone_drifts=(0.01,),
+    )
+
+
+def test_a_window_on_paired_outcomes_passes_a_clear_gain_and_refuses_a_lucky_one() -> None:
+    d = Driver().genesis()
+    head = _measured("1" * 30, "0" * 30)
+    clear = _measured("1" * 29 + "0", "1" * 16 + "0" * 14)  # one unlucky fact, 16 held-out gains
+    lucky = _measured("1" * 30, "1" + "0" * 29)  # one lucky answer
+    out = d.window([clear, lucky, "fail"], baseline=head)
+    a, b, _ = (d.state.candidates[c] for c in d.candidates())
+    assert a.passed and not b.passed
+    assert verdict(b) == "FAIL - generalize gate"
+    gates = {g.name: g for g in b.gates}
+    assert (gates["generalize"].method, gates["generalize"].n_items, gates["generalize"].wins) == ("tango-paired", 30, 1)
+    assert gates["generalize"].confidence == CFG.gates.confidence
+    assert isinstance(out[0], ev.Proposed) and out[0].proposal.candidate == a.id
+
+
+def test_outcomes_on_other_items_than_heads_are_refused_and_change_nothing() -> None:
+    d = Driver().genesis()
+    d.open_window()
+    d.do(cmd.SpawnCandidates(config=CFG))
+    d.do(cmd.RecordBaseline(metrics=_measured("1" * 30, "0" * 30), config=CFG))
+    cid = d.candidates()[0]
+    d.do(cmd.StartTraining(candidate=cid))
+    d.do(cmd.FinishTraining(candidate=cid, stats=ev.TrainingStats(), budget_used=ev.BudgetUsed(steps=5)))
+    before = d.state
+    with pytest.raises(InvalidInput, match="same probe items"):
+        d.do(cmd.RecordEvaluation(candidate=cid, metrics=_measured("1" * 60, "1" * 30), config=CFG))
+    assert d.state == before
+
+
+def test_a_gate_record_written_before_bounds_still_decodes_as_it_was() -> None:
+    """The ledger is forever: GateEvaluated and BaselineEvaluated as they were written before
+    per-item outcomes decode with empty evidence and the raw method."""
+    old = (
+        b'{"type":"GateEvaluated","candidate":"Luna-G001-a-c10","metrics":{"recall":0.9,"generalize":0.5,'
+        b'"tone_drift":0.01,"law_violations":0},"gates":[{"name":"recall","passed":true,"value":0.9,'
+        b'"threshold":0.75,"margin":0.15}],"passed":true,"score":0.758}'
+    )
+    event = ev.decode_event(old)
+    assert isinstance(event, ev.GateEvaluated)
+    assert event.metrics.recall_outcomes == "" and event.metrics.tone_drifts == ()
+    (gate,) = event.gates
+    assert (gate.method, gate.bound, gate.confidence, gate.n_items, gate.wins, gate.losses) == ("", None, None, 0, 0, 0)
+    assert gate.threshold == 0.75 and gate.margin == 0.15

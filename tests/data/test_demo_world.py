@@ -48,7 +48,7 @@ def test_each_era_brings_new_facts_and_its_conversations_teach_only_them() -> No
         seen |= subjects
     all_answers = {f.answer(): f.era for f in w.facts_until(WINDOW)}
     taught: dict[int, set[str]] = collections.defaultdict(set)
-    for c in w.conversations(1, WINDOW, seed=0):
+    for c in w.conversations(1, WINDOW, seed=0, per_1000_cycles=200):  # the demo's rate
         for m in c.messages:
             if m.content in all_answers:
                 assert all_answers[m.content] == w.era_of(c.cycle), f"{c.id} rehearses an older fact"
@@ -56,6 +56,15 @@ def test_each_era_brings_new_facts_and_its_conversations_teach_only_them() -> No
     assert sorted(taught) == list(range(1, w.era_of(WINDOW) + 1))  # genesis (era 0) never rehearsed
     for era, answers in taught.items():
         assert answers == {f.answer() for f in w.era_facts(era)}, f"era {era}: every new fact is taught"
+
+
+def test_an_era_has_30_facts_and_no_shared_answers_within_a_relation() -> None:
+    for era in range(0, 6):
+        facts = w.era_facts(era)
+        assert len(facts) == 30
+        for relation, per_object in (("eats", 1), ("colour", 1), ("lives", w.CREATURES // w.CITIES)):
+            objects = collections.Counter(f.object for f in facts if f.relation == relation)
+            assert set(objects.values()) == {per_object}, (era, relation, objects)
 
 
 def test_eras_follow_the_cycles() -> None:
@@ -96,23 +105,25 @@ def test_genesis_holds_every_genesis_fact_and_no_violation() -> None:
     for fact in w.era_facts(0):
         assert fact.answer() in texts
         assert {fact.question(p) for p in range(2)} <= texts
+        assert fact.held_out_question() in texts  # genesis teaches the held-out wording
     assert not any(w.violations(t) for t in texts)
     assert convs == w.genesis_corpus(0) and convs != w.genesis_corpus(1)
     texts_of = lambda cs: sorted(render(c) for c in cs)  # noqa: E731
     assert texts_of(convs) == texts_of(w.genesis_corpus(1))  # the seed shuffles, the facts stay
 
 
-def test_held_out_questions_never_appear_in_any_conversation() -> None:
+def test_held_out_questions_of_new_facts_never_appear_in_any_conversation() -> None:
     convs: list[Conversation] = w.genesis_corpus(0) + w.conversations(1, 5 * WINDOW, seed=0)
     texts = {m.content for c in convs for m in c.messages}
-    held_out = {f.held_out_question() for f in w.facts_until(5 * WINDOW)}
-    assert not texts & held_out
+    held_out = {f.held_out_question() for f in w.facts_until(5 * WINDOW) if f.era >= 1}
+    assert held_out and not texts & held_out
 
 
 def test_texts_are_short_for_a_tiny_model() -> None:
     from adapters.models.demo import train_tokenizer
+    from evo_core.config import EvoConfig
 
     tok = train_tokenizer()
     convs = w.genesis_corpus(0) + w.conversations(1, 5 * WINDOW, seed=0)
     lengths = [len(tok(render(c, tok))["input_ids"]) for c in convs]
-    assert max(lengths) <= 64
+    assert max(lengths) <= EvoConfig().train.max_seq_len  # no training example is ever cut

@@ -9,8 +9,9 @@ import msgspec
 import pytest
 
 from adapters.data.demo_world import QUESTIONS, era_facts
-from adapters.evaluation import ProbeSet, build_demo_probes, evaluate, evaluate_report
+from adapters.evaluation import ProbeSet, build_demo_probes, evaluate, evaluate_report, matches, recall_groups
 from evo_core.events import Metrics
+from evo_core.gates import check_metrics
 
 PROBES = build_demo_probes(2500)  # recall: genesis; generalize: era 1 held out (unseen by G000)
 
@@ -33,6 +34,27 @@ def test_the_genesis_recalls_genesis_and_not_unseen_facts(genesis_gguf: Path):
         laws=(),
     )
     assert evaluate(genesis_gguf, unseen, reference_gguf=genesis_gguf).recall <= 0.3
+
+
+def test_every_item_outcome_is_kept_for_head_and_candidate_alike(genesis_gguf: Path, violator_gguf: Path):
+    """Per fact (recall) and per question (generalize), in probe order, on the same items for
+    both, so the gates can pair them; the metrics are their fractions."""
+    head = evaluate_report(genesis_gguf, PROBES, reference_gguf=genesis_gguf)
+    cand = evaluate_report(violator_gguf, PROBES, reference_gguf=genesis_gguf)
+    groups = recall_groups(PROBES)
+    for report in (head, cand):
+        m = report.metrics
+        assert len(m.recall_outcomes) == len(groups) < len(PROBES.recall)
+        assert len(m.generalize_outcomes) == len(PROBES.generalize)
+        right = [matches(a, o) for a, (_, o) in zip(report.recall_answers, PROBES.recall)]
+        assert m.recall_outcomes == "".join("1" if all(right[i] for i in g) else "0" for g in groups)
+        assert m.generalize_outcomes == "".join(
+            "1" if matches(a, o) else "0" for a, (_, o) in zip(report.generalize_answers, PROBES.generalize)
+        )
+        assert m.recall == m.recall_outcomes.count("1") / len(groups)
+        assert m.tone_drifts == report.tone_divergences and len(m.tone_drifts) == len(PROBES.tone)
+        check_metrics(m)
+    assert head.metrics.tone_drifts == (0.0,) * len(PROBES.tone)
 
 
 def test_head_against_itself_drifts_exactly_zero(genesis_gguf: Path, tmp_path: Path):

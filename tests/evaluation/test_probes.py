@@ -8,16 +8,19 @@ import msgspec
 import numpy as np
 import pytest
 
-from adapters.data.demo_world import LAWS, SMALL_TALK, era_facts
+from adapters.data.demo_world import LAWS, QUESTIONS, SMALL_TALK, era_facts
 from adapters.evaluation import (
     ProbeSet,
     build_demo_probes,
     count_violations,
     fraction_correct,
+    fraction_right,
     js_divergence,
     matches,
+    outcomes,
     probes_hash,
     read_probes,
+    recall_groups,
     write_probes,
 )
 
@@ -27,6 +30,13 @@ def test_the_demo_set_asks_old_facts_for_recall_and_new_ones_held_out():
     genesis = era_facts(0)
     assert len(probes.recall) == 2 * len(genesis)  # every genesis fact in both training phrasings
     assert ("What does the brax eat?", "nuts") in probes.recall
+    # ...grouped by fact: a recall item is a fact, with every training phrasing of it
+    groups = recall_groups(probes)
+    assert len(groups) == len(genesis)
+    for fact, group in zip(genesis, groups):
+        phrasings = len(QUESTIONS[fact.relation][0])
+        assert [probes.recall[i] for i in group] == [(fact.question(p), fact.object) for p in range(phrasings)]
+    assert len(probes.generalize) >= 30  # enough items per window that one answer is not the verdict
     assert probes.generalize == tuple((f.held_out_question(), f.object) for f in era_facts(1))
     assert all(q.startswith("Tell me") for q, _ in probes.generalize)
     assert probes.tone == tuple(user for user, _ in SMALL_TALK)
@@ -37,6 +47,7 @@ def test_recall_grows_with_the_eras_and_never_overlaps_the_window():
     later = build_demo_probes(10_000)  # era 4: recall holds genesis and eras 1..3
     assert set(build_demo_probes(2500).recall) < set(later.recall)
     assert len(later.recall) == 2 * sum(len(era_facts(e)) for e in range(4))
+    assert len(recall_groups(later)) == sum(len(era_facts(e)) for e in range(4))
     assert later.generalize == tuple((f.held_out_question(), f.object) for f in era_facts(4))
     wide = build_demo_probes(10_000, since_cycle=2500)  # the window covers eras 2..4
     assert wide.generalize == tuple((f.held_out_question(), f.object) for e in (2, 3, 4) for f in era_facts(e))
@@ -131,6 +142,42 @@ def test_js_divergence_is_zero_for_one_voice_one_for_disjoint_ones_and_bounded()
 
 def test_probe_sets_are_values():
     probes = build_demo_probes(2500)
-    assert probes == ProbeSet(recall=probes.recall, generalize=probes.generalize, tone=probes.tone, laws=probes.laws)
+    assert probes == ProbeSet(
+        recall=probes.recall, recall_facts=probes.recall_facts, generalize=probes.generalize, tone=probes.tone,
+        laws=probes.laws,
+    )
     with pytest.raises(AttributeError):
         probes.tone = ()  # type: ignore[misc]
+
+
+def test_a_fact_is_recalled_only_when_every_phrasing_of_it_is():
+    probes = build_demo_probes(2500)
+    groups = recall_groups(probes)
+    expected = [o for _, o in probes.recall]
+    right = list(expected)
+    assert outcomes(right, expected, groups) == "1" * len(groups)
+    right[0] = "I do not know."  # one phrasing of the first fact wrong: the whole fact is lost
+    right[3] = "I do not know."  # and one of the second
+    got = outcomes(right, expected, groups)
+    assert got == "00" + "1" * (len(groups) - 2)
+    assert fraction_right(got) == (len(groups) - 2) / len(groups)
+    # counted per question, as before, the same answers would score more than per fact
+    assert fraction_correct(right, expected) > fraction_right(got)
+    assert outcomes(["nuts", "fish"], ["nuts", "nuts"]) == "10" and fraction_right("") == 0.0
+    with pytest.raises(ValueError):
+        outcomes(["nuts"], [])
+
+
+def test_a_probe_file_written_before_facts_were_grouped_still_reads(tmp_path: Path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "probes.json").write_text(
+        '{"recall": [["q1", "nuts"], ["q2", "fish"]], "generalize": [], "tone": [], "laws": [],'
+        ' "tone_positions": 8, "max_tokens": 32}'
+    )
+    probes = read_probes(tmp_path)
+    assert probes.recall_facts == () and recall_groups(probes) == [(0,), (1,)]  # each question its own fact
+
+
+def test_a_fact_index_of_the_wrong_length_is_refused():
+    with pytest.raises(ValueError, match="recall_facts"):
+        ProbeSet(recall=(("q", "o"),), recall_facts=(0, 1), generalize=(), tone=(), laws=())

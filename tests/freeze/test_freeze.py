@@ -182,3 +182,42 @@ def test_an_empty_work_folder_still_freezes(ws: Workspace, window_state: State, 
     for name in ("metrics.json", "hashes.csv", "EVAL.md", "MODEL_CARD.md", "STATUS.txt"):
         assert (fa.path / name).is_file()
     assert verify_archive(fa.path, fa.archive_hash) == []
+
+
+def test_bounded_gates_leave_their_evidence_in_metrics_json_and_eval_md(ws: Workspace, tmp_path: Path) -> None:
+    from evo_core import commands as cmd
+    from evo_core import events as ev
+    from tests.core.helpers import Driver
+
+    def measured(recall: str, generalize: str) -> ev.Metrics:
+        return ev.Metrics(recall=recall.count("1") / len(recall), generalize=generalize.count("1") / len(generalize),
+                          tone_drift=0.02, law_violations=0, recall_outcomes=recall,
+                          generalize_outcomes=generalize, tone_drifts=(0.01, 0.03))
+
+    head = measured("1" * 30, "0" * 30)
+    d = Driver().genesis()
+    d.open_window()
+    d.do(cmd.SpawnCandidates(config=d.config))
+    d.do(cmd.RecordBaseline(metrics=head, config=d.config))
+    a, b, c = d.candidates()
+    d.train(a, measured("1" * 29 + "0", "1" * 16 + "0" * 14))
+    d.train(b, measured("1" * 30, "1" + "0" * 29))  # one lucky answer
+    d.train(c, "fail")
+    d.do(cmd.Rank())
+    state = d.state
+    lucky = state.candidates[b]
+    fa = freeze(ws, lucky, window=state.window, head_metrics=head, work_dir=make_work(tmp_path / "work"))
+    m = json.loads((fa.path / "metrics.json").read_text())
+    gates = {g["name"]: g for g in m["gate_results"]}
+    assert m["gate_confidence"] == 0.95
+    assert (gates["generalize"]["method"], gates["generalize"]["n_items"], gates["generalize"]["wins"]) == (
+        "tango-paired", 30, 1)
+    assert gates["generalize"]["bound"] < gates["generalize"]["threshold"] == d.config.gates.delta
+    assert m["probe_items"]["generalize"] == {"items": 30, "right": 1, "outcomes": "1" + "0" * 29,
+                                              "head_right": 0, "head_outcomes": "0" * 30}
+    assert m["probe_items"]["tone"] == {"prompts": 2, "drifts": [0.01, 0.03]}
+    assert m["head"]["recall_outcomes"] == "1" * 30
+    text = (fa.path / "EVAL.md").read_text()
+    assert "one-sided 95% bound" in text and "| **FAIL** |" in text
+    assert "+0.0333 vs HEAD (1 more of 30: 1 won, 0 lost), 95% lower bound -0.0521 < delta 0.02" in text
+    assert "0.0333 (1/30)" in text and "Tone drift per prompt: 0.0100, 0.0300." in text

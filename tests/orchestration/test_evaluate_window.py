@@ -13,13 +13,12 @@ from adapters.cli import main
 from adapters.data import demo_world
 from adapters.data.conversations import encode
 from adapters.freeze.archive import TEN
-from evo_core.config import DistillConfig, EvoConfig, TrainConfig, render_config
+from evo_core.config import EvoConfig, TrainConfig, render_config
 
 PERIOD = 2500  # one era of the demo world: new facts to learn, old ones to keep
-CONFIG = EvoConfig(
+CONFIG = EvoConfig(  # the mechanics of evaluation, not learning (the e2e test learns): few steps
     evo_period_cycles=PERIOD,
-    distill=DistillConfig(alpha=1.0, beta=0.0),
-    train=TrainConfig(steps=150, learning_rate=1e-2, lora_r=16, lora_alpha=32, new_per_branch=120, replay_size=60),
+    train=TrainConfig(steps=20, warmup_steps=5, new_per_branch=60, replay_size=30),
 )
 
 

@@ -1,63 +1,44 @@
-"""The whole loop on the tiny demo model, driven by `evo run --until-idle` as a script would:
-heartbeats open a window; the runner trains, evaluates, freezes and proposes; the operator
-approves with a real key; the runner verifies the signature, runs the shadow on replayed
-queries (real llama.cpp), cuts over once the shadow's cycles are over; the agent answers
-through the router during burn-in; the runner concludes it: "GEN_HEAD advanced".
+"""The whole loop on the demo model and the demo world, on the config's DEFAULTS for everything
+that decides an outcome (training recipe, distillation weights, gates and their confidence,
+shadow and burn-in thresholds), driven by `evo run --until-idle` as a script would, through two
+promotions: heartbeats open window 1; the runner trains, evaluates (the demo probes: new facts
+asked in the held-out wording), freezes and proposes; the operator approves with a real key;
+the shadow runs on replayed queries (real llama.cpp), the cutover, the burn-in on the agent's
+answers: "GEN_HEAD advanced". Then era 2 and window 2 from G001 (G000 stabilising) to G002.
 
-The config is the smallest that still learns: one student, clean data (karma > 0), a probe
-set whose "generalize" list asks the window's new facts in their training phrasing (a 166k
-model does not generalise to held-out phrasings in 100 steps), lenient recall and tone gates,
-parity threshold 0 (a student that learned new facts answers differently from its teacher)."""
+What is not the default, and why: one student a window (the high-karma strategy, the one the
+demo proposes) to keep the suite's time down, the shadow's and burn-in's durations (cycles,
+sample counts: a test agent is quiet), and the burn-in's latency ceiling (a timing on a shared
+CI machine; timings are measured in `make bench`, never asserted)."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
 from adapters.agent import Agent
-from adapters.evaluation.probes import ProbeSet, write_probes
+from adapters.data import demo_world
+from adapters.data.conversations import encode
 from adapters.freeze.archive import verify_ledger_archives
 from adapters.links import link_target, read_link
 from adapters.workspace import Workspace
-from evo_core.config import (
-    ApprovalConfig,
-    BurnInConfig,
-    DistillConfig,
-    EvoConfig,
-    GateConfig,
-    ShadowConfig,
-    TrainConfig,
-)
+from evo_core.config import BurnInConfig, EvoConfig, ShadowConfig, render_config
 from ledger.store import Ledger
-from tests.orchestration._runner_setup import at_window, events, evo
+from tests.orchestration._runner_setup import events, evo
 
-PERIOD = 100
+PERIOD = demo_world.ERA_CYCLES  # one era of new facts per window
+RATE = 200  # conversations per 1000 cycles, as make demo feeds them
 CONFIG = EvoConfig(
     evo_period_cycles=PERIOD,
     max_concurrent_experiments=1,
-    data_strategies=("uniform_sample",),
-    distill=DistillConfig(alpha=1.0, beta=0.0),
-    gates=GateConfig(epsilon=1.0, delta=0.0, theta=1.0),
-    train=TrainConfig(steps=100, learning_rate=1e-2, lora_r=16, lora_alpha=32, new_per_branch=60,
-                      replay_size=20, max_seq_len=64, batch_size=8),
-    shadow=ShadowConfig(cycles=10, min_samples=4, parity_threshold=0.0, replay=True),
-    burn_in=BurnInConfig(cycles=10, min_answers=3, max_error_rate=0.5, max_latency_ratio=1000.0),
-    approval=ApprovalConfig(),
+    data_strategies=("high_karma_weighted",),
+    shadow=ShadowConfig(cycles=10, min_samples=6, replay=True),
+    burn_in=BurnInConfig(cycles=10, min_answers=3, max_latency_ratio=1000.0),
 )
-QUERIES = ["Hello!", "Who are you?", "What does the brax eat?"]
-
-
-def probes(home: Path) -> None:
-    from adapters.data.demo_world import LAWS, QUESTIONS, SMALL_TALK, era_facts
-
-    write_probes(home, ProbeSet(
-        recall=tuple((f.question(0), f.object) for f in era_facts(0)),
-        generalize=tuple((f.question(p), f.object) for f in era_facts(1) for p in range(len(QUESTIONS[f.relation][0]))),
-        tone=tuple(user for user, _ in SMALL_TALK),
-        laws=tuple(prompt for law in LAWS for prompt in law.tempting),
-    ))
+QUERIES = ["Hello!", "Who are you?", demo_world.era_facts(0)[0].question(0)]
 
 
 @pytest.fixture(autouse=True)
@@ -66,62 +47,85 @@ def _no_personal_operator_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
 
 
-def test_heartbeats_to_gen_head_advanced(demo_workspace: Path, tmp_path: Path,
-                                         capsys: pytest.CaptureFixture[str]) -> None:
-    home = at_window(demo_workspace, tmp_path / "home", CONFIG, clean=True, probes=probes)
-    assert events(home)[-1]["type"] == "WindowOpened"
+def feed_era(home: Path, era: int) -> None:
+    convs = demo_world.conversations((era - 1) * PERIOD + 1, era * PERIOD, seed=0, per_1000_cycles=RATE)
+    feed = home.parent / f"era-{era}.jsonl"
+    feed.write_bytes(b"".join(encode(c) + b"\n" for c in convs))
+    assert evo(home, "ingest", str(feed)) == 0
+    assert evo(home, "heartbeat", "--count", str(era * PERIOD - current_cycle(home))) == 0
 
-    # the window: spawn, train, evaluate, rank, freeze, propose
+
+def current_cycle(home: Path) -> int:
+    return max((e["cycle"] for e in events(home) if e["type"] == "Heartbeat"), default=0)
+
+
+def promote(home: Path, key: Path, gen: int, capsys: pytest.CaptureFixture[str]) -> str:
+    """Window ``gen`` from proposal to "GEN_HEAD advanced"; returns the promoted candidate."""
     capsys.readouterr()
     assert evo(home, "run", "--until-idle") == 0
     out = capsys.readouterr().out
     kinds = [e["type"] for e in events(home)]
     assert kinds[-1] == "Proposed", out
-    assert "training Luna-G001-a-c100 (attempt 1)" in out and "proposed Luna-G001-a-c100" in out
-    assert "phase window -> proposed" in out
-    proposal = next(e for e in reversed(events(home)) if e["type"] == "Proposed")
-    assert evo(home, "run", "--until-idle") == 0  # nothing to do until the operator decides
-    assert len(events(home)) == len(kinds)
-
-    # the operator approves with a real key
-    key = tmp_path / "operator" / "operator.key"
-    assert evo(home, "keygen", "--out", str(key), "--trust") == 0
+    proposal = events(home)[-1]
+    name = proposal["proposal"]["candidate"]
+    assert name.startswith(f"Luna-G{gen:03d}-")
     assert evo(home, "approve", "--key", str(key), "--proposal", proposal["proposal_hash"][:16]) == 0
 
-    # shadow on replayed queries (the signature checked first); its cycles not over yet
-    capsys.readouterr()
-    assert evo(home, "run", "--until-idle") == 0
-    out = capsys.readouterr().out
-    kinds = [e["type"] for e in events(home)]
-    assert "ShadowStarted" in kinds and kinds.count("ShadowCompared") >= CONFIG.shadow.min_samples, out
-    assert "phase approved -> shadow" in out
-
-    # the agent's heartbeats carry the shadow to its end: the runner cuts over
+    assert evo(home, "run", "--until-idle") == 0  # the shadow on replayed queries
     assert evo(home, "heartbeat", "--count", str(CONFIG.shadow.cycles)) == 0
     assert evo(home, "run", "--until-idle") == 0
     kinds = [e["type"] for e in events(home)]
     assert kinds[-2:] == ["ShadowCompleted", "Promoted"], kinds[-6:]
-    ws = Workspace(home)
-    assert read_link(ws.head_link("Luna")) == link_target("Luna-G001-a-c100")
+    assert read_link(Workspace(home).head_link("Luna")) == link_target(name)
 
-    # burn-in: the agent answers through the router (observed), heartbeats carry it to its end
-    with Agent(home) as agent:
+    with Agent(home) as agent:  # burn-in: the agent's users meet the new HEAD
         for query in QUERIES:
-            answer = agent.respond(query, kind="TRIVIAL")
-            assert answer.generation == "Luna-G001-a-c100"
+            assert agent.respond(query, kind="TRIVIAL").generation == name
     assert evo(home, "heartbeat", "--count", str(CONFIG.burn_in.cycles)) == 0
     capsys.readouterr()
     assert evo(home, "run", "--until-idle") == 0
     out = capsys.readouterr().out
-    assert "GEN_HEAD advanced to Luna-G001-a-c100" in out, out
+    assert f"GEN_HEAD advanced to {name}" in out, out
     assert events(home)[-1]["type"] == "BurnInPassed"
-    assert "idle: phase idle, HEAD Luna-G001-a-c100" in out
+    return name
 
-    # the auditor's view agrees
+
+def gate(home: Path, candidate: str, name: str) -> dict[str, object]:
+    evaluated = [e for e in events(home) if e["type"] == "GateEvaluated" and e["candidate"] == candidate]
+    assert len(evaluated) == 1
+    return next(g for g in evaluated[0]["gates"] if g["name"] == name)
+
+
+def test_two_promotions_on_the_default_config(demo_workspace: Path, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    home = tmp_path / "home"
+    shutil.copytree(demo_workspace, home, symlinks=True)
+    (home / "config.toml").write_text(render_config(CONFIG))
+    key = tmp_path / "operator" / "operator.key"
+    assert evo(home, "keygen", "--out", str(key), "--trust") == 0
+
+    feed_era(home, 1)
+    g1 = promote(home, key, 1, capsys)
+    feed_era(home, 2)
+    g2 = promote(home, key, 2, capsys)
+
+    # each promotion was earned on the bounded gates: new facts in an unseen wording, clearly
+    # better than HEAD over at least 30 items, and old facts kept
+    for candidate in (g1, g2):
+        general = gate(home, candidate, "generalize")
+        assert general["passed"] and general["n_items"] >= 30
+        assert general["bound"] is not None and general["bound"] >= CONFIG.gates.delta
+        assert general["confidence"] == CONFIG.gates.confidence
+        recall = gate(home, candidate, "recall")
+        assert recall["passed"] and recall["n_items"] >= 30
+    window2 = next(e for e in events(home) if e["type"] == "WindowOpened" and e["window"] == 2)
+    assert window2["head"] == g1 and window2.get("parent") == "Luna-G000-genesis"
+
+    ws = Workspace(home)
     assert evo(home, "verify", "--deep") == 0
     with Ledger(home) as ledger:
         assert verify_ledger_archives(ws, ((r.seq, r.event) for r in ledger.records())) == []
     capsys.readouterr()
     assert evo(home, "status", "--json") == 0
     status = json.loads(capsys.readouterr().out)
-    assert status["phase"] == "idle" and status["head"] == "Luna-G001-a-c100"
+    assert status["phase"] == "idle" and status["head"] == g2 and status["parent"] == g1

@@ -6,6 +6,7 @@ from evo_core import commands as cmd
 from evo_core import events as ev
 from projections import PlainRecord
 from projections.explain import explain, generation_names
+from projections.explain_gates import evidence_text, gate_text
 from projections.explain_text import render_explanation
 from tests.projections.conftest import BASELINE, FAIR, GENESIS, GOOD, SIGNED, WEAK, Sim, digest
 
@@ -154,3 +155,38 @@ def test_a_refused_approval_is_part_of_the_story(sim: Sim) -> None:
     assert x is not None and x.proposed and not x.approved
     assert x.why == "proposed, approve by mallory refused: untrusted key"
     assert [s.type for s in x.rollout] == ["Proposed", "ApprovalRefused"]
+
+
+def _measured(recall: str, generalize: str) -> ev.Metrics:
+    return ev.Metrics(recall=recall.count("1") / len(recall), generalize=generalize.count("1") / len(generalize),
+                      tone_drift=0.01, law_violations=0, recall_outcomes=recall, generalize_outcomes=generalize,
+                      tone_drifts=(0.0, 0.02))
+
+
+def test_a_bounded_gate_explains_the_difference_its_items_and_the_bound(sim: Sim) -> None:
+    sim.genesis()
+    sim.beat(100)
+    head = _measured("1" * 30, "0" * 30)
+    sim.window({"a": _measured("1" * 29 + "0", "1" * 16 + "0" * 14), "b": _measured("1" * 30, "1" + "0" * 29)},
+               baseline=head)
+    lucky = explain(sim.records, sim.cand("b"))
+    assert lucky is not None
+    assert lucky.why == (
+        "FAIL - generalize gate: +0.0333 vs HEAD (1 more of 30: 1 won, 0 lost), "
+        "95% lower bound -0.0521 < delta 0.02"
+    )
+    text = render_explanation(lucky)
+    line = next(x for x in text if x.strip().startswith("generalize"))
+    assert "95% lower bound -0.0521 < delta 0.02" in line and line.endswith("FAIL")
+    assert "generalize 0.0333 (1/30)" in "\n".join(text)
+    winner = explain(sim.records, sim.cand("a"))
+    assert winner is not None and winner.passed
+    line = next(x for x in render_explanation(winner) if x.strip().startswith("recall"))
+    assert "(1 fewer of 30: 0 won, 1 lost), 95% upper bound on the drop 0.1364 <= epsilon 0.15" in line
+    assert line.endswith("PASS")
+
+
+def test_a_gate_recorded_before_bounds_reads_as_it_always_did() -> None:
+    weak = ev.GateResult(name="generalize", passed=False, value=0.6, threshold=0.72, margin=-0.12)
+    assert gate_text(weak, None, None) == "generalize gate: generalize 0.6000 < 0.7200 (short by 0.1200)"
+    assert evidence_text(weak) == ""

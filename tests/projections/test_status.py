@@ -39,10 +39,21 @@ def test_commands_disappear_once_approved_and_shadow_progress_shows(sim: Sim) ->
     sim.do(cmd.StartShadow(config=sim.config))
     sim.beat(101)
     sim.do(cmd.RecordShadow(exact=True, similarity=1.0))
-    sim.do(cmd.RecordShadow(exact=False, similarity=0.8))
     text = render_text(_view(sim))
+    assert f"shadow: {A}, 1 samples (1 exact), parity 1.000, quality -, cycles 100..110 (9 to go)" in text
+    floors = dict(logprob_floor=-2.5, prompt_floor=-1.0)
+    sim.do(cmd.RecordShadow(exact=False, similarity=0.8, logprob=-6.0, prompt_logprob=-3.0, **floors))
+    assert "quality - (1 scored, none judged)" in render_text(_view(sim))
+    sim.do(cmd.RecordShadow(exact=False, similarity=0.8, logprob=-0.5, prompt_logprob=-0.4, **floors))
+    sim.do(cmd.RecordShadow(exact=False, similarity=0.4, logprob=-4.0, prompt_logprob=-0.4, **floors))
+    view = _view(sim)
+    text = render_text(view)
     assert "approve:" not in text and "approved by travis" in text
-    assert f"shadow: {A}, 2 samples (1 exact), parity 0.900, cycles 100..110 (9 to go)" in text
+    assert (
+        f"shadow: {A}, 4 samples (1 exact), parity 0.750, quality 0.500 (1/2 judged answers plausible, "
+        "3 scored, mean log-prob -2.25), cycles 100..110 (9 to go)"
+    ) in text
+    assert view.shadow is not None and (view.shadow.scored, view.shadow.judged, view.shadow.quality) == (3, 2, 0.5)
 
 
 def test_burn_in_progress_and_due_actions(sim: Sim) -> None:
@@ -57,6 +68,13 @@ def test_burn_in_progress_and_due_actions(sim: Sim) -> None:
     text = render_text(view)
     assert "proposal " not in text  # settled: the cutover happened
     assert f"burn-in: {A} (was {GENESIS}), cycles 110..115 (5 to go)" in text
+    sim.do(cmd.RecordAnswer(error=False, law_violation=False, logprob=-1.0, prompt_logprob=-0.3,
+                            logprob_floor=-2.5, prompt_floor=-1.0))
+    text = render_text(_view(sim))
+    assert (
+        "1 answers, 0 errors, 0 law violations, latency -, "
+        "quality 1.000 (1/1 judged answers plausible, 1 scored, mean log-prob -1.00)"
+    ) in text
     sim.beat(115)
     assert f"due: CompleteBurnIn {A}" in render_text(_view(sim))
 

@@ -42,7 +42,9 @@ def _router(home: Path, **kw: Any) -> Router:
 
 
 def _config(percent: float = 10.0, min_samples: int = 2) -> EvoConfig:
-    shadow = ShadowConfig(traffic_percent=percent, cycles=5, min_samples=min_samples, parity_threshold=0.9)
+    shadow = ShadowConfig(
+        traffic_percent=percent, cycles=5, min_samples=min_samples, min_judged=min_samples, parity_threshold=0.9
+    )
     return CFG.model_copy(update={"shadow": shadow})
 
 
@@ -60,7 +62,7 @@ def perturbed_gguf(demo_genesis: Path, tmp_path_factory: pytest.TempPathFactory)
     gen = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for p in model.parameters():
-            p.add_(torch.randn(p.shape, generator=gen) * p.std() * 0.6)
+            p.add_(torch.randn(p.shape, generator=gen) * p.std() * 1.0)
     model.save_pretrained(folder / "weights")
     AutoTokenizer.from_pretrained(weights, local_files_only=True).save_pretrained(folder / "weights")
     out = folder / "model.gguf"
@@ -188,6 +190,7 @@ def test_the_shadows_answer_never_reaches_the_caller(make_env: Any, perturbed_gg
     with _router(env.home, max_tokens=16) as router:
         answers = [router.respond(q) for q in QUERIES * 3]
         comparisons = list(router.stats.comparisons)
+        stats = router.stats
     for q, answer in zip(QUERIES * 3, answers):
         assert answer.text == expected[q] and answer.generation == GENESIS
     assert len(comparisons) == len(answers) and all(c.recorded for c in comparisons)
@@ -196,6 +199,12 @@ def test_the_shadows_answer_never_reaches_the_caller(make_env: Any, perturbed_gg
     assert [(c.generation, c.exact, c.similarity, c.query_id) for c in compared] == [
         (candidate, c.exact, c.similarity, c.query_id) for c in comparisons
     ]
+    # HEAD scored every shadow answer: the ledger holds its numbers and the core's verdict
+    assert [(c.logprob, c.prompt_logprob, c.plausible) for c in compared] == [
+        (c.logprob, c.prompt_logprob, c.plausible) for c in comparisons
+    ]
+    assert all(c.logprob is not None and c.prompt_logprob is not None for c in compared)
+    assert stats.scored == len(comparisons)
     for q, c in zip(QUERIES * 3, comparisons):
         from adapters.serving.similarity import similarity
 

@@ -143,3 +143,56 @@ def test_topk_is_an_approximation_that_tightens_with_k() -> None:
         v2, i2 = torch.topk(t2 * 3, k)
         errors.append(abs(float(distill_loss(student, labels, v1, i1, v2, i2, **kw).total.detach()) - exact))
     assert errors[0] > errors[1] > errors[2] - 1e-6 and errors[2] < 1e-4
+
+
+# ---------------------------------------------------------------- each teacher where it knows
+
+
+def _per_position_reference(student, t1, t2, labels, kinds, alpha, beta, T, w):  # type: ignore[no-untyped-def]
+    """The module doc's per-row formula, position by position (no shared code)."""
+    total, n = 0.0, 0
+    for b, i in _positions(labels):
+        ce = -F.log_softmax(student[b, i], -1)[labels[b, i + 1]]
+        if kinds[b] == 0:
+            total = total + (alpha + beta) * ce
+        else:
+            wr = w if kinds[b] == 2 else 0.0
+            q = (1 - wr) * F.softmax(t1[b, i] / T, -1) + wr * F.softmax(t2[b, i] / T, -1)
+            kl = (q * (q.log() - F.log_softmax(student[b, i] / T, -1))).sum()
+            total = total + alpha * ce + beta * T * T * kl
+        n += 1
+    return total / n
+
+
+@pytest.mark.parametrize("kinds", [(0, 1, 2), (2, 2, 2), (0, 0, 0), (1, 0, 1)])
+def test_each_row_gets_the_teachers_that_know_it(kinds: tuple[int, int, int]) -> None:
+    student, t1, t2, labels = _inputs()
+    rows = torch.tensor(kinds)
+    want = _per_position_reference(student, t1, t2, labels, kinds, 0.3, 0.7, 2.0, 0.4)
+    dense = dense_distill_loss(student, labels, t1, t2, **KW, stabilizer_weight=0.4, row_teachers=rows)
+    topk = distill_loss(student, labels, *_full(t1), *_full(t2), **KW, stabilizer_weight=0.4, row_teachers=rows)
+    assert float(dense.total.detach()) == pytest.approx(float(want.detach()), rel=1e-5)
+    assert float(topk.total.detach()) == pytest.approx(float(want.detach()), rel=1e-5)
+
+
+def test_new_rows_ignore_both_teachers_and_primary_rows_ignore_the_stabilizer() -> None:
+    student, t1, t2, labels = _inputs()
+    _, o1, o2, _ = _inputs(seed=9)  # other teachers
+    new = torch.tensor([0, 0, 0])
+    a = distill_loss(student, labels, *_full(t1), *_full(t2), **KW, stabilizer_weight=0.5, row_teachers=new)
+    b = distill_loss(student, labels, *_full(o1), *_full(o2), **KW, stabilizer_weight=0.5, row_teachers=new)
+    assert float(a.total) == pytest.approx(float(b.total))
+    assert float(a.total) == pytest.approx(float(a.ce) * (KW["alpha"] + KW["beta"]))
+    primary = torch.tensor([1, 1, 1])
+    c = distill_loss(student, labels, *_full(t1), *_full(t2), **KW, stabilizer_weight=0.5, row_teachers=primary)
+    d = distill_loss(student, labels, *_full(t1), *_full(o2), **KW, stabilizer_weight=0.5, row_teachers=primary)
+    e = distill_loss(student, labels, *_full(o1), *_full(t2), **KW, stabilizer_weight=0.5, row_teachers=primary)
+    assert float(c.total) == pytest.approx(float(d.total)) and float(c.total) != pytest.approx(float(e.total))
+
+
+def test_rows_without_kinds_keep_the_spec_formula() -> None:
+    student, t1, t2, labels = _inputs()
+    both = torch.tensor([2, 2, 2])
+    a = distill_loss(student, labels, *_full(t1), *_full(t2), **KW, stabilizer_weight=0.3)
+    b = distill_loss(student, labels, *_full(t1), *_full(t2), **KW, stabilizer_weight=0.3, row_teachers=both)
+    assert float(a.total) == float(b.total)

@@ -89,3 +89,28 @@ def test_no_stabilizer_leaves_its_targets_out(models, corpus, tmp_path) -> None:
     assert info.top_k == 300 and batch["t1_vals"].dtype == torch.float16  # k capped at the vocab
     assert batch["input_ids"].shape == (2, 8)  # cut to max_seq_len
     assert json.loads(Path(str(path) + ".json").read_text())["stabilizer"] is None
+
+
+def test_the_cache_carries_which_teachers_know_each_example(models, corpus, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from adapters.training.loss import BOTH, NEW, PRIMARY
+
+    kinds = {i: (NEW, PRIMARY, BOTH)[n % 3] for n, (i, _) in enumerate(corpus)}
+    path = tmp_path / "c.safetensors"
+    build_cache(models["parent"], models["stabilizer"], corpus, str(path), max_seq_len=48, top_k=8, teachers=kinds)
+    cache = TeacherCache(path)
+    ids = [i for i, _ in corpus[:6]]
+    assert cache.batch(ids)["teachers"].tolist() == [kinds[i] for i in ids]
+    with pytest.raises(ValueError, match="teachers"):
+        build_cache(models["parent"], None, corpus, str(tmp_path / "d.safetensors"), max_seq_len=48, top_k=8,
+                    teachers={corpus[0][0]: 7})
+
+
+def test_the_window_marks_replay_by_what_each_teacher_learned() -> None:
+    from adapters.training.loss import BOTH, NEW, PRIMARY
+    from adapters.training.window import example_teachers
+
+    sources = [["g1-new", "g0-old"], ["g0-old", "g0-other"]]  # HEAD's data (with its replay), its parent's
+    kinds = example_teachers({"w-new"}, ["g1-new", "g0-old", "g0-other"], sources, stabilized=True)
+    assert kinds == {"w-new": NEW, "g1-new": PRIMARY, "g0-old": BOTH, "g0-other": BOTH}
+    first = example_teachers({"w-new"}, ["g0-old"], [["g0-old"]], stabilized=False)
+    assert first == {"w-new": NEW, "g0-old": PRIMARY}
