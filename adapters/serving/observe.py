@@ -49,7 +49,8 @@ is loaded (``Answer.generation`` names it; ``stats.standby_answers`` counts it),
 exception propagates. An empty answer is an answer: it is returned as it is (and counted as an
 error). Observing never fails the caller: a refused append (the burn-in ended meanwhile), a
 config that does not load or a failed timing is counted in ``stats.observe_failures`` and
-logged. The timing is inline, after HEAD's text is ready (``latency_s`` does not include it).
+logged. The timing and the scoring are inline, after HEAD's text is ready (``latency_s`` does not
+include them).
 
 These functions are the router's: they use its loaded models, its ledger and its stats.
 """
@@ -173,6 +174,9 @@ class Settings:
 # ---------------------------------------------------------------- the shadow
 
 
+_UNSCORED = quality.Score(logprob=None, prompt_logprob=None, tokens=0)
+
+
 def _score(old: _Served, prompt: str, query: str, answer: Completion) -> quality.Score:
     return quality.score(old.llm, prompt, query, answer.text, answer.finished)
 
@@ -203,7 +207,7 @@ def mirror(router: Router, head: _Served, shadow_name: str, prompt: str, head_te
     except Exception as exc:
         router._shadow_failed(f"shadow {shadow_name}: {exc}")
         return None
-    scored, verdict, floors = quality.Score(logprob=None, prompt_logprob=None, tokens=0), None, {}
+    scored, verdict, floors = _UNSCORED, None, {}
     try:
         config: ShadowConfig = router._settings.get(router._shadow_failed).shadow
         scored = _score(head, prompt, query, done)
@@ -212,7 +216,7 @@ def mirror(router: Router, head: _Served, shadow_name: str, prompt: str, head_te
             verdict = _verdict(scored, config.prompt_floor, config.logprob_floor)
             router.stats.scored += 1
     except Exception as exc:
-        scored = quality.Score(logprob=None, prompt_logprob=None, tokens=0)
+        scored, verdict, floors = _UNSCORED, None, {}
         router._shadow_failed(f"scoring {query_id} by {head.name}: {exc}")
     del done
     recorded = False

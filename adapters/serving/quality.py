@@ -53,7 +53,10 @@ sees them and 30 agent queries as the burn-in sees them; G001 -> G002 for window
   "TheoTheoThe.", "The snick eats honeheim."), weights scrambled, re-initialised, or noised at
   0.85-1x each tensor's std: 0.00-0.09 (0.23 at most with a -3.0 floor); noised at 0.7x std
   (half broken: "I am well, thank yyyyyyyyyyyy"): 0.40-0.59. Sane answers to known questions
-  score -0.0..-2.0; the broken models' -3..-13.
+  score 0..-2; broken ones mostly -3..-13 ("Theedderye." to "What does the brax eat?": -4.0,
+  the right answer -0.001; a correct new fact to a new question, "The brob eats moss.": -4.1).
+- the real window-1 student of the end-to-end test (evo's recipe, default config): shadow 3 of 3
+  judged answers plausible (7 scored, mean -0.002), burn-in 2 of 2.
 """
 
 from __future__ import annotations

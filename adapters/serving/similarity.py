@@ -7,9 +7,11 @@
   number of characters in the matching blocks found by Ratcliff/Obershelp pattern matching
   (longest common substring first, then recursively on both sides). 1.0 exactly when the texts
   are equal (two empty answers included), 0.0 when they share no character. ``autojunk`` is off
-  so that long answers are not scored by a heuristic that ignores frequent characters. The
-  shadow phase passes when the mean similarity over its samples reaches
-  ``shadow.parity_threshold``.
+  so that long answers are not scored by a heuristic that ignores frequent characters. The mean
+  similarity over the shadow's samples is its **parity**, recorded in ``ShadowCompleted``; it
+  judges only when ``shadow.parity_threshold`` > 0 (default 0): a student that learned new
+  facts answers those questions differently from its teacher by design. What judges the shadow
+  is the old HEAD's likelihood of the answers (``adapters.serving.quality``).
 - ``token_agreement`` (optional, in [0, 1], reported but not recorded in the ledger): the
   fraction of positions ``i < max(len(a), len(b))`` where both token sequences have the same
   token; 1.0 for two empty sequences. It is positional, so one inserted token early on makes

@@ -64,6 +64,21 @@ def test_the_score_is_the_old_models_log_softmax_of_the_query_and_the_answer(old
     assert quality.score(old, render("Hello!"), "Hello!", "", finished=False).logprob is None
 
 
+def test_garbage_is_implausible_to_the_old_head_and_its_own_answer_is_not(old: Any) -> None:
+    s, render = DEFAULTS.shadow, prompt_renderer(old)
+    fact = demo_world.era_facts(0)[0]
+    prompt = render(fact.question(0))
+    right = quality.score(old, prompt, fact.question(0), fact.answer(), finished=True)
+    garbage = quality.score(old, prompt, fact.question(0), "Theedderye.", finished=True)
+    assert right.prompt_logprob is not None and right.prompt_logprob >= s.prompt_floor  # a question it knows
+    assert right.logprob is not None and right.logprob >= s.logprob_floor
+    assert garbage.logprob is not None and garbage.logprob < s.logprob_floor - 1.0
+    new = demo_world.era_facts(1)[0]  # a correct new fact: unlikely too, but its question is unknown
+    scored = quality.score(old, render(new.question(0)), new.question(0), new.answer(), finished=True)
+    assert scored.logprob is not None and scored.logprob < s.logprob_floor
+    assert scored.prompt_logprob is not None and scored.prompt_logprob < s.prompt_floor
+
+
 def test_scoring_leaves_the_model_answering_as_before(old: Any) -> None:
     prompt = prompt_renderer(old)("Who are you?")
     before = _answer(old, prompt)
