@@ -21,7 +21,11 @@ def test_defaults_equal_the_spec() -> None:
     # epsilon 0.15, not the spec's 0.05: the gates bound the paired difference (GateConfig says why)
     assert (c.gates.epsilon, c.gates.delta, c.gates.theta, c.gates.confidence) == (0.15, 0.02, 0.05, 0.95)
     assert c.score.weights() == (0.4, 0.4, 0.2)
-    assert (c.distill.alpha, c.distill.beta, c.distill.temperature) == (0.1, 0.9, 2.0)
+    # alpha 0.5 / beta 0.5, not the spec's 0.1 / 0.9: at 0.1 the replay's hard labels did not hold
+    # what G(N) learned through the next window (README: Training); the temperature is the spec's
+    assert (c.distill.alpha, c.distill.beta, c.distill.temperature) == (0.5, 0.5, 2.0)
+    assert c.distill.scope == "known" and c.train.replay_size == 300
+    assert (c.train.warmup_steps, c.train.schedule, c.train.max_grad_norm) == (30, "cosine", 1.0)
     assert (c.shadow.traffic_percent, c.shadow.cycles) == (10.0, 1000)
     assert c.burn_in.cycles == 100
 
