@@ -228,11 +228,13 @@ def test_sigint_then_the_resumed_training_with_the_agent_heartbeating(home: Path
     latencies: list[float] = []
     with App(home) as agent:
         period = agent.ws.heartbeat_settings().evo_period_cycles
-        while proc.poll() is None and len(latencies) < 600:  # the whole run (model loads included)
+        cycle = agent.state().cycle
+        room = (cycle // period + 1) * period - cycle - 1  # never into the next window
+        while proc.poll() is None and len(latencies) < room:  # ~20 s: model loads, then training
             t0 = time.perf_counter()
             agent.execute(cmd.Beat(period=period))  # raises on any lock or concurrency failure
             latencies.append(time.perf_counter() - t0)
-            time.sleep(0.1)
+            time.sleep(0.25)
     assert proc.wait(300) == 0, log.read_text()[-3000:]
     check_window_invariants(home)
     evs = events(home)
