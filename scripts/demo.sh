@@ -161,7 +161,7 @@ run evo ask "$ERA2_QUESTION"   # an era-2 fact: G001 never learned it
 step "16. The auditor: lineage, archive, timeline, report, verify"
 run cat "$EVO_HOME/models/lineage.csv"
 run ls "$EVO_HOME/models/archive"
-promoted=$(evo log --json --type Promoted | python -c "import json,sys; print(json.loads(sys.stdin.readline())['event']['generation'])")
+promoted=$(evo log --json --type Promoted | python -c "import json,sys; print(json.loads(sys.stdin.read().splitlines()[0])['event']['generation'])")  # reads it all: no broken pipe
 run evo timeline "$promoted"
 run evo report
 run evo verify --deep
