@@ -162,7 +162,7 @@ def encode_batch(
         check_event(event)
         body = b'{"seq":%d,"prev":"%s","at":"%s","event":%s}' % (
             first_seq, prev.encode("ascii"), at.encode("ascii"), encode_event(event))
-        digest = blake3(body).hexdigest()
+        digest = record_hash(body)
         return body[:-1] + b',"hash":"%s"}\n' % digest.encode("ascii"), digest
     if not events:
         raise ValueError("an append needs at least one event")
@@ -178,7 +178,7 @@ def encode_batch(
         if i != last:
             head += b'"more":%d,' % (last - i)
         body = head + b'"event":' + encode_event(event) + b"}"
-        prev = blake3(body).hexdigest()
+        prev = record_hash(body)
         append(body[:-1])
         append(b',"hash":"%s"}\n' % prev.encode("ascii"))
         seq += 1
@@ -217,7 +217,7 @@ def parse_line(line: bytes, expected_seq: int, expected_prev: str, end: int = 0)
     if line.endswith(b"\n"):
         line = line[:-1]
     body, digest = split_line(line, expected_seq)
-    if blake3(body).hexdigest() != digest:
+    if record_hash(body) != digest:
         raise CorruptRecord(expected_seq, "hash mismatch (the record's bytes were changed)")
     try:
         b = _body_decoder.decode(body)
@@ -237,7 +237,7 @@ def check_line(line: bytes, seq: int, prev: str) -> tuple[_Body, str]:
     n = len(line)
     body = line[: n - 76] + b"}"
     digest = line[n - 67 : n - 3].decode("ascii", "replace")
-    if line[n - 76 : n - 67] == _HASH_OPEN and line[n - 3 :] == b'"}\n' and blake3(body).hexdigest() == digest:
+    if line[n - 76 : n - 67] == _HASH_OPEN and line[n - 3 :] == b'"}\n' and record_hash(body) == digest:
         try:
             b = _body_decoder.decode(body)
         except msgspec.DecodeError as exc:
@@ -255,7 +255,7 @@ def parse_head(line: bytes, seq_hint: int = -1) -> tuple[int, str, str, int]:
     if seq_hint < 0:
         seq_hint = _claimed_seq(line)
     body, digest = split_line(line, seq_hint)
-    if blake3(body).hexdigest() != digest:
+    if record_hash(body) != digest:
         raise CorruptRecord(seq_hint, "hash mismatch (the record's bytes were changed)")
     try:
         h = _head_decoder.decode(body)
