@@ -18,7 +18,8 @@ Figures, all measured in this run:
   samples the low-karma law-breaking, and high-karma, which is promoted when it passes):
   ``known`` (the default: each teacher only where it knows the material, hard labels on new
   conversations), ``CE only`` (alpha 1, beta 0: replay on hard labels), ``all`` (the spec's
-  literal formula: both teachers on every example). Per variant: new facts learned (training
+  literal formula: both teachers on every example), and ``known`` against ``CE only`` again with a
+  replay buffer of 60 (where hard labels alone may no longer hold the old eras). Per variant: new facts learned (training
   wording and held-out wording), genesis kept, the era G(N) learned kept through window 2 (the
   stabilizer must not erase it), and the uniform student's law-breaking answers.
 * **What each generation knows** after two promotions on the defaults (the ``known`` variant):
@@ -71,16 +72,16 @@ def _events(home: Path) -> list[dict[str, Any]]:
     return [json.loads(line)["event"] for line in (home / "ledger.jsonl").read_bytes().splitlines()]
 
 
-def _configure(home: Path, **sections: dict[str, Any]) -> None:
-    from evo_core.config import parse_config, render_config
+def _configure(home: Path, **changes: Any) -> None:
+    """Rewrite the workspace's config.toml: a dict updates that section's fields, any other value
+    replaces the top-level setting; the config's own model validates the result."""
+    from evo_core.config import EvoConfig, parse_config, render_config
 
     path = home / "config.toml"
-    config = parse_config(path.read_text())
-    updates: dict[str, Any] = {}
-    for name, values in sections.items():
-        current = getattr(config, name)
-        updates[name] = current.model_copy(update=values) if hasattr(current, "model_copy") else values
-    path.write_text(render_config(config.model_copy(update=updates)))
+    data = parse_config(path.read_text()).model_dump()
+    for name, value in changes.items():
+        data[name] = {**data[name], **value} if isinstance(value, dict) else value
+    path.write_text(render_config(EvoConfig.model_validate(data)))
 
 
 def _genesis(root: Path, kernel: str) -> Path:
@@ -147,7 +148,7 @@ def _robustness(report: Report, root: Path) -> None:
         for seed in SEEDS:
             home = root / f"w1-{kernel}-{seed}"
             shutil.copytree(genesis, home, symlinks=True)
-            _configure(home, seed_base=seed)  # type: ignore[arg-type]
+            _configure(home, seed_base=seed)
             _feed(home, KERNELS[kernel], 1)
             rows.append((kernel, seed, _window(home, KERNELS[kernel], 1)))
             shutil.rmtree(home, ignore_errors=True)
@@ -174,10 +175,15 @@ def _robustness(report: Report, root: Path) -> None:
            "<= 180 s", f"a student's own training time in the window: {statistics.median(trains):.0f} s (median)" if trains else "-")
 
 
-VARIANTS: dict[str, dict[str, Any]] = {
-    "known (default)": {},
-    "CE only": {"alpha": 1.0, "beta": 0.0},
-    "all (spec literal)": {"scope": "all"},
+CE_ONLY = {"alpha": 1.0, "beta": 0.0}
+SMALL_REPLAY = {"replay_size": 60}
+# variant: (its [distill] changes, its [train] changes)
+VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "known (default)": ({}, {}),
+    "CE only": (CE_ONLY, {}),
+    "all (spec literal)": ({"scope": "all"}, {}),
+    "known, replay 60": ({}, SMALL_REPLAY),
+    "CE only, replay 60": (CE_ONLY, SMALL_REPLAY),
 }
 
 
@@ -192,13 +198,13 @@ def _ablation(report: Report, root: Path) -> None:
     key = root / "operator.key"
     _evo(genesis, {}, "keygen", "--out", str(key))
     variants = VARIANTS if not QUICK else dict(list(VARIANTS.items())[:2])
-    for variant, distill in variants.items():
+    for index, (variant, (distill, train)) in enumerate(variants.items()):
         env: dict[str, str] = {}
-        home = root / f"ablation-{len(distill)}-{abs(hash(variant)) % 1000}"
+        home = root / f"ablation-{index}"
         shutil.copytree(genesis, home, symlinks=True)
-        _configure(home, max_concurrent_experiments=2,  # type: ignore[arg-type]
-                   data_strategies=("uniform_sample", "high_karma_weighted"),  # type: ignore[arg-type]
-                   distill=distill,
+        _configure(home, max_concurrent_experiments=2,
+                   data_strategies=("uniform_sample", "high_karma_weighted"),
+                   distill=distill, train=train,
                    shadow={"cycles": 5, "min_samples": 4, "replay": True},
                    burn_in={"cycles": 5, "min_answers": 0, "max_latency_ratio": 1000.0})
         _evo(home, env, "keygen", "--out", str(root / f"{home.name}.key"), "--trust")
