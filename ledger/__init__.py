@@ -1,6 +1,12 @@
-"""The hash-chained JSONL ledger: append, read, verify, recover, snapshot (see DESIGN.md)."""
+"""The hash-chained JSONL ledger: append, read, verify, recover, snapshot (see DESIGN.md).
+
+``LedgerPort`` is what the rest of evo asks of a ledger; ``Ledger`` (the file) and
+``MemoryLedger`` implement it and pass one contract (``tests/ledger/contract.py``).
+"""
 
 from ledger.eventstore import EventStore, Fold, Loaded, core_fold
+from ledger.memory import MemoryLedger, MemorySnapshots
+from ledger.port import LedgerPort
 from ledger.record import (
     GENESIS_PREV,
     CorruptRecord,
@@ -9,7 +15,7 @@ from ledger.record import (
     parse_line,
     record_hash,
 )
-from ledger.snapshot import Snapshot, latest_valid, write_snapshot
+from ledger.snapshot import FileSnapshots, Snapshot, SnapshotStore, latest_valid, write_snapshot
 from ledger.store import (
     EMPTY,
     Checkpoint,
@@ -27,11 +33,16 @@ __all__ = [
     "ConcurrencyError",
     "CorruptRecord",
     "EventStore",
+    "FileSnapshots",
     "Fold",
     "Ledger",
+    "LedgerPort",
     "Loaded",
+    "MemoryLedger",
+    "MemorySnapshots",
     "Record",
     "Snapshot",
+    "SnapshotStore",
     "Torn",
     "VerifyReport",
     "core_fold",

@@ -12,6 +12,10 @@ so a long-running process folds only what other processes appended.
 returned events with ``expected_seq`` = the seq the decision was based on. If another writer got
 in first the append raises ``ConcurrencyError`` and nothing was written: the store folds the new
 records and decides again. Domain errors from ``decide_fn`` propagate and nothing is appended.
+
+The store asks of its ledger only the ``LedgerPort`` (``ledger/port.py``) and of its snapshots a
+``SnapshotStore``: given a home directory it opens the ledger file and ``snapshots/`` there;
+given a ``MemoryLedger`` the same code runs in memory.
 """
 
 from __future__ import annotations
@@ -23,8 +27,10 @@ from typing import Any, Generic, TypeVar
 import msgspec
 
 from evo_core.events import Event
+from ledger.memory import MemorySnapshots
+from ledger.port import LedgerPort
 from ledger.record import Record
-from ledger.snapshot import Snapshot, latest_valid, matches_ledger, write_snapshot
+from ledger.snapshot import FileSnapshots, Snapshot, SnapshotStore, latest_valid
 from ledger.store import EMPTY, Checkpoint, ConcurrencyError, Ledger
 
 S = TypeVar("S")
@@ -67,15 +73,26 @@ class Loaded(msgspec.Struct, Generic[S], frozen=True):
 
 
 class EventStore(Generic[S]):
+    """Over ``ledger``: a home directory (its ledger file and snapshots folder) or any
+    ``LedgerPort`` (e.g. a ``MemoryLedger``; snapshots then in memory unless given)."""
+
     def __init__(
         self,
-        home: str | os.PathLike[str],
+        ledger: str | os.PathLike[str] | LedgerPort,
         *,
+        snapshots: SnapshotStore | None = None,
         snapshot_every: int = 10_000,
         fsync: bool = True,
         fold: Fold[S] | None = None,
     ) -> None:
-        self.ledger = Ledger(home, fsync=fsync)
+        self.ledger: LedgerPort
+        self.snapshots: SnapshotStore
+        if isinstance(ledger, (str, os.PathLike)):
+            self.ledger = Ledger(ledger, fsync=fsync)
+            self.snapshots = snapshots if snapshots is not None else FileSnapshots(ledger)
+        else:
+            self.ledger = ledger
+            self.snapshots = snapshots if snapshots is not None else MemorySnapshots()
         self.snapshot_every = snapshot_every
         self.fold: Fold[S] = fold if fold is not None else core_fold()
         self._cache: Loaded[S] | None = None
@@ -96,11 +113,11 @@ class EventStore(Generic[S]):
         cache = self._cache
         if cache is not None and (
             cache.checkpoint.seq < 0
-            or matches_ledger(self.ledger, cache.checkpoint.seq, cache.checkpoint.hash, cache.offset)
+            or self.ledger.holds(cache.checkpoint, cache.offset)
         ):
             return cache
         self._cache = None
-        snap = latest_valid(self.ledger, self.fold.version)
+        snap = latest_valid(self.ledger, self.snapshots, self.fold.version)
         if snap is not None:
             try:
                 state = self.fold.decode(bytes(snap.state))
@@ -133,8 +150,7 @@ class EventStore(Generic[S]):
         loaded = loaded if loaded is not None else self.load()
         if loaded.checkpoint.seq < 0:
             return
-        write_snapshot(
-            self.ledger.home,
+        self.snapshots.write(
             Snapshot(
                 version=self.fold.version,
                 seq=loaded.checkpoint.seq,

@@ -8,24 +8,28 @@ after it. It is written to a temporary file and renamed into place (never fsynce
 cache, and a snapshot lost or torn by a crash is simply ignored), and only the newest
 ``KEEP`` are kept.
 
+``FileSnapshots`` keeps them there; ``MemorySnapshots`` (``ledger.memory``) in a list. Both
+are a ``SnapshotStore``.
+
 ``latest_valid`` trusts a snapshot only if its ``version`` matches the reader's (the version names
 the state schema, so a changed ``State`` invalidates old snapshots) and the ledger still holds,
-ending exactly at ``offset``, a record with that ``seq`` and ``hash`` (one read from the end of
-that offset, one blake3). Otherwise it tries the next older one, and finally none: deleting or
-corrupting snapshots never changes what a load returns, only how long it takes. Verifying the
-chain before ``seq`` is ``Ledger.verify``'s job, not the snapshot's.
+ending exactly at ``offset``, a record with that ``seq`` and ``hash`` (``LedgerPort.holds``: one
+read back from that offset, one blake3). Otherwise it tries the next older one, and finally
+none: deleting or corrupting snapshots never changes what a load returns, only how long it
+takes. Verifying the chain before ``seq`` is the ledger's ``verify``, not the snapshot's.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol
 
 import msgspec
 
-from ledger.record import CorruptRecord, parse_head
-from ledger.store import Ledger
-from ledger.tail import line_before
+from ledger.port import LedgerPort
+from ledger.tail import Checkpoint
 
 SNAPSHOT_DIR = "snapshots"
 SUFFIX = ".snap"
@@ -81,32 +85,36 @@ def read_snapshot(path: Path) -> Snapshot | None:
         return None
 
 
-def matches_ledger(ledger: Ledger, seq: int, digest: str, offset: int) -> bool:
-    """Does the ledger hold record ``seq`` with hash ``digest``, ending at byte ``offset``?"""
-    try:
-        fd = os.open(ledger.path, os.O_RDONLY)
-    except FileNotFoundError:
-        return False
-    try:
-        if offset <= 0 or offset > os.fstat(fd).st_size:
-            return False
-        if os.pread(fd, 1, offset - 1) != b"\n":
-            return False
-        _start, line = line_before(fd, offset)
-        got_seq, _prev, got_hash, more = parse_head(line, seq)
-    except (CorruptRecord, OSError):
-        return False
-    finally:
-        os.close(fd)
-    return got_seq == seq and got_hash == digest and more == 0
+class SnapshotStore(Protocol):
+    """Where an event store keeps its snapshots (a folder, or memory)."""
+
+    def write(self, snap: Snapshot) -> None: ...
+
+    def newest_first(self) -> Iterator[Snapshot]:
+        """The snapshots that still read back, newest first."""
+        ...
 
 
-def latest_valid(ledger: Ledger, version: str) -> Snapshot | None:
+class FileSnapshots:
+    """``<home>/snapshots``."""
+
+    def __init__(self, home: str | os.PathLike[str], *, keep: int = KEEP) -> None:
+        self.home = Path(home)
+        self.keep = keep
+
+    def write(self, snap: Snapshot) -> None:
+        write_snapshot(self.home, snap, keep=self.keep)
+
+    def newest_first(self) -> Iterator[Snapshot]:
+        for path in snapshot_paths(self.home):
+            snap = read_snapshot(path)
+            if snap is not None:
+                yield snap
+
+
+def latest_valid(ledger: LedgerPort, snapshots: SnapshotStore, version: str) -> Snapshot | None:
     """The newest snapshot of this ``version`` that the ledger still backs, or None."""
-    for path in snapshot_paths(ledger.home):
-        snap = read_snapshot(path)
-        if snap is None or snap.version != version:
-            continue
-        if matches_ledger(ledger, snap.seq, snap.hash, snap.offset):
+    for snap in snapshots.newest_first():
+        if snap.version == version and ledger.holds(Checkpoint(snap.seq, snap.hash), snap.offset):
             return snap
     return None

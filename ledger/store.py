@@ -50,10 +50,10 @@ from pathlib import Path
 from typing import TypeVar
 
 from evo_core.events import Event
-from ledger.record import GENESIS_PREV, Record, check_line, encode_batch, parse_line
+from ledger.record import GENESIS_PREV, CorruptRecord, Record, check_line, encode_batch, parse_head, parse_line
 from ledger.headfile import HeadFile, check_head
 from ledger.recovery import Torn, fsync_dir, move_aside
-from ledger.tail import EMPTY, Checkpoint, Tail, parse_checkpoint, read_tail
+from ledger.tail import EMPTY, Checkpoint, Tail, line_before, parse_checkpoint, read_tail
 from ledger.verify import VerifyReport, verify_file
 
 LEDGER_FILE = "ledger.jsonl"
@@ -94,14 +94,18 @@ def _file_id(st: os.stat_result) -> tuple[int, int]:
 
 class Ledger:
     """The ledger of one home directory. Safe to use from many processes at once (one
-    ``Ledger`` object per thread: an object is not itself thread-safe)."""
+    ``Ledger`` object per thread: an object is not itself thread-safe). ``clock`` gives each
+    batch its ``"at"`` (tests pass a fixed one to compare bytes)."""
 
-    def __init__(self, home: str | os.PathLike[str], *, fsync: bool = True) -> None:
+    def __init__(
+        self, home: str | os.PathLike[str], *, fsync: bool = True, clock: Callable[[], str] = utc_now
+    ) -> None:
         self.home = Path(home)
         self.path = self.home / LEDGER_FILE
         self.head_path = self.home / HEAD_FILE
         self.lock_path = self.home / LOCK_FILE
         self.fsync = fsync
+        self.clock = clock
         self._fd: int | None = None
         self._lock_fd: int | None = None
         self._head = HeadFile(self.head_path)
@@ -275,6 +279,26 @@ class Ledger:
                     break
         return acc, Checkpoint(seq - 1, prev), offset, seq - start_seq
 
+    def holds(self, checkpoint: Checkpoint, offset: int) -> bool:
+        """Does the file hold ``checkpoint``'s record, committed and ending at byte ``offset``?
+        One read back from ``offset`` and one hash, whatever the ledger's length."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        try:
+            if offset <= 0 or offset > os.fstat(fd).st_size:
+                return False
+            if os.pread(fd, 1, offset - 1) != b"\n":
+                return False
+            _start, line = line_before(fd, offset)
+            seq, _prev, digest, more = parse_head(line, checkpoint.seq)
+        except (CorruptRecord, OSError):
+            return False
+        finally:
+            os.close(fd)
+        return seq == checkpoint.seq and digest == checkpoint.hash and more == 0
+
     # ------------------------------------------------------------------ writing
 
     def append(self, events: Sequence[Event], *, expected_seq: int | None = None) -> Checkpoint:
@@ -305,7 +329,7 @@ class Ledger:
                 self._head.forget_if_stale()
             if expected_seq is not None and expected_seq != tail.last.seq:
                 raise ConcurrencyError(expected_seq, tail.last.seq)
-            data, last_hash = encode_batch(tail.last.seq + 1, tail.last.hash, events, utc_now())
+            data, last_hash = encode_batch(tail.last.seq + 1, tail.last.hash, events, self.clock())
             written = os.write(fd, data)
             while written < len(data):  # a short write (allowed by POSIX): finish the batch
                 written += os.write(fd, memoryview(data)[written:])

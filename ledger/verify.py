@@ -11,6 +11,7 @@ aside, not a break in the chain.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import msgspec
@@ -34,7 +35,19 @@ class VerifyReport(msgspec.Struct, frozen=True):
 
 
 def verify_file(path: Path, head: Checkpoint | None, checkpoint: Checkpoint | None = None,
-            *, head_error: str | None = None) -> VerifyReport:
+                *, head_error: str | None = None) -> VerifyReport:
+    """``verify_lines`` over the file at ``path`` (a missing file is an empty ledger)."""
+    try:
+        f = open(path, "rb", buffering=_READ_BUFFER)
+    except FileNotFoundError:
+        return verify_lines((), head, checkpoint, head_error=head_error)
+    with f:
+        return verify_lines(f, head, checkpoint, head_error=head_error)
+
+
+def verify_lines(lines: Iterable[bytes], head: Checkpoint | None, checkpoint: Checkpoint | None = None,
+                 *, head_error: str | None = None) -> VerifyReport:
+    """Verify a ledger given as its lines (each with its ``\\n``; a last one without is torn)."""
     problems: list[str] = []
     notes: list[str] = []
     first_bad: int | None = None
@@ -47,34 +60,28 @@ def verify_file(path: Path, head: Checkpoint | None, checkpoint: Checkpoint | No
     seq, prev, offset = 0, GENESIS_PREV, 0
     committed = EMPTY
     batch_start_seq: int | None = None
-    try:
-        f = open(path, "rb", buffering=_READ_BUFFER)
-    except FileNotFoundError:
-        f = None
-    if f is not None:
-        with f:
-            for line in f:
-                if not line.endswith(b"\n"):
-                    torn = (f"torn tail: {len(line)} bytes without a final newline after "
-                            f"offset {offset} (moved aside by the next append)")
-                    break
-                try:
-                    body, digest = check_line(line, seq, prev)
-                except CorruptRecord as exc:
-                    problems.append(str(exc))
-                    first_bad = seq
-                    break
-                if seq in wanted:
-                    seen[seq] = digest
-                offset += len(line)
-                prev = digest
-                if body.more:
-                    if batch_start_seq is None:
-                        batch_start_seq = seq
-                else:
-                    batch_start_seq = None
-                    committed = Checkpoint(seq, digest)
-                seq += 1
+    for line in lines:
+        if not line.endswith(b"\n"):
+            torn = (f"torn tail: {len(line)} bytes without a final newline after "
+                    f"offset {offset} (moved aside by the next append)")
+            break
+        try:
+            body, digest = check_line(line, seq, prev)
+        except CorruptRecord as exc:
+            problems.append(str(exc))
+            first_bad = seq
+            break
+        if seq in wanted:
+            seen[seq] = digest
+        offset += len(line)
+        prev = digest
+        if body.more:
+            if batch_start_seq is None:
+                batch_start_seq = seq
+        else:
+            batch_start_seq = None
+            committed = Checkpoint(seq, digest)
+        seq += 1
     if first_bad is None and batch_start_seq is not None:
         msg = (f"incomplete batch: records {batch_start_seq}..{seq - 1} lack their batch's "
                "last record (moved aside by the next append)")

@@ -13,9 +13,10 @@ from evo_core import events as ev
 ZERO = "0" * 64
 
 
-def audit(path: Path) -> list[dict[str, object]]:
-    """DESIGN.md's auditor recipe, written with only ``json`` and ``blake3``."""
-    data = path.read_bytes()
+def audit(ledger: Path | bytes) -> list[dict[str, object]]:
+    """DESIGN.md's auditor recipe, written with only ``json`` and ``blake3`` (a ledger file, or
+    its bytes)."""
+    data = ledger if isinstance(ledger, bytes) else ledger.read_bytes()
     records: list[dict[str, object]] = []
     prev = ZERO
     for index, raw in enumerate(data.split(b"\n")[:-1]):
