@@ -2,6 +2,10 @@
 
 No I/O here: values in, values out. The config models (pydantic) are re-exported lazily so that
 the heartbeat path, which imports this package, does not pay for pydantic.
+
+No name exported here is a submodule's name, so ``from evo_core import reactions`` is always
+the module: the functions ``decide``, ``evolve`` and ``reactions`` are imported from theirs
+(``from evo_core.decide import decide``).
 """
 
 from __future__ import annotations
@@ -9,7 +13,6 @@ from __future__ import annotations
 from typing import Any
 
 from evo_core import commands, events
-from evo_core.decide import decide
 from evo_core.errors import (
     CorruptHistory,
     CycleError,
@@ -21,8 +24,8 @@ from evo_core.errors import (
     StaleProposal,
 )
 from evo_core.events import AnyEvent, Event, decode_event, encode_event, encode_value
-from evo_core.evolve import evolve, fold
-from evo_core.reactions import Action, reactions
+from evo_core.evolve import fold
+from evo_core.reactions import Action
 from evo_core.state import STATE_VERSION, Candidate, CandidateStatus, Generation, Phase, State
 from evo_core.transitions import ACCEPTS, accepts
 
@@ -58,13 +61,10 @@ __all__ = [
     "State",
     "accepts",
     "commands",
-    "decide",
     "decode_event",
     "encode_event",
     "encode_value",
     "events",
-    "evolve",
     "fold",
-    "reactions",
     *sorted(_LAZY),
 ]

@@ -3,17 +3,13 @@ exactly what is still missing."""
 
 from __future__ import annotations
 
-import importlib
-
 from evo_core import commands as cmd
 from evo_core import events as ev
+from evo_core import reactions as r
 from evo_core.evolve import fold
 from evo_core.reactions import reactions
 from evo_core.state import State
 from tests.core.helpers import BASELINE, BETTER, CFG, GENESIS, GOOD, Driver
-
-# the package re-exports the function ``reactions`` under the module's name
-r = importlib.import_module("evo_core.reactions")
 
 
 def test_nothing_is_due_when_empty_or_idle() -> None:
