@@ -38,7 +38,7 @@ from projections.proposal import (
     reject_command,
     render_proposal,
 )
-from projections.records import LedgerRecord, PlainRecord, clocked
+from projections.records import LedgerRecord, clocked
 from projections.status import (
     BurnInProgress,
     CandidateLine,
@@ -65,7 +65,6 @@ __all__ = [
     "LedgerRecord",
     "LineageRow",
     "LogEntry",
-    "PlainRecord",
     "ProposalDocument",
     "ProposalHashes",
     "ProposalSummary",

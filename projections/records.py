@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from typing import Iterable, Iterator, Protocol
 
-import msgspec
-
 from evo_core.events import Event, Heartbeat
 
 
@@ -24,14 +22,6 @@ class LedgerRecord(Protocol):
 
     @property
     def event(self) -> Event: ...
-
-
-class PlainRecord(msgspec.Struct, frozen=True, kw_only=True):
-    """A minimal ``LedgerRecord`` (for in-memory ledgers and tests)."""
-
-    seq: int
-    at: str
-    event: Event
 
 
 def clocked(records: Iterable[LedgerRecord]) -> Iterator[tuple[int, LedgerRecord]]:

@@ -1,10 +1,12 @@
 """A small driver for the real core: commands through ``decide``, events folded with ``evolve``,
-each event appended as a record with seq and a made-up append time (10 s per record)."""
+each event appended as one record to an in-memory ledger with a made-up append time (10 s per
+record)."""
 
 from __future__ import annotations
 
 import hashlib
 from datetime import datetime, timedelta, timezone
+from itertools import count
 
 import pytest
 
@@ -15,7 +17,7 @@ from evo_core.decide import decide
 from evo_core.evolve import evolve
 from evo_core.state import State
 from evo_core.window import draft_proposal
-from projections import PlainRecord
+from ledger import MemoryLedger, Record
 
 SIGNED = dict(signature="sig", key_id="k")  # the core checks a signature is there; adapters verify it
 
@@ -48,13 +50,15 @@ class Sim:
             burn_in=BurnInConfig(cycles=5),
         )
         self.state = State()
-        self.records: list[PlainRecord] = []
+        ticks = count()
+        self.ledger = MemoryLedger(clock=lambda: at(next(ticks)))
+        self.records: list[Record] = []
 
     # ------------------------------------------------------------ plumbing
 
     def append(self, event: ev.Event) -> None:
-        seq = len(self.records)
-        self.records.append(PlainRecord(seq=seq, at=at(seq), event=event))
+        self.ledger.append([event])
+        self.records.extend(self.ledger.records(len(self.records)))
         self.state = evolve(self.state, event)
 
     def do(self, command: cmd.Command) -> list[ev.Event]:

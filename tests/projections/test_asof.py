@@ -7,7 +7,8 @@ import pytest
 from evo_core.errors import InvalidInput
 from evo_core.evolve import fold
 from evo_core.state import Phase
-from projections import PlainRecord, state_at
+from ledger import Record
+from projections import state_at
 from tests.projections.conftest import GENESIS, Sim
 
 A = "Luna-G001-a-c100"
@@ -38,7 +39,7 @@ def test_by_cycle_includes_everything_appended_during_that_cycle(story: Sim) -> 
 def test_stops_reading_once_past_the_point(story: Sim) -> None:
     seen: list[int] = []
 
-    def records() -> Iterator[PlainRecord]:
+    def records() -> Iterator[Record]:
         for r in story.records:
             seen.append(r.seq)
             yield r

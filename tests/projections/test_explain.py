@@ -4,7 +4,6 @@ import msgspec
 
 from evo_core import commands as cmd
 from evo_core import events as ev
-from projections import PlainRecord
 from projections.explain import explain, generation_names
 from projections.explain_gates import evidence_text, gate_text
 from projections.explain_text import render_explanation
@@ -131,7 +130,7 @@ def test_a_genesis_with_its_hashes(story: Sim) -> None:
 def test_unknown_names_and_unknown_event_types(story: Sim) -> None:
     assert explain(story.records, "Luna-G009-z-c1") is None
     records = list(story.records)
-    records.insert(110, PlainRecord(seq=110, at="", event=Mystery(note="from the future")))
+    records.insert(110, msgspec.structs.replace(records[110], event=Mystery(note="from the future")))
     x = explain(records, B)
     assert x is not None and x.why == "FAIL - laws gate: 2 law violations > 0"
 

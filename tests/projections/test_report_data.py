@@ -1,8 +1,9 @@
 from __future__ import annotations
 
+import msgspec
+
 from evo_core import commands as cmd
 from evo_core import events as ev
-from projections import PlainRecord
 from projections.report_data import report_data
 from tests.projections.conftest import BASELINE, FAIR, GENESIS, GOOD, LAWLESS, Sim
 
@@ -75,6 +76,7 @@ def test_empty_ledger_and_unknown_events() -> None:
     s.genesis()
     s.beat(100)
     s.do(cmd.SpawnCandidates(config=s.config))
-    records = [*s.records[:1], PlainRecord(seq=1, at="", event=Mystery(note="a newer ledger")), *s.records[1:]]
+    mystery = msgspec.structs.replace(s.records[1], event=Mystery(note="a newer ledger"))
+    records = [*s.records[:1], mystery, *s.records[1:]]
     data = report_data(records)
     assert len(data.nodes) == 1 + len(data.windows[0].candidates) and data.head == GENESIS
