@@ -21,7 +21,7 @@ given a ``MemoryLedger`` the same code runs in memory.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 import msgspec
@@ -29,7 +29,6 @@ import msgspec
 from evo_core.events import Event
 from ledger.memory import MemorySnapshots
 from ledger.port import LedgerPort
-from ledger.record import Record
 from ledger.snapshot import FileSnapshots, Snapshot, SnapshotStore, latest_valid
 from ledger.store import EMPTY, Checkpoint, ConcurrencyError, Ledger
 
@@ -160,16 +159,6 @@ class EventStore(Generic[S]):
             ),
         )
         self._snapshot_seq = loaded.checkpoint.seq
-
-    def replay(self, upto_seq: int | None = None) -> Iterator[tuple[Record, S]]:
-        """Every committed record from genesis with the state right after it."""
-        state = self.fold.initial()
-        evolve = self.fold.evolve
-        for rec in self.ledger.records():
-            if upto_seq is not None and rec.seq > upto_seq:
-                return
-            state = evolve(state, rec.event)
-            yield rec, state
 
     # ------------------------------------------------------------------ writing
 
