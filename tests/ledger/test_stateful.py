@@ -1,4 +1,5 @@
-"""The real ledger against a trivial model (a list of events), driven by Hypothesis."""
+"""The real ledger against a trivial model (a list of events) and against the in-memory ledger
+(the same bytes, whatever crashed in between), driven by Hypothesis."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from evo_core import events as ev
-from ledger import EMPTY, ConcurrencyError, Ledger, encode_batch
+from ledger import EMPTY, ConcurrencyError, Ledger, MemoryLedger, encode_batch
+from tests.ledger.contract import fixed_clock
 
 EVENTS = st.one_of(
     st.builds(ev.Heartbeat, cycle=st.integers(0, 10**6)),
@@ -23,7 +25,8 @@ class LedgerMachine(RuleBasedStateMachine):
     @initialize()
     def start(self) -> None:
         self.dir = Path(tempfile.mkdtemp())
-        self.led = Ledger(self.dir, fsync=False)
+        self.led = Ledger(self.dir, fsync=False, clock=fixed_clock)
+        self.memory = MemoryLedger(clock=fixed_clock)
         self.model: list[ev.Event] = []
         self.hashes: list[str] = []
         self.pending = b""  # bytes after the last committed record (a crash left them)
@@ -38,6 +41,7 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(events=st.lists(EVENTS, min_size=1, max_size=5))
     def append(self, events: list[ev.Event]) -> None:
         cp = self.led.append(events, expected_seq=self._last_seq())
+        assert self.memory.append(events, expected_seq=self._last_seq()) == cp
         self.model += events
         self.pending = b""
         assert cp.seq == self._last_seq()
@@ -53,6 +57,12 @@ class LedgerMachine(RuleBasedStateMachine):
             assert err.actual == self._last_seq()
         else:
             raise AssertionError("a stale expected_seq was accepted")
+        try:
+            self.memory.append(events, expected_seq=self._last_seq() - back)
+        except ConcurrencyError as err:
+            assert err.actual == self._last_seq()
+        else:
+            raise AssertionError("the in-memory ledger accepted a stale expected_seq")
         after = (self.dir / "ledger.jsonl").read_bytes() if (self.dir / "ledger.jsonl").exists() else b""
         # the append recovered the torn tail (if any) but wrote nothing of its own
         assert after == before[: len(before) - len(self.pending)]
@@ -82,7 +92,7 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule()
     def reopen(self) -> None:
         self.led.close()
-        self.led = Ledger(self.dir, fsync=False)
+        self.led = Ledger(self.dir, fsync=False, clock=fixed_clock)
 
     @invariant()
     def tail_matches(self) -> None:
@@ -97,6 +107,15 @@ class LedgerMachine(RuleBasedStateMachine):
         if not hasattr(self, "led"):
             return
         assert [r.event for r in self.led.records()] == self.model
+
+    @invariant()
+    def the_in_memory_ledger_holds_the_same_bytes(self) -> None:
+        if not hasattr(self, "led"):
+            return
+        path = self.dir / "ledger.jsonl"
+        data = path.read_bytes() if path.exists() else b""
+        assert data[: len(data) - len(self.pending)] == self.memory.to_bytes()
+        assert list(self.memory.records()) == list(self.led.records())
 
     @invariant()
     def verifies(self) -> None:
