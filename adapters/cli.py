@@ -11,32 +11,20 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import msgspec
 
+from adapters.cli_common import (
+    EXIT_ERROR,
+    EXIT_USAGE,
+    UsageError,
+    open_app,
+    out,
+    out_json,
+    print_events,
+)
 from adapters.workspace import WorkspaceError, resolve_home
-
-EXIT_ERROR = 1
-EXIT_USAGE = 2
-
-
-class UsageError(Exception):
-    pass
-
-
-def _out(text: str) -> None:
-    sys.stdout.write(text if text.endswith("\n") else text + "\n")
-
-
-def _json(value: Any) -> None:
-    sys.stdout.buffer.write(msgspec.json.encode(value) + b"\n")
-
-
-def _app(args: argparse.Namespace) -> Any:
-    from adapters.app import App
-
-    return App(resolve_home(args.home))
 
 
 def _whole(minimum: int) -> Callable[[str], int]:
@@ -72,11 +60,11 @@ def cmd_init(args: argparse.Namespace) -> int:
         home, period=args.period, max_concurrent=args.max_concurrent, demo=args.demo, base_model=base
     ) as app:
         state = app.state()
-        _out(f"initialised {home}: HEAD is {state.head}")
+        out(f"initialised {home}: HEAD is {state.head}")
         if args.demo or base is not None:
             source = "the demo model" if args.demo else str(base)
-            _out(f"genesis model: {source} in {app.ws.archive / str(state.head) / 'weights'}")
-        _out(f"config: {app.ws.config_path} (period {app.ws.heartbeat_settings().evo_period_cycles} cycles)")
+            out(f"genesis model: {source} in {app.ws.archive / str(state.head) / 'weights'}")
+        out(f"config: {app.ws.config_path} (period {app.ws.heartbeat_settings().evo_period_cycles} cycles)")
     return 0
 
 
@@ -94,9 +82,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             print(f"  {line}", file=sys.stderr)
         return EXIT_ERROR
     if args.json:
-        _json({"added": report.added, "duplicates": report.duplicates, "total": report.total})
+        out_json({"added": report.added, "duplicates": report.duplicates, "total": report.total})
     else:
-        _out(f"added {report.added}, duplicates {report.duplicates} (store: {report.total} conversations)")
+        out(f"added {report.added}, duplicates {report.duplicates} (store: {report.total} conversations)")
     return 0
 
 
@@ -108,24 +96,24 @@ def cmd_heartbeat(args: argparse.Namespace) -> int:
         outcome = app.heartbeat(cycle=args.cycle, count=args.count)
     first = outcome.checkpoint.seq - len(outcome.events) + 1
     if args.json:
-        _json([{"seq": first + i, "event": e} for i, e in enumerate(outcome.events)])
+        out_json([{"seq": first + i, "event": e} for i, e in enumerate(outcome.events)])
         return 0
     beats = [e for e in outcome.events if isinstance(e, Heartbeat)]
     span = f"{beats[0].cycle}" if len(beats) == 1 else f"{beats[0].cycle}..{beats[-1].cycle}"
-    _out(f"cycle {span} (seq {outcome.checkpoint.seq})")
+    out(f"cycle {span} (seq {outcome.checkpoint.seq})")
     notable = [e for e in outcome.events if not isinstance(e, Heartbeat)]
     if notable:
         from projections.summary import describe
 
         for event in notable:
-            _out(describe(event))
+            out(describe(event))
     return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     from projections.status import render_text, status_view
 
-    with _app(args) as app:
+    with open_app(args) as app:
         if args.at_cycle is not None or args.at_seq is not None:
             from projections.asof import state_at
 
@@ -140,9 +128,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         period = app.ws.heartbeat_settings().evo_period_cycles
         view = status_view(state, period=period, seq=checkpoint.seq if checkpoint else None)
     if args.json:
-        _json(view)
+        out_json(view)
     else:
-        _out(render_text(view))
+        out(render_text(view))
     return 0
 
 
@@ -152,14 +140,14 @@ def cmd_log(args: argparse.Namespace) -> int:
 
     if args.type and args.type not in EVENT_TYPES:
         raise UsageError(f"unknown event type {args.type!r}; one of: {', '.join(EVENT_TYPES)}")
-    with _app(args) as app:
+    with open_app(args) as app:
         for rec in app.store.ledger.records(start_seq=args.since or 0):
             if args.type and type(rec.event).__name__ != args.type:
                 continue
             if args.json:
-                _json({"seq": rec.seq, "at": rec.at, "hash": rec.hash, "event": rec.event})
+                out_json({"seq": rec.seq, "at": rec.at, "hash": rec.hash, "event": rec.event})
             else:
-                _out(f"{rec.seq:>8}  {rec.at}  {describe(rec.event)}")
+                out(f"{rec.seq:>8}  {rec.at}  {describe(rec.event)}")
     return 0
 
 
@@ -175,9 +163,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
             raise UsageError(str(exc)) from None
     report = audit(resolve_home(args.home), checkpoint, deep=args.deep)
     if args.json:
-        _json(report)
+        out_json(report)
     else:
-        _out(report.summary())
+        out(report.summary())
         for line in report.problems:
             print(f"  problem: {line}", file=sys.stderr)
         for line in report.notes:
@@ -186,23 +174,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_head(args: argparse.Namespace) -> int:
-    with _app(args) as app:
+    with open_app(args) as app:
         tail = app.store.ledger.tail()
     if args.json:
-        _json({"seq": tail.seq, "hash": tail.hash})
+        out_json({"seq": tail.seq, "hash": tail.hash})
     else:
-        _out(f"{tail.seq}:{tail.hash}")
-    return 0
-
-
-def _finish(app: Any, outcome: Any, json_out: bool) -> int:
-    from projections.summary import describe
-
-    if json_out:
-        _json([{"event": e} for e in outcome.events])
-    else:
-        for event in outcome.events:
-            _out(describe(event))
+        out(f"{tail.seq}:{tail.hash}")
     return 0
 
 
@@ -222,25 +199,25 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     from adapters.app import operator_name
     from evo_core.commands import Rollback
 
-    with _app(args) as app:
+    with open_app(args) as app:
         outcome = app.execute(
             Rollback(operator=args.operator or operator_name(), to=args.to, reason=args.reason)
         )
-        return _finish(app, outcome, args.json)
+        return print_events(outcome, args.json)
 
 
 def cmd_timeline(args: argparse.Namespace) -> int:
     from projections.timeline import timeline
 
-    with _app(args) as app:
+    with open_app(args) as app:
         entries = timeline(app.store.ledger.records(), args.generation)
     if not entries:
         raise WorkspaceError(f"no generation or candidate named {args.generation!r} in the ledger")
     if args.json:
-        _json(entries)
+        out_json(entries)
     else:
         for e in entries:
-            _out(f"{e.seq:>8}  cycle {e.cycle:<8} {e.at}  {e.summary}")
+            out(f"{e.seq:>8}  cycle {e.cycle:<8} {e.at}  {e.summary}")
     return 0
 
 
@@ -248,12 +225,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     from adapters.training.progress import ProgressBoard
     from adapters.training.window import due, plan_window, train_window
 
-    with _app(args) as app:
+    with open_app(args) as app:
         config = app.ws.load_config()
         state, window = plan_window(app, config)
         todo = [c.id for c in due(state)]
         if not todo:
-            _out(f"window {window.number}: no candidate is due for training")
+            out(f"window {window.number}: no candidate is due for training")
             return 0
         board = None if args.json else ProgressBoard(todo)
         results = train_window(
@@ -263,7 +240,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             on_done=board.done if board else None,
         )
     if args.json:
-        _json(list(results.values()))
+        out_json(list(results.values()))
     return 0
 
 
@@ -275,7 +252,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         name = find_generation(router.ws, args.generation) if args.generation else None
         answer = router.answer(args.prompt, generation=name)
     if args.json:
-        _json(
+        out_json(
             {
                 "generation": answer.generation,
                 "text": answer.text,
@@ -284,7 +261,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
             }
         )
     else:
-        _out(answer.text)
+        out(answer.text)
     return 0
 
 
@@ -306,10 +283,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     print(f"exporting {folder.name} ({args.dtype}) and checking parity...", file=sys.stderr)
     record = export_generation(folder, dtype=args.dtype)
     if args.json:
-        _json({"generation": folder.name, "path": str(folder / record.gguf), **msgspec.structs.asdict(record)})
+        out_json({"generation": folder.name, "path": str(folder / record.gguf), **msgspec.structs.asdict(record)})
     else:
-        _out(f"{folder / record.gguf}: {record.dtype}, {record.bytes:,} bytes, blake3 {record.blake3[:16]}")
-        _out(record.parity.summary())
+        out(f"{folder / record.gguf}: {record.dtype}, {record.bytes:,} bytes, blake3 {record.blake3[:16]}")
+        out(record.parity.summary())
     if not record.parity.passed:
         first = record.parity.mismatches[0][:160] if record.parity.mismatches else ""
         print(f"evo: error: {folder.name}: FAIL - export parity ({first})", file=sys.stderr)
@@ -320,13 +297,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from adapters.evaluation.window import evaluate_window
 
-    with _app(args) as app:
+    with open_app(args) as app:
         config = app.ws.load_config()
-        state = evaluate_window(app, config, say=(lambda line: None) if args.json else _out)
+        state = evaluate_window(app, config, say=(lambda line: None) if args.json else out)
         if args.json:
             from projections.status import status_view
 
-            _json(status_view(state, period=config.evo_period_cycles, seq=None))
+            out_json(status_view(state, period=config.evo_period_cycles, seq=None))
     return 0
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from adapters.cli_common import open_app, out, out_json
 from adapters.workspace import WorkspaceError
 
 
@@ -24,32 +25,30 @@ def resolve_name(names: list[str], wanted: str) -> str:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from adapters.cli import _app, _json, _out
     from projections.explain import explain, generation_names
     from projections.explain_text import render_explanation
 
-    with _app(args) as app:
+    with open_app(args) as app:
         name = resolve_name(generation_names(app.store.ledger.records()), args.name)
         expl = explain(app.store.ledger.records(), name)
     if expl is None:  # the ledger was replaced between the two reads
         raise WorkspaceError(f"no candidate or generation named {name!r} in the ledger (see `evo status`)")
     if args.json:
-        _json(expl)
+        out_json(expl)
     else:
         for line in render_explanation(expl):
-            _out(line)
+            out(line)
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from adapters.cli import _app, _json, _out
     from adapters.report import gather, write_report
 
-    with _app(args) as app:
+    with open_app(args) as app:
         data = gather(app)
         path = write_report(app, Path(args.out) if args.out else None, data=data)
     if args.json:
-        _json({"path": str(path), "checkpoint": data.checkpoint})
+        out_json({"path": str(path), "checkpoint": data.checkpoint})
     else:
-        _out(f"{path} (ledger checkpoint {data.checkpoint or 'empty'})")
+        out(f"{path} (ledger checkpoint {data.checkpoint or 'empty'})")
     return 0

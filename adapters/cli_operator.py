@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from adapters.cli import UsageError, _app, _finish, _json, _out
+from adapters.cli_common import UsageError, open_app, out, out_json, print_events
 from adapters.workspace import Workspace, WorkspaceError, resolve_home, write_atomic
 from evo_core.errors import DomainError
 
@@ -140,7 +140,7 @@ def _refuse(app: Any, action: str, operator: str, reason: str, digest: str, kid:
 
 def _message_out(message: bytes, args: argparse.Namespace) -> int:
     if args.json:
-        _json({"message": message.decode()})
+        out_json({"message": message.decode()})
     else:
         sys.stdout.buffer.write(message)
         sys.stdout.flush()
@@ -168,7 +168,7 @@ def decide_proposal(args: argparse.Namespace, action: str) -> int:
             return Approve(operator=operator, proposal_hash=digest, signature=signature, key_id=kid)
         return Reject(operator=operator, reason=args.reason, proposal_hash=digest, signature=signature, key_id=kid)
 
-    with _app(args) as app:
+    with open_app(args) as app:
         config = app.ws.load_config()
         lid = signing.ledger_id(app)
         state = app.state()
@@ -189,7 +189,7 @@ def decide_proposal(args: argparse.Namespace, action: str) -> int:
         if problem:
             _refuse(app, action, operator, problem, digest, creds.key_id, what)
         outcome = app.execute(command(digest, signature, creds.key_id))
-        return _finish(app, outcome, args.json)
+        return print_events(outcome, args.json)
 
 
 # ---------------------------------------------------------------- autonomy
@@ -204,7 +204,7 @@ def cmd_autonomy(args: argparse.Namespace) -> int:
     enabled = args.setting == "on"
     creds = None if args.print_message else _credentials(args)
     operator = args.operator or operator_name()
-    with _app(args) as app:
+    with open_app(args) as app:
         config = app.ws.load_config()
         lid = signing.ledger_id(app)
         state = app.state()
@@ -234,7 +234,7 @@ def cmd_autonomy(args: argparse.Namespace) -> int:
             )
         elif not enabled and config.approval.autonomous:
             print("evo: note: config.toml [approval] autonomous is still true (harmless while autonomy is off)", file=sys.stderr)
-        return _finish(app, outcome, args.json)
+        return print_events(outcome, args.json)
 
 
 # ---------------------------------------------------------------- keygen
@@ -251,8 +251,8 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     from adapters.app import operator_name
 
     home = resolve_home(args.home)
-    out = args.out or os.environ.get(KEY_ENV)
-    path = Path(out).expanduser() if out else default_key_path()
+    given = args.out or os.environ.get(KEY_ENV)
+    path = Path(given).expanduser() if given else default_key_path()
     if _inside(path, home):
         raise WorkspaceError(
             f"{path} is inside the workspace {home}: the agent can write there, so it could read or replace "
@@ -268,14 +268,14 @@ def cmd_keygen(args: argparse.Namespace) -> int:
         raise WorkspaceError(str(exc)) from None
     added = _trust(ws, line, kid) if args.trust else False
     if args.json:
-        _json({"key_id": kid, "private": str(path), "public": f"{path}.pub", "line": line, "trusted": args.trust})
+        out_json({"key_id": kid, "private": str(path), "public": f"{path}.pub", "line": line, "trusted": args.trust})
         return 0
-    _out(f"key {kid}: private {path} (0600), public {path}.pub")
-    _out(f'trusted_keys line: "{line}"')
+    out(f"key {kid}: private {path} (0600), public {path}.pub")
+    out(f'trusted_keys line: "{line}"')
     if args.trust:
-        _out(f"{'added to' if added else 'already in'} {ws.config_path} [approval] trusted_keys")
+        out(f"{'added to' if added else 'already in'} {ws.config_path} [approval] trusted_keys")
     else:
-        _out("add it to [approval] trusted_keys in config.toml (or run keygen with --trust)")
+        out("add it to [approval] trusted_keys in config.toml (or run keygen with --trust)")
     return 0
 
 

@@ -149,7 +149,7 @@ def _router_overhead(home: Path) -> tuple[float, float, float]:
 
     with Router(home, max_tokens=MAX_TOKENS, n_threads=THREADS) as router:
         router.respond(QUERIES[0], kind="STANDARD")
-        served = router._serve_head()
+        served = router.serve_head()
         llm = served.llm
         params = generation_params(MAX_TOKENS)
         bare_t, router_t = [], []

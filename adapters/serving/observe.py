@@ -52,7 +52,8 @@ config that does not load or a failed timing is counted in ``stats.observe_failu
 logged. The timing and the scoring are inline, after HEAD's text is ready (``latency_s`` does not
 include them).
 
-These functions are the router's: they use its loaded models, its ledger and its stats.
+These functions are the router's: they use its loaded models, its ledger and its stats, through
+the public side of it that ``Host`` names (``adapters.serving.router.Router`` is the one host).
 """
 
 from __future__ import annotations
@@ -62,19 +63,20 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import blake3
 
 from adapters.serving import quality
+from adapters.serving.served import Answer, Comparison, Completion, RouterStats, Served
 from adapters.serving.similarity import compare
 from evo_core.commands import RecordAnswer, RecordShadow
 from evo_core.decide_rollout import judged, plausible
 from evo_core.errors import NothingPending
-from evo_core.state import BurnIn, Phase
+from evo_core.state import BurnIn, Phase, State
 
 if TYPE_CHECKING:
-    from adapters.serving.router import Answer, Completion, Router, _Served
+    from adapters.app import App
     from adapters.workspace import Workspace
     from evo_core.config import BurnInConfig, EvoConfig, ShadowConfig
 
@@ -105,22 +107,6 @@ def quality_draw(seed: int, n: int) -> float:
 
 def query_digest(query: str) -> str:
     return blake3.blake3(query.encode()).hexdigest()[:12]
-
-
-@dataclass(frozen=True)
-class Comparison:
-    query_id: str
-    head: str
-    shadow: str
-    exact: bool
-    similarity: float
-    token_agreement: float | None
-    head_latency_s: float
-    shadow_latency_s: float
-    recorded: bool
-    logprob: float | None = None  # HEAD's mean log-likelihood per token of the shadow's answer
-    prompt_logprob: float | None = None  # ... of the query
-    plausible: bool | None = None  # None: not judged (not scored, or a query HEAD does not know)
 
 
 @dataclass(frozen=True)
@@ -171,13 +157,39 @@ class Settings:
         return self._config
 
 
+class Host(Protocol):
+    """What observing needs of the router that serves (``adapters.serving.router.Router``)."""
+
+    app: App
+    seed: int
+    max_tokens: int
+    stats: RouterStats
+    settings: Settings
+
+    def state(self) -> State: ...
+
+    def head(self) -> str: ...
+
+    def serve_head(self) -> Served: ...
+
+    def model(self, name: str) -> Served: ...
+
+    def loaded_model(self, name: str) -> Served | None: ...
+
+    def shadow_failed(self, message: str) -> None: ...
+
+    def remember(self, comparison: Comparison) -> None: ...
+
+    def note_state(self, state: State) -> None: ...
+
+
 # ---------------------------------------------------------------- the shadow
 
 
 _UNSCORED = quality.Score(logprob=None, prompt_logprob=None, tokens=0)
 
 
-def _score(old: _Served, prompt: str, query: str, answer: Completion) -> quality.Score:
+def _score(old: Served, prompt: str, query: str, answer: Completion) -> quality.Score:
     return quality.score(old.llm, prompt, query, answer.text, answer.finished)
 
 
@@ -188,12 +200,12 @@ def _verdict(s: quality.Score, prompt_floor: float, logprob_floor: float) -> boo
     return plausible(s.logprob, logprob_floor)
 
 
-def mirror(router: Router, head: _Served, shadow_name: str, prompt: str, head_text: str,
+def mirror(router: Host, head: Served, shadow_name: str, prompt: str, head_text: str,
            head_latency: float, query_id: str, query: str = "") -> Comparison | None:
     """The shadow answers ``prompt``; the comparison and HEAD's score of the shadow's answer
     (never the answer) go to the ledger."""
     try:
-        shadow = router._get(shadow_name)
+        shadow = router.model(shadow_name)
         t0 = time.perf_counter()
         done = shadow.complete(prompt, router.max_tokens)
         shadow_latency = time.perf_counter() - t0
@@ -205,11 +217,11 @@ def mirror(router: Router, head: _Served, shadow_name: str, prompt: str, head_te
             tokenize(done.text.encode(), add_bos=False, special=False),
         )
     except Exception as exc:
-        router._shadow_failed(f"shadow {shadow_name}: {exc}")
+        router.shadow_failed(f"shadow {shadow_name}: {exc}")
         return None
     scored, verdict, floors = _UNSCORED, None, {}
     try:
-        config: ShadowConfig = router._settings.get(router._shadow_failed).shadow
+        config: ShadowConfig = router.settings.get(router.shadow_failed).shadow
         scored = _score(head, prompt, query, done)
         if scored.logprob is not None:
             floors = dict(logprob_floor=config.logprob_floor, prompt_floor=config.prompt_floor)
@@ -217,7 +229,7 @@ def mirror(router: Router, head: _Served, shadow_name: str, prompt: str, head_te
             router.stats.scored += 1
     except Exception as exc:
         scored, verdict, floors = _UNSCORED, None, {}
-        router._shadow_failed(f"scoring {query_id} by {head.name}: {exc}")
+        router.shadow_failed(f"scoring {query_id} by {head.name}: {exc}")
     del done
     recorded = False
     try:
@@ -228,9 +240,9 @@ def mirror(router: Router, head: _Served, shadow_name: str, prompt: str, head_te
         )
         recorded = True
         router.stats.recorded += 1
-        router._state = outcome.state
+        router.note_state(outcome.state)
     except Exception as exc:  # e.g. NothingPending: the shadow phase ended meanwhile
-        router._shadow_failed(f"recording {query_id}: {exc}")
+        router.shadow_failed(f"recording {query_id}: {exc}")
     comparison = Comparison(
         query_id=query_id,
         head=head.name,
@@ -245,14 +257,11 @@ def mirror(router: Router, head: _Served, shadow_name: str, prompt: str, head_te
         prompt_logprob=scored.prompt_logprob,
         plausible=verdict,
     )
-    comparisons = router.stats.comparisons
-    comparisons.append(comparison)
-    if len(comparisons) > router._keep:
-        del comparisons[: len(comparisons) - router._keep]
+    router.remember(comparison)
     return comparison
 
 
-def replay(router: Router, queries: Iterable[str], *, until_samples: int | None = None,
+def replay(router: Host, queries: Iterable[str], *, until_samples: int | None = None,
            until_judged: int | None = None) -> ReplayReport:
     """See ``Router.replay``."""
     state = router.state()
@@ -274,7 +283,7 @@ def replay(router: Router, queries: Iterable[str], *, until_samples: int | None 
             state.shadow.samples >= (until_samples or 0) and state.shadow.judged >= (until_judged or 0)
         ):
             break
-        head = router._serve_head()
+        head = router.serve_head()
         prompt = head.render(query)
         t0 = time.perf_counter()
         text, _ = head.generate(prompt, router.max_tokens)
@@ -316,14 +325,14 @@ def replay(router: Router, queries: Iterable[str], *, until_samples: int | None 
 class BurnInObserver:
     """One router's burn-in observation: its draw counter, the config and the workspace's laws."""
 
-    def __init__(self, router: Router):
+    def __init__(self, router: Host):
         self.router = router
         self.n = 0  # answers observed by this router (the latency and quality draws' index)
         self._demo: bool | None = None
 
     def config(self) -> BurnInConfig:
         """``[burn_in]`` of config.toml (``Settings``: validated again only when the file changed)."""
-        return self.router._settings.get(self._failed).burn_in
+        return self.router.settings.get(self._failed).burn_in
 
     def demo(self) -> bool:
         """A demo workspace (``evo init --demo``): the demo world's laws apply."""
@@ -347,10 +356,8 @@ class BurnInObserver:
             return bool(violations(text))
         return False
 
-    def respond(self, head: _Served, query: str, burn: BurnIn, t0: float) -> Answer:
+    def respond(self, head: Served, query: str, burn: BurnIn, t0: float) -> Answer:
         """HEAD (the generation under burn-in) answers ``query``; the answer is observed."""
-        from adapters.serving.router import Answer
-
         router = self.router
         n = self.n
         self.n += 1
@@ -361,7 +368,7 @@ class BurnInObserver:
             text, tokens = done.text, done.tokens
         except Exception as exc:
             self.record(RecordAnswer(error=True, law_violation=False, query_id=query_id))
-            standby = router._models.get(burn.previous_head)
+            standby = router.loaded_model(burn.previous_head)
             if standby is None:
                 raise
             log.warning("evo router: %s failed (%s); the hot standby %s answers", head.name, exc, standby.name)
@@ -394,7 +401,7 @@ class BurnInObserver:
     def score_old(self, old: str, query: str, answer: Completion) -> quality.Score | None:
         """The old HEAD's scores of ``query`` and of the new HEAD's answer to it."""
         try:
-            served = self.router._get(old)
+            served = self.router.model(old)
             scored = _score(served, served.render(query), query, answer)
         except Exception as exc:
             self._failed(f"scoring by the old HEAD {old}: {exc}")
@@ -407,7 +414,7 @@ class BurnInObserver:
         """The new HEAD's generation time over the old HEAD's on the same query (its text discarded)."""
         router = self.router
         try:
-            served = router._get(old)
+            served = router.model(old)
             t0 = time.perf_counter()
             served.generate(served.render(query), router.max_tokens)
             old_s = time.perf_counter() - t0

@@ -39,7 +39,6 @@ import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -53,13 +52,15 @@ from adapters.serving.generations import (
     trivial_queries,
     unservable,
 )
-from adapters.serving.observe import (
+from adapters.serving.observe import ReplayReport, latency_draw, mirror_draw, quality_draw, query_digest
+from adapters.serving.served import (
+    Answer,
     Comparison,
-    ReplayReport,
-    latency_draw,
-    mirror_draw,
-    quality_draw,
-    query_digest,
+    Completion,
+    RouterStats,
+    Served,
+    generation_params,
+    prompt_renderer,
 )
 from evo_core.state import Phase, State
 
@@ -69,102 +70,10 @@ TRIVIAL = "TRIVIAL"
 KINDS = ("TRIVIAL", "STANDARD", "CRITICAL")  # only TRIVIAL queries are ever mirrored
 
 
-@dataclass(frozen=True)
-class Answer:
-    text: str
-    latency_s: float  # from the call to HEAD's text (the mirrored comparison is not included)
-    generation: str
-    tokens: int = 0  # new tokens generated
-    query_id: str = ""
-
-
-@dataclass(frozen=True)
-class Completion:
-    text: str
-    tokens: int  # new tokens generated
-    finished: bool  # the answer ended (end-of-turn), not cut at max_tokens
-
-
-@dataclass
-class RouterStats:
-    queries: int = 0
-    trivial: int = 0
-    mirrored: int = 0
-    recorded: int = 0
-    loads: int = 0
-    shadow_failures: int = 0
-    observed: int = 0  # burn-in answers recorded (RecordAnswer)
-    timed: int = 0  # burn-in answers also timed on the old HEAD
-    standby_answers: int = 0  # burn-in answers given by the old HEAD because HEAD raised
-    scored: int = 0  # answers of the new generation scored by the old one (shadow and burn-in)
-    observe_failures: int = 0
-    last_failure: str = ""
-    comparisons: list[Comparison] = field(default_factory=list)  # the last ``keep`` of them
-
-
 def _default_loader(path: Path, **kw: Any) -> Any:
     from adapters.serving import llama  # late: llama_cpp is imported only when a model loads
 
     return llama.load_llama(path, **kw)
-
-
-class _Served:
-    """One loaded generation: its Llama and its prompt renderer."""
-
-    def __init__(self, name: str, path: Path, llm: Any):
-        self.name, self.path, self.llm = name, path, llm
-        self.render = prompt_renderer(llm)
-
-    def generate(self, prompt: str, max_tokens: int) -> tuple[str, int]:
-        completion = self.complete(prompt, max_tokens)
-        return completion.text, completion.tokens
-
-    def complete(self, prompt: str, max_tokens: int) -> Completion:
-        out = self.llm(prompt, **generation_params(max_tokens))
-        choice = out["choices"][0]
-        return Completion(
-            text=choice["text"],
-            tokens=int(out["usage"]["completion_tokens"]),
-            finished=choice.get("finish_reason") == "stop",
-        )
-
-    def close(self) -> None:
-        close = getattr(self.llm, "close", None)
-        if close is not None:
-            close()
-
-
-def generation_params(max_tokens: int) -> dict[str, Any]:
-    """The sampling parameters of every answer: greedy, bounded (the bench's bare call uses them)."""
-    return dict(max_tokens=max_tokens, temperature=0.0, top_k=1, top_p=1.0, min_p=0.0, repeat_penalty=1.0)
-
-
-def prompt_renderer(llm: Any) -> Callable[[str], str]:
-    """query -> the prompt text, as ``adapters.data.format.render(..., add_generation_prompt=True)``."""
-    from adapters.data.format import CHAT_TEMPLATE, ROLE_TOKENS, END
-
-    metadata = getattr(llm, "metadata", None) or {}
-    template = metadata.get("tokenizer.chat_template")
-    if not template or template == CHAT_TEMPLATE:
-        user, assistant = ROLE_TOKENS["user"], ROLE_TOKENS["assistant"]
-        return lambda query: f"{user}{query}{END}{assistant}"
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"])
-
-    def raise_exception(message: str) -> None:
-        raise ValueError(message)
-
-    env.globals["raise_exception"] = raise_exception
-    compiled = env.from_string(template)
-    specials = {}
-    for name in ("bos", "eos"):
-        token_id = metadata.get(f"tokenizer.ggml.{name}_token_id")
-        if token_id is not None:
-            specials[f"{name}_token"] = llm.detokenize([int(token_id)], special=True).decode("utf-8", "replace")
-    return lambda query: compiled.render(
-        messages=[{"role": "user", "content": query}], add_generation_prompt=True, **specials
-    )
 
 
 class Router:
@@ -198,13 +107,13 @@ class Router:
         self.hot = hot
         self._load_kw: dict[str, Any] = dict(n_ctx=n_ctx, n_threads=n_threads, seed=seed)
         self._loader = loader or _default_loader
-        self._models: OrderedDict[str, _Served] = OrderedDict()
+        self._models: OrderedDict[str, Served] = OrderedDict()
         self._ledger_key: tuple[int, int, int] | None = None
         self._state: State = State()
         self._head: str | None = None
         self._standby: str | None = None
         self._trivial = 0
-        self._settings = observe.Settings(self.ws)
+        self.settings = observe.Settings(self.ws)
         self._burn_in = observe.BurnInObserver(self)
         self._keep = keep_comparisons
         self.stats = RouterStats()
@@ -259,9 +168,9 @@ class Router:
         for name in wanted:
             if name not in self._models and gguf_path(self.ws, name) is not None:
                 try:
-                    self._get(name)
+                    self.model(name)
                 except Exception as exc:  # a standby or shadow that cannot load never blocks HEAD
-                    self._shadow_failed(f"loading {name}: {exc}")
+                    self.shadow_failed(f"loading {name}: {exc}")
 
     def head(self) -> str:
         """The generation the GEN_HEAD symlink names (the ledger's HEAD when there is no link)."""
@@ -282,18 +191,23 @@ class Router:
             raise ServingError(unservable(self.ws, name))
         return path
 
-    def _get(self, name: str) -> _Served:
+    def model(self, name: str) -> Served:
+        """The generation ``name``, loaded now if it is not in memory (least recently used evicted)."""
         served = self._models.get(name)
         if served is not None:
             self._models.move_to_end(name)
             return served
         path = self._path(name)
         llm = self._loader(path, **self._load_kw)
-        served = _Served(name, path, llm)
+        served = Served(name, path, llm)
         self.stats.loads += 1
         self._models[name] = served
         self._evict()
         return served
+
+    def loaded_model(self, name: str) -> Served | None:
+        """The generation ``name`` if it is in memory (never loads it)."""
+        return self._models.get(name)
 
     def _evict(self) -> None:
         pinned = {self._head, self._standby}
@@ -306,20 +220,21 @@ class Router:
             if name not in pinned:
                 self._models.pop(name).close()
 
-    def _serve_head(self) -> _Served:
+    def serve_head(self) -> Served:
+        """HEAD, loaded; the HEAD served before it becomes the hot standby."""
         name = self.head()
         if name != self._head:
             if self._head is not None and self._head in self._models:
                 self._standby = self._head  # the HEAD we served before: keep it hot
             self._head = name
-        return self._get(name)
+        return self.model(name)
 
     # ------------------------------------------------------------------ answering
 
     def answer(self, query: str, generation: str | None = None) -> Answer:
         """One answer from ``generation`` (default HEAD); never mirrored, never recorded."""
         t0 = time.perf_counter()
-        served = self._get(generation) if generation is not None else self._serve_head()
+        served = self.model(generation) if generation is not None else self.serve_head()
         text, tokens = served.generate(served.render(query), self.max_tokens)
         return Answer(text=text, latency_s=time.perf_counter() - t0, generation=served.name, tokens=tokens)
 
@@ -328,7 +243,7 @@ class Router:
         during burn-in the new HEAD's answer is observed (``adapters.serving.observe``)."""
         t0 = time.perf_counter()
         state = self.state()
-        head = self._serve_head()
+        head = self.serve_head()
         self.stats.queries += 1
         mirror_to = None
         query_id = ""
@@ -353,10 +268,23 @@ class Router:
             observe.mirror(self, head, mirror_to, prompt, text, latency, query_id, query)
         return answer
 
-    def _shadow_failed(self, message: str) -> None:
+    def shadow_failed(self, message: str) -> None:
+        """Count and log a failure on the shadow's side (HEAD's answer is never affected)."""
         self.stats.shadow_failures += 1
         self.stats.last_failure = message
         log.warning("evo router: %s (HEAD's answer is unaffected)", message)
+
+    def remember(self, comparison: Comparison) -> None:
+        """Keep ``comparison`` in ``stats.comparisons`` (the last ``keep_comparisons`` of them)."""
+        comparisons = self.stats.comparisons
+        comparisons.append(comparison)
+        if len(comparisons) > self._keep:
+            del comparisons[: len(comparisons) - self._keep]
+
+    def note_state(self, state: State) -> None:
+        """The state an append through this router returned: what the router pins until it
+        next looks at the ledger."""
+        self._state = state
 
     # ------------------------------------------------------------------ replay
 
@@ -380,11 +308,14 @@ __all__ = [
     "ReplayReport",
     "Router",
     "RouterStats",
+    "Served",
     "ServingError",
     "find_generation",
+    "generation_params",
     "gguf_path",
     "latency_draw",
     "mirror_draw",
+    "prompt_renderer",
     "quality_draw",
     "servable",
     "trivial_queries",

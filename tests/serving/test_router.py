@@ -154,7 +154,7 @@ def test_head_answers_like_a_bare_llama_call_on_the_training_prompt(make_env: An
     env = make_env()
     _model, tokenizer = demo_model
     with _router(env.home, max_tokens=24) as router:
-        served = router._serve_head()
+        served = router.serve_head()
         for q in QUERIES[:3]:
             assert served.render(q) == render([Message("user", q)], tokenizer, add_generation_prompt=True)
         answer = router.respond(QUERIES[0])

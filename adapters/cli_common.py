@@ -1,0 +1,51 @@
+"""What every ``evo`` command module shares: its output, its workspace's ``App`` and its errors.
+
+Machine output (``--json``) goes to stdout as one JSON document a line, text to stdout, and
+diagnostics to stderr. Kept light: a heartbeat imports this (msgspec and the workspace only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+import msgspec
+
+from adapters.workspace import resolve_home
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """A command line that cannot mean anything (exit 2, with the usage line)."""
+
+
+def out(text: str) -> None:
+    """One line of text on stdout."""
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def out_json(value: Any) -> None:
+    """``value`` as one line of JSON on stdout."""
+    sys.stdout.buffer.write(msgspec.json.encode(value) + b"\n")
+
+
+def open_app(args: argparse.Namespace) -> Any:
+    """The ``App`` of the workspace ``--home`` names (use it as a context manager)."""
+    from adapters.app import App
+
+    return App(resolve_home(args.home))
+
+
+def print_events(outcome: Any, json_out: bool) -> int:
+    """The events a command appended: one line each, or a JSON list; exit status 0."""
+    from projections.summary import describe
+
+    if json_out:
+        out_json([{"event": e} for e in outcome.events])
+    else:
+        for event in outcome.events:
+            out(describe(event))
+    return 0
