@@ -138,12 +138,11 @@ def _check_signatures(ws: Workspace, ledger: Ledger, signed: list[tuple[int, ev.
     if not any(not isinstance(e, ev.ApprovalRefused) for _, e, _ in signed):
         return
     from adapters import signing
-    from adapters.workspace import WorkspaceError
-    from evo_core.errors import DomainError
+    from evo_core.errors import EvoError
 
     try:
         config = ws.load_config()
-    except (DomainError, WorkspaceError, OSError) as exc:
+    except (EvoError, OSError) as exc:
         out.notes.append(f"signatures not checked: {exc}")
         return
     lid = signing.ledger_id(ledger)

@@ -1,9 +1,10 @@
 """``evo``: the operator's and the agent's command line. Parse, call, print.
 
-Machine output (``--json``) goes to stdout, diagnostics to stderr. A domain error (the ledger
-refuses the command, bad config, bad workspace) prints one line and exits 1 with nothing
-appended; a usage error exits 2. Nothing heavy is imported until a command needs it: a
-heartbeat loads msgspec, blake3, the core and the ledger, never pydantic or torch.
+Machine output (``--json``) goes to stdout, diagnostics to stderr. An error of evo's family
+(``evo_core.errors``: a refused command, corrupt history, an unusable environment) prints one
+line and exits 1 with nothing appended; a usage error exits 2. Nothing heavy is imported until
+a command needs it: a heartbeat loads msgspec, blake3, the core and the ledger, never pydantic
+or torch.
 """
 
 from __future__ import annotations
@@ -15,16 +16,9 @@ from typing import Callable, Sequence
 
 import msgspec
 
-from adapters.cli_common import (
-    EXIT_ERROR,
-    EXIT_USAGE,
-    UsageError,
-    open_app,
-    out,
-    out_json,
-    print_events,
-)
+from adapters.cli_common import EXIT_ERROR, open_app, out, out_json, print_events
 from adapters.workspace import WorkspaceError, resolve_home
+from evo_core.errors import EvoError, UsageError
 
 
 def _whole(minimum: int) -> Callable[[str], int]:
@@ -410,19 +404,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from evo_core.errors import DomainError
-    from ledger.record import CorruptRecord
-    from ledger.store import ConcurrencyError
-
     try:
         return int(args.fn(args))
-    except UsageError as exc:
-        parser.print_usage(sys.stderr)
+    except EvoError as exc:  # by type, never by message: one line and the error's exit code
+        if isinstance(exc, UsageError):
+            parser.print_usage(sys.stderr)
         print(f"evo: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except (DomainError, WorkspaceError, CorruptRecord, ConcurrencyError) as exc:
-        print(f"evo: error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        return exc.exit_code
     except OSError as exc:
         print(f"evo: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
         return EXIT_ERROR

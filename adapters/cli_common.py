@@ -1,4 +1,5 @@
-"""What every ``evo`` command module shares: its output, its workspace's ``App`` and its errors.
+"""What every ``evo`` command module shares: its output, its workspace's ``App`` and its exit codes
+(errors are ``evo_core.errors``'s family: each carries its own exit code).
 
 Machine output (``--json``) goes to stdout as one JSON document a line, text to stdout, and
 diagnostics to stderr. Kept light: a heartbeat imports this (msgspec and the workspace only).
@@ -13,13 +14,10 @@ from typing import Any
 import msgspec
 
 from adapters.workspace import resolve_home
+from evo_core.errors import EvoError, UsageError
 
-EXIT_ERROR = 1
-EXIT_USAGE = 2
-
-
-class UsageError(Exception):
-    """A command line that cannot mean anything (exit 2, with the usage line)."""
+EXIT_ERROR = EvoError.exit_code
+EXIT_USAGE = UsageError.exit_code
 
 
 def out(text: str) -> None:

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from adapters.cli_common import UsageError, open_app, out, out_json, print_events
+from adapters.cli_common import open_app, out, out_json, print_events
 from adapters.workspace import Workspace, WorkspaceError, resolve_home, write_atomic
-from evo_core.errors import DomainError
+from evo_core.errors import DomainError, UsageError
 
 KEY_ENV = "EVO_OPERATOR_KEY"
 
@@ -97,28 +97,15 @@ def _credentials(args: argparse.Namespace) -> Credentials:
         raise UsageError(
             f"sign with --key FILE (or set {KEY_ENV}; `evo keygen` makes a key), or give --signature HEX --key-id ID"
         )
-    try:
-        private = signing.load_private(Path(path).expanduser())
-    except signing.KeyFileError as exc:
-        raise WorkspaceError(str(exc)) from None
+    private = signing.load_private(Path(path).expanduser())
     return Credentials(key_id=signing.key_id(signing.public_raw(private)), private=private)
 
 
-def _hint(problem: str) -> str:
-    if "not trusted" in problem:
-        return "; trust it with `evo keygen --trust` (new keys) or add its .pub line to [approval] trusted_keys"
-    if "does not verify" in problem:
-        return "; sign what is pending now with --key FILE (a signature made for another proposal, nonce or workspace never counts)"
-    if "not the pending one" in problem or "HEAD moved" in problem:
-        return ""
-    if "signature" in problem:
-        return "; give the 128-hex-character ed25519 signature"
-    return ""
-
-
-def _refuse(app: Any, action: str, operator: str, reason: str, digest: str, kid: str, what: str) -> None:
+def _refuse(
+    app: Any, action: str, operator: str, reason: str, digest: str, kid: str, what: str, hint: str = ""
+) -> None:
     """Record the refusal (unless it would withdraw an approval made validly meanwhile) and
-    raise it as one line."""
+    raise it as one line, with ``hint`` (what to do about it) after the reason."""
     from evo_core.commands import RefuseApproval
     from evo_core.decide import decide
     from evo_core.state import Phase
@@ -135,7 +122,8 @@ def _refuse(app: Any, action: str, operator: str, reason: str, digest: str, kid:
     if events:
         app.sync(state)
     where = f" (recorded as ApprovalRefused, seq {checkpoint.seq})" if events else ""
-    raise Refused(f"{what} refused: {reason}{_hint(reason)}{where}")
+    advice = f"; {hint}" if hint else ""
+    raise Refused(f"{what} refused: {reason}{advice}{where}")
 
 
 def _message_out(message: bytes, args: argparse.Namespace) -> int:
@@ -187,7 +175,7 @@ def decide_proposal(args: argparse.Namespace, action: str) -> int:
         signature = creds.signature_for(message)
         problem = signing.signature_problem(config, creds.key_id, signature, message, f"proposal {digest[:16]}")
         if problem:
-            _refuse(app, action, operator, problem, digest, creds.key_id, what)
+            _refuse(app, action, operator, problem.text, digest, creds.key_id, what, problem.fault.hint)
         outcome = app.execute(command(digest, signature, creds.key_id))
         return print_events(outcome, args.json)
 
@@ -217,12 +205,15 @@ def cmd_autonomy(args: argparse.Namespace) -> int:
         signature = creds.signature_for(message)
         what = f"autonomy {args.setting} at nonce {nonce}"
         problem = signing.signature_problem(config, creds.key_id, signature, message, what)
-        if problem and "does not verify" in problem:
+        if problem and problem.fault is signing.SignatureFault.MISMATCH:
             for old in range(nonce):
                 if not signing.signature_problem(config, creds.key_id, signature, signing.autonomy_message(lid, enabled, old), ""):
-                    problem = f"replayed: this signature is for autonomy {args.setting} at nonce {old}, the next change is nonce {nonce}"
+                    problem = signing.SignatureProblem(
+                        signing.SignatureFault.MISMATCH,
+                        f"replayed: this signature is for autonomy {args.setting} at nonce {old}, the next change is nonce {nonce}",
+                    )
         if problem:
-            _refuse(app, "autonomy", operator, problem, "", creds.key_id, "autonomy change")
+            _refuse(app, "autonomy", operator, problem.text, "", creds.key_id, "autonomy change", problem.fault.hint)
         outcome = app.execute(
             ChangeAutonomy(enabled=enabled, operator=operator, key_id=creds.key_id, signature=signature, nonce=nonce)
         )
@@ -262,10 +253,7 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     if args.trust:
         ws.load_config()  # a workspace with a valid config, checked before any key is written
     comment = args.comment if args.comment is not None else f"{operator_name()}@{socket.gethostname()}"
-    try:
-        kid, line = signing.generate(path, comment=comment)
-    except signing.KeyFileError as exc:
-        raise WorkspaceError(str(exc)) from None
+    kid, line = signing.generate(path, comment=comment)
     added = _trust(ws, line, kid) if args.trust else False
     if args.json:
         out_json({"key_id": kid, "private": str(path), "public": f"{path}.pub", "line": line, "trusted": args.trust})

@@ -53,10 +53,9 @@ import msgspec
 
 from adapters.app import App
 from adapters.ledger_watch import LedgerWatch
-from adapters.workspace import WorkspaceError
 from evo_core import commands as cmd
 from evo_core import events as ev
-from evo_core.errors import DomainError
+from evo_core.errors import EvoError
 from evo_core.reactions import (
     Action,
     CompleteBurnIn,
@@ -228,7 +227,7 @@ class Runner:
             if due and loaded.checkpoint != tried:
                 try:
                     self._perform(self.group(due), state)
-                except (DomainError, WorkspaceError) as exc:
+                except EvoError as exc:
                     if until_idle:
                         raise  # `evo run --until-idle`: one line, exit 1
                     self._current = ()  # the daemon says why and waits for the ledger to move

@@ -27,13 +27,17 @@ group or others may read, as ssh does.
 
 The core never sees any of this: it only refuses unsigned commands. The CLI verifies before it
 appends, the runner re-verifies (``approval_problem``, ``autonomy_problem``) before it acts, and
-``evo verify`` re-checks every signed record (``event_problem``).
+``evo verify`` re-checks every signed record (``event_problem``). Why one signature does not
+count is a typed value (``SignatureProblem``: a ``SignatureFault`` and the line that says it),
+so the CLI picks its advice by the fault, never by the text.
 """
 
 from __future__ import annotations
 
+import enum
 import os
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +47,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from evo_core import events as ev
+from evo_core.errors import EnvironmentFault
 from evo_core.state import State
 
 if TYPE_CHECKING:
@@ -52,8 +57,44 @@ PrivateKey = Ed25519PrivateKey
 KEY_PREFIX = "ed25519:"
 
 
-class KeyFileError(Exception):
+class KeyFileError(EnvironmentFault):
     """A key file that is missing, unreadable, too open, malformed or already there."""
+
+
+class SignatureFault(enum.Enum):
+    """Why a signature does not count."""
+
+    UNSIGNED = "unsigned"  # no signature or no key id
+    UNTRUSTED = "untrusted"  # the key is not in [approval] trusted_keys
+    NOT_HEX = "not hex"
+    WRONG_SIZE = "wrong size"  # not the 64 bytes of an ed25519 signature
+    MISMATCH = "mismatch"  # it does not verify for this message (another proposal, nonce or workspace)
+
+    @property
+    def hint(self) -> str:
+        """What the operator can do about it ("" when there is nothing to add)."""
+        return _HINTS[self]
+
+
+_HINTS = {
+    SignatureFault.UNSIGNED: "give the 128-hex-character ed25519 signature",
+    SignatureFault.UNTRUSTED: "trust it with `evo keygen --trust` (new keys) or add its .pub line to [approval] trusted_keys",
+    SignatureFault.NOT_HEX: "give the 128-hex-character ed25519 signature",
+    SignatureFault.WRONG_SIZE: "give the 128-hex-character ed25519 signature",
+    SignatureFault.MISMATCH: "sign what is pending now with --key FILE (a signature made for another proposal, "
+    "nonce or workspace never counts)",
+}
+
+
+@dataclass(frozen=True)
+class SignatureProblem:
+    """A signature that does not count: the fault, and the line that says it (``str()``)."""
+
+    fault: SignatureFault
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
 
 
 # ---------------------------------------------------------------- names and messages
@@ -109,25 +150,33 @@ def trusted(config: EvoConfig) -> dict[str, bytes]:
     return keys
 
 
-def signature_problem(config: EvoConfig, kid: str, signature: str, message: bytes, what: str) -> str | None:
+def signature_problem(
+    config: EvoConfig, kid: str, signature: str, message: bytes, what: str
+) -> SignatureProblem | None:
     """None when ``signature`` (hex) of ``message`` verifies with the trusted key ``kid``;
-    otherwise why not, in a few words (``what`` names what was signed)."""
+    otherwise why not (``what`` names what was signed)."""
     if not signature or not kid:
-        return f"unsigned {what} (no signature or key id)"
+        return SignatureProblem(SignatureFault.UNSIGNED, f"unsigned {what} (no signature or key id)")
     public = trusted(config).get(kid)
     if public is None:
-        return f"key {kid[:40]} is not trusted (config approval.trusted_keys)"
+        return SignatureProblem(SignatureFault.UNTRUSTED, f"key {kid[:40]} is not trusted (config approval.trusted_keys)")
     try:
         raw = bytes.fromhex(signature)
     except ValueError:
-        return f"the signature of {what} is not hex"
+        return SignatureProblem(SignatureFault.NOT_HEX, f"the signature of {what} is not hex")
     if len(raw) != 64:
-        return f"the signature of {what} is {len(raw)} bytes, an ed25519 signature is 64"
+        return SignatureProblem(
+            SignatureFault.WRONG_SIZE, f"the signature of {what} is {len(raw)} bytes, an ed25519 signature is 64"
+        )
     try:
         Ed25519PublicKey.from_public_bytes(public).verify(raw, message)
     except InvalidSignature:
-        return f"the signature by key {kid} does not verify for {what}"
+        return SignatureProblem(SignatureFault.MISMATCH, f"the signature by key {kid} does not verify for {what}")
     return None
+
+
+def _text(problem: SignatureProblem | None) -> str | None:
+    return None if problem is None else problem.text
 
 
 def autonomy_problem(config: EvoConfig, ledger_id: str, state: State) -> str | None:
@@ -137,10 +186,10 @@ def autonomy_problem(config: EvoConfig, ledger_id: str, state: State) -> str | N
     grant = state.autonomy_grant
     if grant is None or not grant.enabled:
         return "autonomy is off (no signed `evo autonomy on`)"
-    return signature_problem(
+    return _text(signature_problem(
         config, grant.key_id, grant.signature, autonomy_message(ledger_id, True, grant.nonce),
         f"autonomy on at nonce {grant.nonce}",
-    )
+    ))
 
 
 def approval_problem(config: EvoConfig, ledger_id: str, state: State) -> str | None:
@@ -152,10 +201,10 @@ def approval_problem(config: EvoConfig, ledger_id: str, state: State) -> str | N
     if pending.approval_autonomous:
         why = autonomy_problem(config, ledger_id, state)
         return None if why is None else f"autonomous approval without a valid autonomy grant: {why}"
-    return signature_problem(
+    return _text(signature_problem(
         config, pending.approval_key_id, pending.approval_signature,
         approval_message(ledger_id, "approve", pending.hash), f"proposal {pending.hash[:16]}",
-    )
+    ))
 
 
 def event_problem(config: EvoConfig, ledger_id: str, event: ev.Event, before: State) -> str | None:
@@ -177,16 +226,16 @@ def event_problem(config: EvoConfig, ledger_id: str, event: ev.Event, before: St
             pending = before.proposal
             if pending is not None and event.proposal_hash != pending.hash:
                 return f"it names proposal {event.proposal_hash[:16]}, the pending one was {pending.hash[:16]}"
-            return signature_problem(
+            return _text(signature_problem(
                 config, event.key_id, event.signature,
                 approval_message(ledger_id, action, event.proposal_hash), f"{action} of proposal {event.proposal_hash[:16]}",
-            )
+            ))
         case ev.AutonomyChanged():
             setting = "on" if event.enabled else "off"
-            return signature_problem(
+            return _text(signature_problem(
                 config, event.key_id, event.signature, autonomy_message(ledger_id, event.enabled, event.nonce),
                 f"autonomy {setting} at nonce {event.nonce}",
-            )
+            ))
     return None
 
 
@@ -271,6 +320,8 @@ def load_private(path: Path) -> PrivateKey:
 __all__ = [
     "KeyFileError",
     "PrivateKey",
+    "SignatureFault",
+    "SignatureProblem",
     "approval_message",
     "approval_problem",
     "autonomy_message",

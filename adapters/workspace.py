@@ -26,14 +26,16 @@ from typing import TYPE_CHECKING
 import blake3
 import msgspec
 
+from evo_core.errors import EnvironmentFault
+
 if TYPE_CHECKING:
     from evo_core.config import EvoConfig
 
 DEFAULT_HOME = "evo-home"
 
 
-class WorkspaceError(Exception):
-    """The workspace is missing or unusable (exit 1, one line)."""
+class WorkspaceError(EnvironmentFault):
+    """The workspace, or a folder or file in it, is missing or unusable (exit 1, one line)."""
 
 
 class HeartbeatSettings(msgspec.Struct, frozen=True):

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from evo_core.errors import DomainError
+from evo_core.errors import EnvironmentFault
 from evo_core.events import BudgetLimits
 
 HARD_CAP = 8  # the most students one window may ever train at once, whatever the config says
@@ -21,7 +21,7 @@ Strategy = Literal["recent_weighted", "uniform_sample", "high_karma_weighted"]
 STRATEGIES: tuple[Strategy, ...] = ("recent_weighted", "uniform_sample", "high_karma_weighted")
 
 
-class ConfigError(DomainError):
+class ConfigError(EnvironmentFault):
     """The config file is malformed or a value is out of range."""
 
 

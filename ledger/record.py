@@ -35,6 +35,7 @@ from typing import Any
 import msgspec
 from blake3 import blake3
 
+from evo_core.errors import CorruptHistory
 from evo_core.events import AnyEvent, Event, encode_event
 
 GENESIS_PREV = "0" * 64
@@ -44,7 +45,7 @@ _HASH_OPEN = b',"hash":"'
 _HEX = frozenset(b"0123456789abcdef")
 
 
-class CorruptRecord(Exception):
+class CorruptRecord(CorruptHistory):
     """A line that breaks the chain: bad shape, hash, seq, prev, JSON or event."""
 
     def __init__(self, seq: int, reason: str) -> None:

@@ -49,6 +49,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
 
+from evo_core.errors import EnvironmentFault
 from evo_core.events import Event
 from ledger.record import GENESIS_PREV, CorruptRecord, Record, check_line, encode_batch, parse_head, parse_line
 from ledger.headfile import HeadFile, check_head
@@ -65,7 +66,7 @@ A = TypeVar("A")
 _READ_BUFFER = 1 << 20
 
 
-class ConcurrencyError(Exception):
+class ConcurrencyError(EnvironmentFault):
     """The ledger moved since the caller read it: re-read, decide again, retry."""
 
     def __init__(self, expected: int, actual: int) -> None:

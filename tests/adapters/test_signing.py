@@ -115,18 +115,27 @@ def test_signature_problem_names_each_way_a_signature_fails(key: tuple[Path, str
     message = signing.approval_message(LEDGER, "approve", "ab" * 32)
     good = signing.sign(private, message)
     config = _config(line)
+    Fault = signing.SignatureFault
+
+    def problem(config: EvoConfig, kid: str, signature: str, message: bytes, fault: signing.SignatureFault) -> str:
+        found = signing.signature_problem(config, kid, signature, message, "p")
+        assert found is not None and found.fault is fault, found
+        assert str(found) == found.text and "\n" not in found.text and found.fault.hint
+        return found.text
+
     assert signing.signature_problem(config, kid, good, message, "p") is None
-    assert "unsigned" in str(signing.signature_problem(config, "", "", message, "p"))
-    assert "not trusted" in str(signing.signature_problem(_config(), kid, good, message, "p"))
-    assert "not hex" in str(signing.signature_problem(config, kid, "zz" * 64, message, "p"))
-    assert "64" in str(signing.signature_problem(config, kid, good[:-2], message, "p"))
+    assert "unsigned" in problem(config, "", "", message, Fault.UNSIGNED)
+    assert "not trusted" in problem(_config(), kid, good, message, Fault.UNTRUSTED)
+    assert "not hex" in problem(config, kid, "zz" * 64, message, Fault.NOT_HEX)
+    assert "64" in problem(config, kid, good[:-2], message, Fault.WRONG_SIZE)
     other = signing.approval_message(LEDGER, "approve", "cd" * 32)
-    assert "does not verify for p" in str(signing.signature_problem(config, kid, good, other, "p"))
+    assert "does not verify for p" in problem(config, kid, good, other, Fault.MISMATCH)
     forged = ("1" if good[0] != "1" else "2") + good[1:]
-    assert "does not verify" in str(signing.signature_problem(config, kid, forged, message, "p"))
+    assert "does not verify" in problem(config, kid, forged, message, Fault.MISMATCH)
     # a signature for another workspace (ledger id) does not count here
     elsewhere = signing.sign(private, signing.approval_message("0" * 64, "approve", "ab" * 32))
-    assert "does not verify" in str(signing.signature_problem(config, kid, elsewhere, message, "p"))
+    assert "does not verify" in problem(config, kid, elsewhere, message, Fault.MISMATCH)
+    assert "evo keygen --trust" in Fault.UNTRUSTED.hint and "--key FILE" in Fault.MISMATCH.hint
 
 
 def _proposed() -> Driver:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from evo_core.config import HARD_CAP, ConfigError, EvoConfig, parse_config, render_config, validate_config
-from evo_core.errors import DomainError
+from evo_core.errors import EnvironmentFault
 
 
 def test_defaults_equal_the_spec() -> None:
@@ -52,7 +52,7 @@ def one_line_error(text: str) -> str:
         parse_config(text)
     message = str(info.value)
     assert "\n" not in message and message.startswith("config.toml: ")
-    assert isinstance(info.value, DomainError)
+    assert isinstance(info.value, EnvironmentFault)  # the config file is at fault, not a command
     return message
 
 
