@@ -25,7 +25,7 @@ Figures, all measured in this run:
 * **What each generation knows** after two promotions on the defaults (the ``known`` variant):
   per era, facts in the training wordings and in the held-out wording, and law-breaking.
 
-``BENCH_QUICK=1``: 2 seeds, the ablation's ``known`` and ``CE only`` variants.
+``BENCH_LEARNING=ablation`` (or ``robustness``) runs one part. ``BENCH_QUICK=1``: 2 seeds, the ablation's ``known`` and ``CE only`` variants.
 """
 
 from __future__ import annotations
@@ -138,7 +138,8 @@ def _promote(home: Path, env: dict[str, str], key: Path, proposed: dict[str, Any
         _evo(home, env, "run", "--until-idle", check=False)
         _evo(home, env, "heartbeat", "--count", "5")
     _evo(home, env, "run", "--until-idle", check=False)
-    return any(e["type"] == "BurnInPassed" for e in _events(home)[-3:])
+    candidate = proposed["proposal"]["candidate"]
+    return any(e["type"] == "BurnInPassed" and e["generation"] == candidate for e in _events(home))
 
 
 def _robustness(report: Report, root: Path) -> None:
@@ -265,8 +266,11 @@ def _knowledge(report: Report, home: Path) -> None:
 
 def run(report: Report) -> None:
     root = Path(tempfile.mkdtemp(prefix="evo-learning-bench-"))
+    parts = os.environ.get("BENCH_LEARNING", "robustness,ablation").split(",")
     try:
-        _robustness(report, root)
-        _ablation(report, root)
+        if "robustness" in parts:
+            _robustness(report, root)
+        if "ablation" in parts:
+            _ablation(report, root)
     finally:
         shutil.rmtree(root, ignore_errors=True)
