@@ -1,12 +1,15 @@
 """``evolve(state, event) -> state``: the one pure, total fold of the ledger.
 
 Replay is ``functools.reduce(evolve, events, State())``. Every branch builds a new state with
-``msgspec.structs.replace``; nothing is mutated (dicts are copied before they change). evolve
-is total: for an event that ``decide`` could have emitted it returns the next state, and for one
-that cannot apply (it names a candidate, window or generation the history lacks: a record
-written out of band) it raises ``CorruptHistory`` instead of a bare KeyError. Legality by phase
-is ``decide``'s job, and ``evo verify`` checks every replayed event against
-``transitions.ACCEPTS``. Heartbeat comes first: it is almost every record of a long ledger.
+``msgspec.structs.replace``; nothing is mutated (dicts are copied before they change). The next
+phase is never set here: it is looked up in ``transitions.TRANSITIONS`` before the event is
+applied, and the branches that do more when the phase moves (close the evolution, withdraw an
+approval) read it. evolve is total: for an event that ``decide`` could have emitted it returns
+the next state, and for one that cannot apply (it names a candidate, window or generation the
+history lacks: a record written out of band) it raises ``CorruptHistory`` instead of a bare
+KeyError. Legality by phase is ``decide``'s job (an event its phase does not accept leaves the
+phase as it is here), and ``evo verify`` checks every replayed event against the table.
+Heartbeat comes first: it is almost every record of a long ledger, and stays in every phase.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from evo_core.state import (
     State,
     Window,
 )
+from evo_core.transitions import next_phase
 
 
 def _candidate(state: State, cid: str, **changes: object) -> State:
@@ -50,29 +54,32 @@ def _set_head(state: State, generation: str) -> State:
 
 
 def _closed(state: State) -> State:
-    """The evolution in progress is over: back to IDLE, nothing pending."""
-    return replace(state, phase=Phase.IDLE, proposal=None, shadow=None, burn_in=None)
+    """The evolution in progress is over (the table leads back to IDLE): nothing pending."""
+    return replace(state, proposal=None, shadow=None, burn_in=None)
 
 
 def evolve(state: State, event: ev.Event) -> State:
     if type(event) is ev.Heartbeat:  # the hot path: almost every record of a long ledger
         return replace(state, cycle=event.cycle)
     try:
-        return _apply(state, event)
+        phase = next_phase(state, event)
+        after = _apply(state, event, phase)
     except (KeyError, AssertionError, AttributeError, TypeError) as exc:
         raise CorruptHistory(
             f"{ev.event_name(event)} cannot apply to the history before it ({type(exc).__name__}: {exc})"
         ) from None
+    return after if after.phase is phase else replace(after, phase=phase)
 
 
-def _apply(state: State, event: ev.Event) -> State:
+def _apply(state: State, event: ev.Event, phase: Phase) -> State:
+    """``event`` applied to every field but the phase; ``phase`` is the one it leads to."""
     match event:
         case ev.Heartbeat(cycle=cycle):
             return replace(state, cycle=cycle)
 
         case ev.GenerationRegistered(generation=name, gen=gen):
             generations = {**state.generations, name: Generation(name=name, gen=gen, parent=None)}
-            state = replace(state, generations=generations, genesis=name, phase=Phase.IDLE)
+            state = replace(state, generations=generations, genesis=name)
             return _set_head(state, name)
 
         case ev.WindowOpened():
@@ -88,7 +95,6 @@ def _apply(state: State, event: ev.Event) -> State:
             )
             return replace(
                 state,
-                phase=Phase.WINDOW,
                 window=window,
                 windows=event.window,
                 last_window_cycle=max(state.last_window_cycle, event.cycle),
@@ -175,7 +181,6 @@ def _apply(state: State, event: ev.Event) -> State:
             )
             return replace(
                 state,
-                phase=Phase.PROPOSED,
                 window=replace(state.window, outcome="proposed"),
                 proposal=PendingProposal(proposal=proposal, hash=digest),
                 generations={**state.generations, cand.id: generation},
@@ -194,16 +199,16 @@ def _apply(state: State, event: ev.Event) -> State:
                 approval_key_id=event.key_id,
                 approval_autonomous=event.autonomous,
             )
-            return replace(state, phase=Phase.APPROVED, proposal=pending)
+            return replace(state, proposal=pending)
 
-        case ev.ApprovalRefused(action=action, proposal_hash=digest):
-            current = state.proposal
-            if action == "approve" and state.phase is Phase.APPROVED and current and current.hash == digest:
-                withdrawn = replace(
-                    current, approved_by=None, approval_signature="", approval_key_id="", approval_autonomous=False
-                )
-                return replace(state, phase=Phase.PROPOSED, proposal=withdrawn)
-            return state
+        case ev.ApprovalRefused():
+            if phase is state.phase:  # a refusal recorded for auditors
+                return state
+            assert state.proposal is not None  # it refuses the approval pending: withdraw it
+            withdrawn = replace(
+                state.proposal, approved_by=None, approval_signature="", approval_key_id="", approval_autonomous=False
+            )
+            return replace(state, proposal=withdrawn)
 
         case ev.AutonomyChanged(enabled=enabled):
             grant = AutonomyGrant(
@@ -230,7 +235,7 @@ def _apply(state: State, event: ev.Event) -> State:
                 until_cycle=event.until_cycle,
                 traffic_percent=event.traffic_percent,
             )
-            return replace(state, phase=Phase.SHADOW, shadow=shadow)
+            return replace(state, shadow=shadow)
 
         case ev.ShadowCompared(exact=exact, similarity=similarity, logprob=logprob, plausible=plausible):
             assert state.shadow is not None
@@ -249,7 +254,7 @@ def _apply(state: State, event: ev.Event) -> State:
 
         case ev.ShadowCompleted(outcome=outcome, until_cycle=until):
             assert state.shadow is not None
-            if outcome == "failed":
+            if phase is Phase.IDLE:  # failed
                 return _closed(state)
             if outcome == "inconclusive":
                 return replace(state, shadow=replace(state.shadow, until_cycle=until))
@@ -262,7 +267,7 @@ def _apply(state: State, event: ev.Event) -> State:
                 start_cycle=cycle,
                 until_cycle=event.burn_in_until,
             )
-            state = replace(state, phase=Phase.BURN_IN, shadow=None, burn_in=burn_in)
+            state = replace(state, shadow=None, burn_in=burn_in)
             return _set_head(state, name)
 
         case ev.AnswerObserved(error=error, law_violation=violation, latency_ratio=ratio):
@@ -295,9 +300,9 @@ def _apply(state: State, event: ev.Event) -> State:
 
         case ev.RolledBack(to_generation=target):
             state = _set_head(state, target)
-            if state.phase is Phase.WINDOW:
-                return state  # the window goes on; its proposal is checked against HEAD
-            return _closed(state)
+            if phase is Phase.IDLE:
+                return _closed(state)
+            return state  # during a window: the window goes on; its proposal is checked against HEAD
 
     raise TypeError(f"evolve: not an event: {event!r}")  # pragma: no cover - unreachable
 

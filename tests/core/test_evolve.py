@@ -58,7 +58,7 @@ def test_old_records_without_defaulted_fields_still_decode() -> None:
 
 
 def test_event_names_are_unique_and_are_the_ledger_tag() -> None:
-    from tests.core.test_transitions import SAMPLES
+    from tests.core.samples import SAMPLES
 
     assert len(ev.EVENT_TYPES) == len(ev.AnyEvent.__args__)  # type: ignore[attr-defined]
     for name, cls in ev.EVENT_TYPES.items():

@@ -11,11 +11,13 @@ from evo_core import commands as cmd
 from evo_core import events as ev
 from evo_core.config import EvoConfig
 from evo_core.decide import decide
-from evo_core.errors import DomainError
-from evo_core.evolve import fold
+from evo_core.errors import CorruptHistory, DomainError
+from evo_core.evolve import evolve, fold
 from evo_core.gates import evaluate_gates, score
 from evo_core.state import Phase, State
+from evo_core.transitions import ACCEPTS
 from tests.core.helpers import BASELINE, Driver, check_history, check_invariants, drain, snapshot
+from tests.core.samples import fitted, table_says
 from tests.core.strategies import P, PCFG, command
 
 unit = st.floats(min_value=0.0, max_value=1.0, allow_nan=False)
@@ -196,3 +198,24 @@ def test_replay_is_deterministic_and_folds_compose(data: st.DataObject) -> None:
     cut = data.draw(st.integers(0, len(events)), label="cut")
     assert fold(events[cut:], fold(events[:cut])) == state
     assert snapshot(fold(events[cut:], fold(events[:cut]))) == snapshot(state)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_evolve_leads_where_the_transition_table_says(data: st.DataObject) -> None:
+    """Along a random history, and for one of every event the last phase accepts (each outcome
+    of a branch): the phase after ``evolve`` is the one the table names."""
+    _, events = _run(data, 40)
+    state = State()
+    for event in events:
+        after = evolve(state, event)
+        assert after.phase is table_says(state, event), (state.phase, event)
+        state = after
+    for event_type in sorted(ACCEPTS[state.phase], key=lambda t: t.__name__):
+        for event in fitted(state, event_type):
+            try:
+                after = evolve(state, event)
+            except CorruptHistory:  # it names what this state lacks
+                continue
+            note(f"{state.phase} + {event!r}")
+            assert after.phase is table_says(state, event)

@@ -1,7 +1,9 @@
-"""The transition table: data you can print, enforced by ``decide`` on every event it emits."""
+"""The transition table: data you can print, enforced by ``decide`` on every event it emits, and
+the only place ``evolve`` learns where an event leads."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 import pytest
@@ -9,50 +11,22 @@ import pytest
 from evo_core import commands as cmd
 from evo_core import events as ev
 from evo_core.decide import decide
-from evo_core.errors import DomainError, IllegalTransition
-from evo_core.evolve import fold
+from evo_core.errors import CorruptHistory, DomainError, IllegalTransition
+from evo_core.evolve import evolve, fold
 from evo_core.state import Phase, State
-from evo_core.transitions import ACCEPTS, TRANSITIONS, accepts, ensure_accepts, render_mermaid, render_table
+from evo_core.transitions import (
+    ACCEPTS,
+    TRANSITIONS,
+    Branch,
+    accepts,
+    edges,
+    ensure_accepts,
+    next_phase,
+    render_mermaid,
+    render_table,
+)
 from tests.core.helpers import SIGNED, BASELINE, BETTER, CFG, GENESIS, GOOD, Driver, snapshot
-
-_M = ev.Metrics(recall=0.5, generalize=0.5, tone_drift=0.0, law_violations=0)
-_L = CFG.budget.limits()
-SAMPLES: dict[type[ev.Event], ev.Event] = {
-    ev.Heartbeat: ev.Heartbeat(cycle=1),
-    ev.GenerationRegistered: ev.GenerationRegistered(generation="g"),
-    ev.WindowOpened: ev.WindowOpened(window=1, cycle=10, heartbeat_cycle=10, period=10, gen=1, head="g"),
-    ev.WindowSkipped: ev.WindowSkipped(first_cycle=10, last_cycle=10, count=1, heartbeat_cycle=10, reason="r"),
-    ev.CandidateSpawned: ev.CandidateSpawned(window=1, candidate="c", gen=1, branch="a", seed=1, strategy="s",
-                                             parent="g", stabilizer=None, budget=_L),
-    ev.TrainingStarted: ev.TrainingStarted(candidate="c"),
-    ev.TrainingFinished: ev.TrainingFinished(candidate="c", stats=ev.TrainingStats(), budget_used=ev.BudgetUsed()),
-    ev.TrainingFailed: ev.TrainingFailed(candidate="c", reason="r"),
-    ev.BudgetBreached: ev.BudgetBreached(candidate="c", resource="steps", limit=1, used=2, budget_used=ev.BudgetUsed()),
-    ev.BaselineEvaluated: ev.BaselineEvaluated(window=1, generation="g", metrics=_M, score=0.5),
-    ev.GateEvaluated: ev.GateEvaluated(candidate="c", metrics=_M, gates=(), passed=False, score=0.5),
-    ev.CandidatesRanked: ev.CandidatesRanked(window=1, ranking=("c",)),
-    ev.CandidateFrozen: ev.CandidateFrozen(candidate="c", status="PASS", archive="a", archive_hash="h"),
-    ev.Proposed: ev.Proposed(
-        proposal=ev.Proposal(window=1, candidate="c", current_head="g", reason="r", score=1.0, head_score=0.5,
-                             improvement=0.5, metrics=_M, gates=(), model_hash="", manifest_hash=""),
-        proposal_hash="a" * 64),
-    ev.NoPromotion: ev.NoPromotion(window=1, reason="r"),
-    ev.Approved: ev.Approved(proposal_hash="a" * 64, operator="o"),
-    ev.Rejected: ev.Rejected(proposal_hash="a" * 64, operator="o", reason="r"),
-    ev.ApprovalRefused: ev.ApprovalRefused(action="approve", proposal_hash="a" * 64, operator="o", key_id="k",
-                                           reason="r"),
-    ev.AutonomyChanged: ev.AutonomyChanged(enabled=True, operator="o", key_id="k", signature="s", nonce=0),
-    ev.ShadowStarted: ev.ShadowStarted(generation="c", start_cycle=1, until_cycle=2, traffic_percent=10.0),
-    ev.ShadowCompared: ev.ShadowCompared(generation="c", cycle=1, exact=True, similarity=1.0),
-    ev.ShadowCompleted: ev.ShadowCompleted(generation="c", outcome="passed", samples=1, parity=1.0, threshold=0.9),
-    ev.Promoted: ev.Promoted(generation="c", previous_head="g", proposal_hash="a" * 64, cycle=1, burn_in_until=2),
-    ev.AnswerObserved: ev.AnswerObserved(generation="c", cycle=1, error=False, law_violation=False),
-    ev.BurnInExtended: ev.BurnInExtended(generation="c", answers=1, min_answers=2, until_cycle=3),
-    ev.BurnInPassed: ev.BurnInPassed(generation="c"),
-    ev.BurnInFailed: ev.BurnInFailed(generation="c", reason="r"),
-    ev.RolledBack: ev.RolledBack(from_generation="c", to_generation="g", reason="r"),
-    ev.WorkInterrupted: ev.WorkInterrupted(actions=("TrainCandidate:c",), signal="SIGINT"),
-}
+from tests.core.samples import SAMPLES, fitted, table_says
 
 
 def test_samples_cover_every_event_type() -> None:
@@ -80,11 +54,26 @@ def test_ensure_accepts_raises_exactly_outside_the_table(phase: Phase, event_typ
             ensure_accepts(phase, event)
 
 
-def test_transitions_only_name_events_their_source_phase_accepts() -> None:
-    for src, label, dst in TRANSITIONS:
-        names = [part.split(" ")[0] for part in label.split(" + ")]
-        assert ev.EVENT_TYPES[names[0]] in ACCEPTS[src], (src, label)
-        assert src is not dst
+def test_accepts_is_the_table_s_rows() -> None:
+    assert set(TRANSITIONS) == set(Phase)
+    for phase, row in TRANSITIONS.items():
+        assert ACCEPTS[phase] == set(row)
+        for move in row.values():
+            assert isinstance(move, Phase | Branch)
+            if isinstance(move, Branch):
+                assert move.when and move.then is not move.otherwise
+
+
+def test_the_diagram_draws_every_move_that_leaves_a_phase() -> None:
+    drawn = edges()
+    for src, label, dst in drawn:
+        assert ev.EVENT_TYPES[label.split(" ")[0]] in ACCEPTS[src], (src, label)
+    leaving = {(src, event.__name__, move) for src, row in TRANSITIONS.items() for event, move in row.items()
+               if isinstance(move, Phase) and move is not src}
+    assert leaving <= set(drawn)
+    assert (Phase.WINDOW, "RolledBack", Phase.WINDOW) in drawn  # it leaves every other phase
+    assert (Phase.SHADOW, "ShadowCompleted (failed)", Phase.IDLE) in drawn
+    assert (Phase.WINDOW, "Heartbeat", Phase.WINDOW) not in drawn
 
 
 def test_the_table_renders_for_the_docs() -> None:
@@ -93,7 +82,7 @@ def test_the_table_renders_for_the_docs() -> None:
     for phase in Phase:
         assert f"`{phase.value}`" in table
     mermaid = render_mermaid()
-    assert mermaid.startswith("stateDiagram-v2") and mermaid.count("-->") == len(TRANSITIONS) + 1
+    assert mermaid.startswith("stateDiagram-v2") and mermaid.count("-->") == len(edges()) + 1
 
 
 def test_decide_checks_its_events_against_the_table() -> None:
@@ -172,3 +161,58 @@ def test_every_command_in_every_phase_is_legal_by_the_table_or_refused_unchanged
             s = fold([e], s)
         assert snapshot(state) == before
     assert legal >= 1  # at least a heartbeat
+
+
+# ---------------------------------------------------------------- evolve reads the table
+
+
+@functools.cache
+def _lived_states() -> list[State]:
+    """Every state of a life that passes through each phase: promotions, a failed window, an
+    approved proposal rolled back (one state per distinct snapshot)."""
+    d = Driver().genesis()
+    d.promote()
+    d.window(["fail", "breach", "fail"])
+    d.promote([BETTER, "fail", GOOD])
+    d.window([GOOD, BETTER, "fail"])
+    d.approve()
+    d.rollback()
+    state = State()
+    states = {snapshot(state): state}
+    for event in d.events:
+        state = evolve(state, event)
+        states.setdefault(snapshot(state), state)
+    return list(states.values())
+
+
+def test_evolve_leads_every_accepted_event_where_the_table_says() -> None:
+    """For every (phase, event) pair the table accepts, and each outcome of each branch: the phase
+    after ``evolve`` is the table's."""
+    reached: set[tuple[Phase, type[ev.Event], Phase]] = set()
+    for state in _lived_states():
+        for event_type in ACCEPTS[state.phase]:
+            for event in fitted(state, event_type):
+                try:
+                    after = evolve(state, event)
+                except CorruptHistory:
+                    continue  # it names what this state lacks (a shadow to complete, say)
+                assert after.phase is table_says(state, event) is next_phase(state, event), (state.phase, event)
+                reached.add((state.phase, event_type, after.phase))
+    wanted = {(phase, event, to) for phase, row in TRANSITIONS.items() for event, move in row.items()
+              for to in ((move.then, move.otherwise) if isinstance(move, Branch) else (move,))}
+    assert reached == wanted
+
+
+@pytest.mark.parametrize("event_type", list(SAMPLES))
+def test_evolve_stays_total_outside_the_table(event_type: type[ev.Event]) -> None:
+    """An event its phase does not accept (a record written out of band): evolve applies it or
+    raises CorruptHistory, never IllegalTransition, and the phase stays where it was."""
+    for state in _lived_states():
+        if event_type in ACCEPTS[state.phase]:
+            continue
+        for event in fitted(state, event_type):
+            try:
+                after = evolve(state, event)
+            except CorruptHistory:
+                continue
+            assert after.phase is state.phase is next_phase(state, event)
