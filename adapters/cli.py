@@ -216,20 +216,30 @@ def cmd_timeline(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from adapters.perform import Turn, perform, still_due
     from adapters.training.progress import ProgressBoard
-    from adapters.training.window import due, plan_window, train_window
+    from adapters.training.window import train_window
+    from evo_core.errors import NothingPending
+    from evo_core.reactions import SpawnCandidates, TrainCandidate, reactions
+    from evo_core.state import Phase
 
     with open_app(args) as app:
         config = app.ws.load_config()
-        state, window = plan_window(app, config)
-        todo = [c.id for c in due(state)]
+        state = app.state()
+        if state.phase is not Phase.WINDOW or state.window is None:
+            raise NothingPending(f"no evolution window is open (phase {state.phase.value}); heartbeats open one")
+        spawn = SpawnCandidates(window=state.window.number)
+        if still_due(app, spawn):
+            perform(Turn(app=app, config=config), [spawn])
+        todo = [a.candidate for a in reactions(app.state()) if isinstance(a, TrainCandidate)]
         if not todo:
-            out(f"window {window.number}: no candidate is due for training")
+            out(f"window {state.window.number}: no candidate is due for training")
             return 0
         board = None if args.json else ProgressBoard(todo)
         results = train_window(
             app,
             config,
+            todo,
             on_progress=board.update if board else None,
             on_done=board.done if board else None,
         )

@@ -1,13 +1,13 @@
-"""The runner's side of the rollout: one function per reaction of the core (``SelfApprove``,
+"""The runner's side of the rollout: one handler per action of the core (``SelfApprove``,
 ``StartShadow``, ``CompleteShadow``, ``CompleteBurnIn``), plus shadow replay. The operator's
 rollback is one core command (``evo rollback``: ``App.execute(Rollback(...))``).
 
-Each function re-reads the state, does nothing (returns ``[]``) when the phase has moved on or
-the step is not due yet, and otherwise appends its outcome through ``App.execute`` (which then
-repoints the GHEAD links: a cutover and an automatic rollback are each one ledger batch followed
-by the link swap). Calling one twice, or from two runners at once, appends at most once: a
-command that loses the race to another process is refused by ``decide`` and, the state having
-moved, is reported as nothing done.
+Each handler gets its action and does nothing (returns ``[]``) unless the action is still due
+(``action in reactions(state)``: the core is the only judge of that); otherwise it appends its
+outcome through ``App.execute`` (which then repoints the GHEAD links: a cutover and an automatic
+rollback are each one ledger batch followed by the link swap). Calling one twice, or from two
+runners at once, appends at most once: a command that loses the race to another process is
+refused by ``decide`` and, the action no longer being due, is reported as nothing done.
 
 Signatures are checked here, never in the core: ``adapters.signing`` verifies the pending
 approval (or the operator's signed autonomy grant) against the trusted keys of the config.
@@ -19,13 +19,14 @@ is appended, so the runner, which asks again only when the ledger moves, does no
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from evo_core import commands as cmd
 from evo_core import events as ev
 from evo_core.errors import DomainError
-from evo_core.state import Phase, State
+from evo_core.reactions import Action, CompleteBurnIn, CompleteShadow, SelfApprove, StartShadow, reactions
+from evo_core.state import Phase
 
 if TYPE_CHECKING:
     from adapters.app import App
@@ -38,14 +39,21 @@ log = logging.getLogger(__name__)
 SCHEDULER = "evo-scheduler"  # the operator name of an autonomous approval
 
 
-def _execute(app: App, command: cmd.Command, still_due: Callable[[State], bool]) -> list[ev.Event]:
-    """Append ``command``'s events; ``[]`` if ``decide`` refused because the state moved on."""
+def _due(app: App, action: Action) -> bool:
+    return action in reactions(app.state())
+
+
+def _execute(app: App, command: cmd.Command, action: Action) -> list[ev.Event]:
+    """Append ``command``'s events; ``[]`` if ``decide`` refused because the action is no longer
+    due (another process performed it first)."""
     try:
-        return app.execute(command).events
+        events = app.execute(command).events
     except DomainError:
-        if still_due(app.state()):
+        if _due(app, action):
             raise
         return []
+    _describe(events)
+    return events
 
 
 def _describe(events: list[ev.Event]) -> None:
@@ -55,12 +63,12 @@ def _describe(events: list[ev.Event]) -> None:
         log.info("evo: %s", describe(event))
 
 
-def self_approve(app: App, config: EvoConfig) -> list[ev.Event]:
+def self_approve(app: App, config: EvoConfig, action: SelfApprove) -> list[ev.Event]:
     """Approve the pending proposal for the scheduler, under the operator's verified autonomy grant."""
-    state = app.state()
-    if state.phase is not Phase.PROPOSED or state.proposal is None or not state.autonomy:
+    if not _due(app, action):
         return []
-    digest = state.proposal.hash
+    state = app.state()
+    digest = action.proposal_hash
     problem: str | None
     if not config.approval.autonomous:
         problem = "approval.autonomous is off in config.toml"
@@ -72,28 +80,20 @@ def self_approve(app: App, config: EvoConfig) -> list[ev.Event]:
         log.warning("evo: not approving %s autonomously: %s; the operator must approve or reject it",
                     digest[:16], problem)
         return []
-    events = _execute(
-        app,
-        cmd.Approve(operator=SCHEDULER, proposal_hash=digest, autonomous=True),
-        lambda s: s.phase is Phase.PROPOSED and s.proposal is not None and s.proposal.hash == digest,
-    )
-    _describe(events)
-    return events
+    return _execute(app, cmd.Approve(operator=SCHEDULER, proposal_hash=digest, autonomous=True), action)
 
 
-def start_shadow(app: App, config: EvoConfig) -> list[ev.Event]:
+def start_shadow(app: App, config: EvoConfig, action: StartShadow) -> list[ev.Event]:
     """Verify the approval, then start the shadow phase; an approval that does not verify is
     withdrawn (``ApprovalRefused``, phase back to PROPOSED)."""
+    if not _due(app, action):
+        return []
     state = app.state()
     pending = state.proposal
-    if state.phase is not Phase.APPROVED or pending is None:
-        return []
+    assert pending is not None  # StartShadow is due only with an approved proposal
     from adapters import signing
 
     problem = signing.approval_problem(config, signing.ledger_id(app), state)
-
-    def due(s: State) -> bool:
-        return s.phase is Phase.APPROVED and s.proposal is not None and s.proposal.hash == pending.hash
 
     if problem is not None:
         log.warning("evo: the approval of %s does not verify: %s", pending.hash[:16], problem)
@@ -106,9 +106,7 @@ def start_shadow(app: App, config: EvoConfig) -> list[ev.Event]:
         )
     else:
         command = cmd.StartShadow(config=config)
-    events = _execute(app, command, due)
-    _describe(events)
-    return events
+    return _execute(app, command, action)
 
 
 def replay_shadow(
@@ -152,41 +150,21 @@ def replay_shadow(
     return report
 
 
-def complete_shadow(app: App, config: EvoConfig) -> list[ev.Event]:
+def complete_shadow(app: App, config: EvoConfig, action: CompleteShadow) -> list[ev.Event]:
     """Judge the shadow once its cycles are over: passed -> ShadowCompleted + Promoted in one
     batch and the links repointed; failed -> back to IDLE; inconclusive -> it runs on."""
-    state = app.state()
-    shadow = state.shadow
-    if state.phase is not Phase.SHADOW or shadow is None or state.cycle < shadow.until_cycle:
+    if not _due(app, action):
         return []
-    generation, until = shadow.generation, shadow.until_cycle
-    events = _execute(
-        app,
-        cmd.CompleteShadow(config=config),
-        lambda s: s.phase is Phase.SHADOW and s.shadow is not None
-        and s.shadow.generation == generation and s.shadow.until_cycle == until,
-    )
-    _describe(events)
-    return events
+    return _execute(app, cmd.CompleteShadow(config=config), action)
 
 
-def complete_burn_in(app: App, config: EvoConfig) -> list[ev.Event]:
+def complete_burn_in(app: App, config: EvoConfig, action: CompleteBurnIn) -> list[ev.Event]:
     """Judge the burn-in once its cycles are over: passed ("GEN_HEAD advanced"), failed (with
     the automatic rollback in the same batch, the links swapped back), or extended (too few
     answers)."""
-    state = app.state()
-    burn = state.burn_in
-    if state.phase is not Phase.BURN_IN or burn is None or state.cycle < burn.until_cycle:
+    if not _due(app, action):
         return []
-    generation, until = burn.generation, burn.until_cycle
-    events = _execute(
-        app,
-        cmd.CompleteBurnIn(config=config),
-        lambda s: s.phase is Phase.BURN_IN and s.burn_in is not None
-        and s.burn_in.generation == generation and s.burn_in.until_cycle == until,
-    )
-    _describe(events)
-    return events
+    return _execute(app, cmd.CompleteBurnIn(config=config), action)
 
 
 __all__ = [

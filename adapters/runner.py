@@ -3,13 +3,12 @@
 Theory of operation
 -------------------
 One loop: fold the ledger (``App.state()``: the event store folds only the records appended
-since its last look), ask ``reactions(state)`` what is due, perform it through the adapters,
-which append each outcome as they go, and ask again. Actions are performed in groups, one
-group per turn: the window's training (``SpawnCandidates``/``TrainCandidate``: the process
-pool, per-candidate progress bars), then its evaluation (``Evaluate*``, ``Rank``, ``Freeze``,
-``Conclude``: probes, gates, archive, proposal), then the rollout actions one at a time
-(``adapters.rollout``). During a shadow phase with ``shadow.replay`` on, the runner also
-replays trivial queries through the router once per process (``ReplayShadow``, idempotent).
+since its last look), ask ``reactions(state)`` what is due, perform one group through the
+table from action type to handler (``adapters.perform``: all the due training at once in the
+process pool, with per-candidate progress bars, else one action: an evaluation, a freeze, a
+rollout step), whose handler appends the outcome, and ask again. During a shadow phase with
+``shadow.replay`` on, the runner also replays trivial queries through the router once per
+process (``ReplayShadow``, its own action, idempotent).
 
 Nothing due (or a group that appended nothing): with ``until_idle`` it returns; otherwise it
 sleeps until the ledger changes (``LedgerWatch``: inotify on the ledger's folder, a 0.5 s
@@ -44,7 +43,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -56,21 +55,8 @@ from adapters.ledger_watch import LedgerWatch
 from evo_core import commands as cmd
 from evo_core import events as ev
 from evo_core.errors import EvoError
-from evo_core.reactions import (
-    Action,
-    CompleteBurnIn,
-    CompleteShadow,
-    ConcludeWindow,
-    EvaluateBaseline,
-    EvaluateCandidate,
-    FreezeCandidate,
-    RankCandidates,
-    SelfApprove,
-    SpawnCandidates,
-    StartShadow,
-    TrainCandidate,
-    reactions,
-)
+from adapters.perform import HANDLERS, Handler, Turn, group, perform
+from evo_core.reactions import Action, reactions
 from evo_core.state import Phase, State
 from ledger.record import GENESIS_PREV
 from ledger.tail import Checkpoint
@@ -78,8 +64,6 @@ from ledger.tail import Checkpoint
 if TYPE_CHECKING:
     from evo_core.config import EvoConfig
 
-TRAINING = (SpawnCandidates, TrainCandidate)
-EVALUATION = (EvaluateBaseline, EvaluateCandidate, RankCandidates, FreezeCandidate, ConcludeWindow)
 EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}
 
 
@@ -159,6 +143,7 @@ class Runner:
         progress: bool = True,
         worker: Callable[[bytes, Any], None] | None = None,
         use_inotify: bool = True,
+        handlers: Mapping[type[Action], Handler] | None = None,
     ):
         self.home = Path(home)
         self.app = App(self.home)
@@ -166,6 +151,8 @@ class Runner:
         self.progress = progress
         self.worker = worker or train_worker
         self.use_inotify = use_inotify
+        # the core's actions through adapters.perform's table, and the runner's own shadow replay
+        self.handlers: dict[type[Action], Handler] = {**HANDLERS, ReplayShadow: self._replay, **(handlers or {})}
         self.watch: LedgerWatch | None = None
         self._current: tuple[str, ...] = ()  # the actions in progress
         self._signal = ""
@@ -226,7 +213,7 @@ class Runner:
             due = self.due(state)
             if due and loaded.checkpoint != tried:
                 try:
-                    self._perform(self.group(due), state)
+                    self._perform(group(due))
                 except EvoError as exc:
                     if until_idle:
                         raise  # `evo run --until-idle`: one line, exit 1
@@ -274,73 +261,24 @@ class Runner:
             self._config = (key, self.app.ws.load_config())
         return self._config[1]
 
-    @staticmethod
-    def group(due: Sequence[Action]) -> list[Action]:
-        """What one turn performs: all the training, else all the evaluation, else one action."""
-        for kinds in (TRAINING, EVALUATION):
-            chosen: list[Action] = [a for a in due if isinstance(a, kinds)]
-            if chosen:
-                return chosen
-        return [due[0]]
-
-    def _perform(self, group: list[Action], state: State) -> None:
-        self._current = tuple(action_name(a) for a in group)
+    def _perform(self, actions: list[Action]) -> None:
+        self._current = tuple(action_name(a) for a in actions)
         self._performed.extend(self._current)
-        config = self.config()
-        first = group[0]
-        from adapters import rollout  # the shadow/cutover/burn-in steps (light: no torch, no llama)
-
-        if isinstance(first, TRAINING):
-            self._train(config)
-        elif isinstance(first, EVALUATION):
-            from adapters.evaluation.window import evaluate_window
-
-            evaluate_window(self.app, config, say=lambda _line: self._follow())
-        elif isinstance(first, SelfApprove):
-            rollout.self_approve(self.app, config)
-        elif isinstance(first, StartShadow):
-            rollout.start_shadow(self.app, config)
-        elif isinstance(first, ReplayShadow):
-            self._replayed[first.generation] = state.shadow.samples if state.shadow is not None else 0
-            from adapters.serving.router import Router
-
-            with Router(self.home, app=self.app) as router:
-                rollout.replay_shadow(self.app, config, router)
-        elif isinstance(first, CompleteShadow):
-            rollout.complete_shadow(self.app, config)
-        elif isinstance(first, CompleteBurnIn):
-            rollout.complete_burn_in(self.app, config)
-        else:  # pragma: no cover - a new action the runner does not know yet
-            raise NotImplementedError(f"the runner cannot perform {type(first).__name__}")
+        turn = Turn(app=self.app, config=self.config(), progress=self.progress, worker=self.worker, follow=self._follow)
+        perform(turn, actions, self.handlers)
         self._current = ()
         self._follow()
 
-    def _train(self, config: EvoConfig) -> None:
-        from adapters.training.progress import ProgressBoard
-        from adapters.training.window import due, plan_window, train_window
+    def _replay(self, turn: Turn, actions: Sequence[Action]) -> None:
+        """``ReplayShadow``: once per process while samples are missing (``due``)."""
+        from adapters import rollout
+        from adapters.serving.router import Router
 
-        state, _window = plan_window(self.app, config)  # spawns the candidates if needed
-        self._follow()
-        todo = [c.id for c in due(state)]
-        self._current = tuple(f"TrainCandidate:{c}" for c in todo)
-        self._performed.extend(n for n in self._current if n not in self._performed)
-        board = ProgressBoard(todo) if self.progress and todo else None
-
-        started: list[str] = []
-
-        def progress(candidate: str, p: dict[str, Any]) -> None:
-            if not started:  # the TrainingStarted records are in: tell them before the bars
-                started.append(candidate)
-                self._follow()
-            if board is not None:
-                board.update(candidate, p)
-
-        def done(result: Any) -> None:
-            if board is not None:
-                board.done(result)
-            self._follow()
-
-        train_window(self.app, config, on_progress=progress, on_done=done, target=self.worker)
+        action, state = actions[0], turn.app.state()
+        assert isinstance(action, ReplayShadow)
+        self._replayed[action.generation] = state.shadow.samples if state.shadow is not None else 0
+        with Router(self.home, app=turn.app) as router:
+            rollout.replay_shadow(turn.app, turn.config, router)
 
     # ------------------------------------------------------------------ telling
 

@@ -32,6 +32,10 @@ from evo_core import commands as cmd
 from evo_core import events as ev
 from evo_core.errors import DomainError, InvalidInput, NothingPending, RollbackError, StaleProposal
 from evo_core.guards import Events, finite
+from evo_core.reactions import Action, reactions
+from evo_core.reactions import CompleteBurnIn as CompleteBurnInDue
+from evo_core.reactions import CompleteShadow as CompleteShadowDue
+from evo_core.reactions import StartShadow as StartShadowDue
 from evo_core.state import Phase, State
 
 
@@ -162,9 +166,16 @@ def rollback(state: State, c: cmd.Rollback) -> Events:
 # ---------------------------------------------------------------- shadow, cutover, burn-in
 
 
+def _ensure_due(state: State, kind: type[Action], why: str) -> None:
+    """A command that performs one of the core's reactions is legal exactly when that reaction
+    is due: ``reactions`` is the one place that says when."""
+    if not any(isinstance(a, kind) for a in reactions(state)):
+        raise NothingPending(why)
+
+
 def start_shadow(state: State, c: cmd.StartShadow) -> Events:
-    if state.phase is not Phase.APPROVED or state.proposal is None:
-        raise NothingPending(f"no approved proposal to shadow (phase {state.phase.value})")
+    _ensure_due(state, StartShadowDue, f"no approved proposal to shadow (phase {state.phase.value})")
+    assert state.proposal is not None
     s = c.config.shadow
     return [
         ev.ShadowStarted(
@@ -244,8 +255,7 @@ def complete_shadow(state: State, c: cmd.CompleteShadow) -> Events:
     shadow, pending = state.shadow, state.proposal
     if state.phase is not Phase.SHADOW or shadow is None or pending is None:
         raise NothingPending(f"no shadow phase is running (phase {state.phase.value})")
-    if state.cycle < shadow.until_cycle:
-        raise DomainError(f"the shadow runs until cycle {shadow.until_cycle} (now {state.cycle})")
+    _ensure_due(state, CompleteShadowDue, f"the shadow runs until cycle {shadow.until_cycle} (now {state.cycle})")
     s = c.config.shadow
     parity = shadow.parity or 0.0
     common: dict[str, Any] = dict(
@@ -317,8 +327,7 @@ def complete_burn_in(state: State, c: cmd.CompleteBurnIn) -> Events:
     burn = state.burn_in
     if state.phase is not Phase.BURN_IN or burn is None:
         raise NothingPending(f"no burn-in is running (phase {state.phase.value})")
-    if state.cycle < burn.until_cycle:
-        raise DomainError(f"the burn-in runs until cycle {burn.until_cycle} (now {state.cycle})")
+    _ensure_due(state, CompleteBurnInDue, f"the burn-in runs until cycle {burn.until_cycle} (now {state.cycle})")
     b = c.config.burn_in
     if burn.answers < b.min_answers:
         return [

@@ -1,17 +1,19 @@
-"""Evaluate, rank, freeze and conclude the open window (spec steps 4 EVAL to 7 PROPOSE).
+"""Evaluate, rank, freeze and conclude the open window (spec steps 4 EVAL to 7 PROPOSE): one
+handler per action of the core's ``reactions``, each performing the action it is given (the ids
+it needs are in it) and appending its outcome, ledger first, so a crash leaves exactly what the
+ledger says and the next turn does the rest:
 
-It follows the core's ``reactions`` and performs each due action through an adapter, ledger
-first, one action at a time, so a crash leaves exactly what the ledger says and the next run
-does the rest:
-
-- EvaluateBaseline: HEAD's own metrics on this window's probes (against itself: tone drift 0);
-- EvaluateCandidate: a trained candidate's metrics (tone drift against HEAD); the core's pure
+- ``evaluate_baseline``: HEAD's own metrics on this window's probes (against itself: tone drift 0);
+- ``evaluate_candidate``: a trained candidate's metrics (tone drift against HEAD); the core's pure
   gates decide, the adapter only measures;
-- RankCandidates, then FreezeCandidate for every candidate, pass or fail (the archive folder and
+- ``rank``, then ``freeze_candidate`` for every candidate, pass or fail (the archive folder and
   its hash go into ``CandidateFrozen``);
-- ConcludeWindow: the core drafts the proposal (best passing candidate that beats HEAD), the
-  shell hashes it (blake3 of its canonical JSON) and appends ``Proposed``, or ``NoPromotion`` with
-  the reason.
+- ``conclude``: the core drafts the proposal (best passing candidate that beats HEAD), the shell
+  hashes it (blake3 of its canonical JSON) and appends ``Proposed``, or ``NoPromotion`` with the
+  reason.
+
+The runner performs these through ``adapters.perform``'s table; ``evo evaluate`` performs the
+due evaluation actions one after the other (``evaluate_window``).
 
 Probes: a window's probe set is fixed once, in ``data/probes/window-<n>.json``, from the
 operator's ``data/probes.json`` or, in a demo workspace, built from the demo world for the
@@ -32,6 +34,9 @@ from adapters.serving.generations import ServingError, gguf_path
 from adapters.training.window import work_dir
 from adapters.workspace import WorkspaceError, write_atomic
 from evo_core import commands as cmd
+from evo_core.config import EvoConfig
+from evo_core.errors import NothingPending
+from evo_core.events import GenerationRegistered, Metrics
 from evo_core.reactions import (
     ConcludeWindow,
     EvaluateBaseline,
@@ -40,12 +45,8 @@ from evo_core.reactions import (
     RankCandidates,
     reactions,
 )
-from evo_core.config import EvoConfig
-from evo_core.errors import NothingPending
-from evo_core.events import GenerationRegistered, Metrics
 from evo_core.state import Phase, State, Window
 from evo_core.window import draft_proposal
-from projections.summary import describe
 
 EVALUATION_ACTIONS = (EvaluateBaseline, EvaluateCandidate, RankCandidates, FreezeCandidate, ConcludeWindow)
 
@@ -94,78 +95,77 @@ def _history(state: State) -> list[tuple[str, Metrics]]:
     return out
 
 
-def _ready(state: State) -> None:
-    """Evaluation starts once training is over: nothing but evaluation actions may be due."""
-    others = [a for a in reactions(state) if not isinstance(a, EVALUATION_ACTIONS)]
-    if others:
-        assert state.window is not None
-        names = ", ".join(sorted({type(a).__name__ for a in others}))
-        raise NothingPending(f"window {state.window.number} is not ready to evaluate: due first: {names} (evo train)")
-
-
-def _evaluate_window(
-    app: App, config: EvoConfig, *, say: Callable[[str], None] = lambda _: None
-) -> State:
-    """Do every evaluation-phase action that is due; returns the state after the last one."""
-    from adapters.freeze import freeze
-    from adapters.freeze.archive import reclaim
-
+def _open_window(app: App) -> tuple[State, Window]:
     state = app.state()
     if state.phase is not Phase.WINDOW or state.window is None:
         raise NothingPending(f"no evolution window is open (phase {state.phase.value})")
-    window = state.window
-    _ready(state)
-    probes, probes_path = window_probes(app, window)
-    head_gguf = _gguf(app, window.head)
-    while True:
-        due = [a for a in reactions(state) if isinstance(a, EVALUATION_ACTIONS)]
-        if not due:
-            return state
-        action = due[0]
-        command: cmd.Command
-        if isinstance(action, EvaluateBaseline):
-            metrics = evaluate(head_gguf, probes, reference_gguf=head_gguf)
-            command = cmd.RecordBaseline(metrics=metrics, config=config)
-        elif isinstance(action, EvaluateCandidate):
-            metrics = evaluate(_gguf(app, action.candidate), probes, reference_gguf=head_gguf)
-            command = cmd.RecordEvaluation(candidate=action.candidate, metrics=metrics, config=config)
-        elif isinstance(action, RankCandidates):
-            command = cmd.Rank()
-        elif isinstance(action, FreezeCandidate):
-            frozen = reclaim(app.ws, action.candidate)  # a freeze that died before its record
-            if frozen is None:
-                work = work_dir(app.ws, action.candidate)
-                work.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(probes_path, work / "probes.json")
-                frozen = freeze(
-                    app.ws,
-                    state.candidates[action.candidate],
-                    window=state.window,
-                    head_metrics=window.baseline,
-                    work_dir=work,
-                    history=_history(state),
-                )
-            command = cmd.Freeze(
-                candidate=action.candidate,
-                archive=frozen.archive,
-                archive_hash=frozen.archive_hash,
-                model_hash=frozen.model_hash,
-                manifest_hash=frozen.manifest_hash,
-            )
-        else:
-            proposal, _reason = draft_proposal(state)
-            command = cmd.Propose(proposal=proposal, proposal_hash=proposal_hash(proposal) if proposal else "")
-        outcome = app.execute(command)
-        state = outcome.state
-        window = state.window or window
-        for event in outcome.events:
-            say(describe(event))
+    return state, state.window
 
 
-def evaluate_window(
-    app: App, config: EvoConfig, *, say: Callable[[str], None] = lambda _: None
-) -> State:
-    """Do every evaluation-phase action that is due; returns the state after the last one. The
-    projection files are rebuilt once, at the end."""
-    with app.deferred():
-        return _evaluate_window(app, config, say=say)
+def evaluate_baseline(app: App, config: EvoConfig, action: EvaluateBaseline) -> None:
+    _state, window = _open_window(app)
+    probes, _path = window_probes(app, window)
+    head = _gguf(app, action.generation)
+    app.execute(cmd.RecordBaseline(metrics=evaluate(head, probes, reference_gguf=head), config=config))
+
+
+def evaluate_candidate(app: App, config: EvoConfig, action: EvaluateCandidate) -> None:
+    _state, window = _open_window(app)
+    probes, _path = window_probes(app, window)
+    metrics = evaluate(_gguf(app, action.candidate), probes, reference_gguf=_gguf(app, window.head))
+    app.execute(cmd.RecordEvaluation(candidate=action.candidate, metrics=metrics, config=config))
+
+
+def rank(app: App, config: EvoConfig, action: RankCandidates) -> None:
+    app.execute(cmd.Rank())
+
+
+def freeze_candidate(app: App, config: EvoConfig, action: FreezeCandidate) -> None:
+    """Archive the candidate (or re-use the archive of a freeze that died before its record)."""
+    from adapters.freeze import freeze
+    from adapters.freeze.archive import reclaim
+
+    state, window = _open_window(app)
+    frozen = reclaim(app.ws, action.candidate)
+    if frozen is None:
+        _probes, probes_path = window_probes(app, window)
+        work = work_dir(app.ws, action.candidate)
+        work.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(probes_path, work / "probes.json")
+        frozen = freeze(
+            app.ws,
+            state.candidates[action.candidate],
+            window=window,
+            head_metrics=window.baseline,
+            work_dir=work,
+            history=_history(state),
+        )
+    app.execute(
+        cmd.Freeze(
+            candidate=action.candidate,
+            archive=frozen.archive,
+            archive_hash=frozen.archive_hash,
+            model_hash=frozen.model_hash,
+            manifest_hash=frozen.manifest_hash,
+        )
+    )
+
+
+def conclude(app: App, config: EvoConfig, action: ConcludeWindow) -> None:
+    proposal, _reason = draft_proposal(app.state())
+    app.execute(cmd.Propose(proposal=proposal, proposal_hash=proposal_hash(proposal) if proposal else ""))
+
+
+def evaluate_window(app: App, config: EvoConfig, *, say: Callable[[str], None] = lambda _: None) -> State:
+    """``evo evaluate``: perform every due evaluation action, in the order the core gives them,
+    once the training is over; ``say`` gets one line per record. The projection files are
+    rebuilt once, at the end. Returns the state after the last action."""
+    from adapters.perform import Turn, perform_due
+
+    state, window = _open_window(app)
+    others = [a for a in reactions(state) if not isinstance(a, EVALUATION_ACTIONS)]
+    if others:
+        names = ", ".join(sorted({type(a).__name__ for a in others}))
+        raise NothingPending(f"window {window.number} is not ready to evaluate: due first: {names} (evo train)")
+    window_probes(app, window)  # fixed before the first measurement
+    return perform_due(Turn(app=app, config=config, say=say), EVALUATION_ACTIONS)

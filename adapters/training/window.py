@@ -1,7 +1,8 @@
 """Train the open window's candidates (spec steps 2 SPAWN and 3 DISTILL), ledger first.
 
-1. If the window has no candidates yet, ``SpawnCandidates`` plans them (seeds 424242 + i,
-   strategies in config order) and the plan is appended.
+1. The window's candidates are planned first (the core's ``SpawnCandidates``: seeds
+   ``seed_base`` + i, strategies in config order); ``train_window`` trains the ones it is given
+   (the due ``TrainCandidate`` actions).
 2. Data: the window's new conversations are those of cycles (since_cycle, cycle]; each branch
    samples ``new_per_branch`` of them with its strategy and seed; every branch adds the same
    replay buffer (samples of what HEAD, its parent and grandparent trained on). The new data's
@@ -32,6 +33,7 @@ from adapters.workspace import Workspace
 from evo_core import commands as cmd
 from evo_core.config import EvoConfig
 from evo_core.errors import NothingPending
+from evo_core.reactions import TrainCandidate, reactions
 from evo_core.state import Candidate, CandidateStatus, Phase, State, Window
 
 REPLAY_GENERATIONS = 3  # HEAD, its parent and its grandparent (spec: the last 3 generations)
@@ -72,22 +74,6 @@ def _device(config: EvoConfig) -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def plan_window(app: App, config: EvoConfig) -> tuple[State, Window]:
-    state = app.state()
-    if state.phase is not Phase.WINDOW or state.window is None:
-        raise NothingPending(f"no evolution window is open (phase {state.phase.value}); heartbeats open one")
-    if not state.window.candidates:
-        state = app.execute(cmd.SpawnCandidates(config=config)).state
-    assert state.window is not None
-    return state, state.window
-
-
-def due(state: State) -> list[Candidate]:
-    return [
-        c for c in state.window_candidates() if c.status in (CandidateStatus.SPAWNED, CandidateStatus.TRAINING)
-    ]
 
 
 def example_teachers(
@@ -214,13 +200,17 @@ def record(app: App, result: TrainResult) -> None:
 def _train_window(
     app: App,
     config: EvoConfig,
+    candidates: list[str],
     *,
     on_progress: Progress | None = None,
     on_done: Done | None = None,
     target: Callable[..., Any] | None = None,
 ) -> dict[str, TrainResult]:
-    state, window = plan_window(app, config)
-    todo = due(state)
+    state = app.state()
+    window = state.window
+    if state.phase is not Phase.WINDOW or window is None:
+        raise NothingPending(f"no evolution window is open (phase {state.phase.value}); heartbeats open one")
+    todo = [state.candidates[c] for c in candidates if TrainCandidate(candidate=c) in reactions(state)]
     if not todo:
         return {}
     specs = build_specs(app, config, state, window, todo)
@@ -251,11 +241,13 @@ def _train_window(
 def train_window(
     app: App,
     config: EvoConfig,
+    candidates: list[str],
     *,
     on_progress: Progress | None = None,
     on_done: Done | None = None,
     target: Callable[..., Any] | None = None,
 ) -> dict[str, TrainResult]:
-    """Train the open window's due candidates; the projection files are rebuilt once, at the end."""
+    """Train these candidates of the open window at once (those the core still says are due:
+    ``TrainCandidate``); the projection files are rebuilt once, at the end."""
     with app.deferred():
-        return _train_window(app, config, on_progress=on_progress, on_done=on_done, target=target)
+        return _train_window(app, config, candidates, on_progress=on_progress, on_done=on_done, target=target)

@@ -19,6 +19,7 @@ from adapters.serving.router import Router
 from evo_core import commands as cmd
 from evo_core import events as ev
 from evo_core.config import ApprovalConfig, BurnInConfig, EvoConfig, ShadowConfig, render_config
+from evo_core.reactions import CompleteBurnIn, CompleteShadow, SelfApprove, StartShadow
 from evo_core.state import Phase
 from tests.cli.conftest import LedgerDriver
 from tests.core.helpers import BETTER, CFG, GOOD
@@ -110,11 +111,24 @@ class Env:
         """A window with fake metrics; the proposed candidate serves a copy of the genesis."""
         self.driver.window([GOOD, BETTER, "fail"])
         assert self.driver.state.proposal is not None
-        candidate = self.driver.state.proposal.proposal.candidate
+        candidate = self.candidate = self.driver.state.proposal.proposal.candidate
+        self.proposal_hash = self.driver.state.proposal.hash
         folder = self.home / "models/archive" / candidate
         folder.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(self.home / "models/archive" / GENESIS / "model.gguf", folder / "model.gguf")
         return candidate
+
+    def step(self, name: str, config: EvoConfig = CONFIG) -> list[ev.Event]:
+        """The rollout handler ``name`` given its action for the proposed candidate, due or not
+        (a handler does nothing unless the core says its action is due)."""
+        action = {
+            "self_approve": SelfApprove(proposal_hash=self.proposal_hash),
+            "start_shadow": StartShadow(generation=self.candidate),
+            "complete_shadow": CompleteShadow(generation=self.candidate),
+            "complete_burn_in": CompleteBurnIn(generation=self.candidate),
+        }[name]
+        events: list[ev.Event] = getattr(rollout, name)(self.app, config, action)
+        return events
 
     def ledger(self) -> bytes:
         return (self.home / "ledger.jsonl").read_bytes()
@@ -145,13 +159,13 @@ def _types(events: list[ev.Event]) -> list[str]:
 
 def test_a_verified_approval_starts_the_shadow_once(env: Env, signing: Signing) -> None:
     candidate = env.propose()
-    assert rollout.start_shadow(env.app, CONFIG) == []  # nothing approved yet: nothing to do
+    assert env.step("start_shadow", CONFIG) == []  # nothing approved yet: nothing to do
     env.driver.approve()
-    events = rollout.start_shadow(env.app, CONFIG)
+    events = env.step("start_shadow", CONFIG)
     assert _types(events) == ["ShadowStarted"] and events[0].generation == candidate  # type: ignore[attr-defined]
     assert signing.asked == ["approval:ledger-under-test"]
     before = env.ledger()
-    assert rollout.start_shadow(env.app, CONFIG) == [] and env.ledger() == before  # idempotent
+    assert env.step("start_shadow", CONFIG) == [] and env.ledger() == before  # idempotent
     assert env.refresh().phase is Phase.SHADOW
 
 
@@ -161,7 +175,7 @@ def test_an_approval_that_does_not_verify_is_withdrawn(env: Env, signing: Signin
     pending = env.driver.state.proposal
     assert pending is not None
     signing.approval = "signature does not verify with any trusted key"
-    events = rollout.start_shadow(env.app, CONFIG)
+    events = env.step("start_shadow", CONFIG)
     assert _types(events) == ["ApprovalRefused"]
     refused = events[0]
     assert isinstance(refused, ev.ApprovalRefused)
@@ -169,7 +183,7 @@ def test_an_approval_that_does_not_verify_is_withdrawn(env: Env, signing: Signin
         "approve", "op", "k", pending.hash, signing.approval)
     state = env.refresh()
     assert state.phase is Phase.PROPOSED and state.proposal is not None and state.proposal.approved_by is None
-    assert rollout.start_shadow(env.app, CONFIG) == []  # back to PROPOSED: the operator must act
+    assert env.step("start_shadow", CONFIG) == []  # back to PROPOSED: the operator must act
 
 
 @pytest.mark.parametrize("trusted_signer", [True, False])
@@ -187,7 +201,7 @@ def test_with_real_signatures(env: Env, tmp_path: Path, trusted_signer: bool) ->
     message = signing.approval_message(signing.ledger_id(env.app), "approve", pending.hash)
     env.driver.do(cmd.Approve(operator=signer, signature=signing.sign(private, message),
                               key_id=kid if trusted_signer else other_kid))
-    events = rollout.start_shadow(env.app, config)
+    events = env.step("start_shadow", config)
     if trusted_signer:
         assert _types(events) == ["ShadowStarted"]
     else:
@@ -197,20 +211,20 @@ def test_with_real_signatures(env: Env, tmp_path: Path, trusted_signer: bool) ->
 
 def test_self_approval_needs_a_verified_grant_and_the_config(env: Env, signing: Signing) -> None:
     env.propose()
-    assert rollout.self_approve(env.app, CONFIG) == []  # no autonomy grant in the ledger
+    assert env.step("self_approve", CONFIG) == []  # no autonomy grant in the ledger
     env.driver.do(cmd.ChangeAutonomy(enabled=True, operator="op", key_id="k", signature="sig", nonce=0))
     before = env.ledger()
     off = CONFIG.model_copy(update={"approval": ApprovalConfig(autonomous=False)})
-    assert rollout.self_approve(env.app, off) == [] and env.ledger() == before
+    assert env.step("self_approve", off) == [] and env.ledger() == before
     signing.autonomy = "the autonomy grant's signature does not verify"
-    assert rollout.self_approve(env.app, CONFIG) == [] and env.ledger() == before  # logged, nothing appended
+    assert env.step("self_approve", CONFIG) == [] and env.ledger() == before  # logged, nothing appended
     signing.autonomy = None
-    events = rollout.self_approve(env.app, CONFIG)
+    events = env.step("self_approve", CONFIG)
     assert _types(events) == ["Approved"]
     approved = events[0]
     assert isinstance(approved, ev.Approved) and approved.autonomous and approved.operator == rollout.SCHEDULER
     assert env.refresh().phase is Phase.APPROVED
-    assert rollout.self_approve(env.app, CONFIG) == []
+    assert env.step("self_approve", CONFIG) == []
 
 
 # ---------------------------------------------------------------- shadow and cutover
@@ -219,8 +233,8 @@ def test_self_approval_needs_a_verified_grant_and_the_config(env: Env, signing: 
 def test_replayed_shadow_passes_and_the_cutover_repoints_the_links(env: Env, signing: Signing) -> None:
     candidate = env.propose()
     env.driver.approve()
-    rollout.start_shadow(env.app, CONFIG)
-    assert rollout.complete_shadow(env.app, CONFIG) == []  # not due before until_cycle
+    env.step("start_shadow", CONFIG)
+    assert env.step("complete_shadow", CONFIG) == []  # not due before until_cycle
     with env.router() as router:
         report = rollout.replay_shadow(env.app, CONFIG, router)
         assert report is not None and report.samples == CONFIG.shadow.min_samples == report.recorded
@@ -230,37 +244,37 @@ def test_replayed_shadow_passes_and_the_cutover_repoints_the_links(env: Env, sig
     shadow = env.refresh().shadow
     assert shadow is not None
     env.driver.beat_to(shadow.until_cycle)
-    events = rollout.complete_shadow(env.app, CONFIG)
+    events = env.step("complete_shadow", CONFIG)
     assert _types(events) == ["ShadowCompleted", "Promoted"]
     assert events[0].outcome == "passed"  # type: ignore[attr-defined]
     assert env.link() == f"archive/{candidate}" and env.link(parent=True) == f"archive/{GENESIS}"
     state = env.refresh()
     assert state.phase is Phase.BURN_IN and state.head == candidate
-    assert rollout.complete_shadow(env.app, CONFIG) == []
+    assert env.step("complete_shadow", CONFIG) == []
 
 
 def test_a_shadow_without_enough_samples_is_extended(env: Env, signing: Signing) -> None:
     env.propose()
     env.driver.approve()
-    rollout.start_shadow(env.app, CONFIG)
+    env.step("start_shadow", CONFIG)
     shadow = env.refresh().shadow
     assert shadow is not None
     env.driver.beat_to(shadow.until_cycle)
-    events = rollout.complete_shadow(env.app, CONFIG)
+    events = env.step("complete_shadow", CONFIG)
     assert _types(events) == ["ShadowCompleted"]
     done = events[0]
     assert isinstance(done, ev.ShadowCompleted) and done.outcome == "inconclusive" and done.samples == 0
     state = env.refresh()
     assert state.phase is Phase.SHADOW and state.shadow is not None
     assert state.shadow.until_cycle == done.until_cycle > shadow.until_cycle
-    assert rollout.complete_shadow(env.app, CONFIG) == []  # runs on until the new end
+    assert env.step("complete_shadow", CONFIG) == []  # runs on until the new end
     assert env.link() == f"archive/{GENESIS}"
 
 
 def test_rollback_during_the_shadow_aborts_it_without_loading(env: Env, signing: Signing) -> None:
     candidate = env.propose()
     env.driver.approve()
-    rollout.start_shadow(env.app, CONFIG)
+    env.step("start_shadow", CONFIG)
     loader = PoisonLoader()
     with env.router(loader) as router:
         router.respond(QUERIES[0])
@@ -281,12 +295,12 @@ def test_rollback_during_the_shadow_aborts_it_without_loading(env: Env, signing:
 def _promote(env: Env, router: Router) -> str:
     candidate = env.propose()
     env.driver.approve()
-    rollout.start_shadow(env.app, CONFIG)
+    env.step("start_shadow", CONFIG)
     rollout.replay_shadow(env.app, CONFIG, router)
     shadow = env.refresh().shadow
     assert shadow is not None
     env.driver.beat_to(shadow.until_cycle)
-    assert _types(rollout.complete_shadow(env.app, CONFIG)) == ["ShadowCompleted", "Promoted"]
+    assert _types(env.step("complete_shadow", CONFIG)) == ["ShadowCompleted", "Promoted"]
     env.refresh()
     return candidate
 
@@ -308,9 +322,9 @@ def test_a_burn_in_that_breaks_a_law_rolls_back_and_the_router_swaps_without_loa
         assert [(o.generation, o.error, o.law_violation) for o in observed] == [(candidate, False, True)] * 4
         burn = env.refresh().burn_in
         assert burn is not None and burn.law_violations == 4 and burn.answers == 4
-        assert rollout.complete_burn_in(env.app, CONFIG) == []  # not due yet
+        assert env.step("complete_burn_in", CONFIG) == []  # not due yet
         env.driver.beat_to(burn.until_cycle)
-        events = rollout.complete_burn_in(env.app, CONFIG)
+        events = env.step("complete_burn_in", CONFIG)
         assert _types(events) == ["BurnInFailed", "RolledBack"]
         back = events[1]
         assert isinstance(back, ev.RolledBack) and back.automatic and back.to_generation == GENESIS
@@ -319,7 +333,7 @@ def test_a_burn_in_that_breaks_a_law_rolls_back_and_the_router_swaps_without_loa
         assert answer.generation == GENESIS and answer.text != VIOLATION
         assert len(loader.loads) == loads  # the old HEAD was hot
         assert router.stats.observed == len(QUERIES)  # nothing observed outside the burn-in
-    assert rollout.complete_burn_in(env.app, CONFIG) == []
+    assert env.step("complete_burn_in", CONFIG) == []
     assert env.refresh().phase is Phase.IDLE
 
 
@@ -329,13 +343,13 @@ def test_a_quiet_burn_in_is_extended_then_passes(env: Env, signing: Signing) -> 
         burn = env.refresh().burn_in
         assert burn is not None
         env.driver.beat_to(burn.until_cycle)
-        events = rollout.complete_burn_in(env.app, CONFIG)
+        events = env.step("complete_burn_in", CONFIG)
         assert _types(events) == ["BurnInExtended"]
         for q in QUERIES:
             router.respond(q)
         burn = env.refresh().burn_in
         assert burn is not None and burn.answers == 4 and burn.errors == burn.law_violations == 0
         env.driver.beat_to(burn.until_cycle)
-        events = rollout.complete_burn_in(env.app, CONFIG)
+        events = env.step("complete_burn_in", CONFIG)
     assert _types(events) == ["BurnInPassed"]
     assert env.refresh().head == candidate and env.link() == f"archive/{candidate}"

@@ -17,6 +17,7 @@ from adapters.data import demo_world
 from adapters.serving.router import Router
 from evo_core import events as ev
 from evo_core.config import BurnInConfig, EvoConfig, ShadowConfig, render_config
+from evo_core.reactions import CompleteBurnIn, CompleteShadow, StartShadow
 from evo_core.state import Phase
 from tests.cli.conftest import LedgerDriver
 from tests.core.helpers import BETTER, CFG, GOOD
@@ -72,7 +73,7 @@ class Env:
         self.driver.beat_to(until)
 
     def shadow(self, router: Router) -> list[ev.Event]:
-        assert rollout.start_shadow(self.app, self.config)
+        assert rollout.start_shadow(self.app, self.config, StartShadow(generation=self.candidate))
         report = rollout.replay_shadow(self.app, self.config, router)
         assert report is not None
         if self.config.shadow.quality_threshold > 0:
@@ -80,7 +81,7 @@ class Env:
         shadow = self.app.state().shadow
         assert shadow is not None
         self.beat_past(shadow.until_cycle)
-        return rollout.complete_shadow(self.app, self.config)
+        return rollout.complete_shadow(self.app, self.config, CompleteShadow(generation=self.candidate))
 
     def burn_in(self, router: Router) -> list[ev.Event]:
         for query in ASKED:
@@ -88,7 +89,7 @@ class Env:
         burn = self.app.state().burn_in
         assert burn is not None and burn.answers == len(ASKED)
         self.beat_past(burn.until_cycle)
-        return rollout.complete_burn_in(self.app, CONFIG)
+        return rollout.complete_burn_in(self.app, CONFIG, CompleteBurnIn(generation=self.candidate))
 
 
 @pytest.fixture

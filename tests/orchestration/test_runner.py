@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from adapters import rollout
-from adapters.app import App, proposal_hash
+from adapters.app import App
 from adapters.cli import main
 from adapters.runner import Runner, action_name
 from adapters.training.spec import TrainResult
@@ -26,15 +26,13 @@ from evo_core import commands as cmd
 from evo_core import events as ev
 from evo_core.config import EvoConfig, render_config
 from evo_core.reactions import (
+    Action,
     EvaluateBaseline,
     EvaluateCandidate,
     FreezeCandidate,
     RankCandidates,
     TrainCandidate,
-    reactions,
 )
-from evo_core.state import CandidateStatus
-from evo_core.window import draft_proposal
 from tests.cli.conftest import LedgerDriver
 from tests.core.helpers import BASELINE, BETTER, CFG, GOOD, PASSES_BUT_WORSE, fake_hash
 
@@ -48,56 +46,42 @@ def kinds(home: Path) -> list[str]:
 # ---------------------------------------------------------------- fakes of the adapters
 
 
-def fake_train_window(app: App, config: EvoConfig, *, on_progress: Any = None, on_done: Any = None,
-                      target: Any = None) -> dict[str, TrainResult]:
-    """``adapters.training.window.train_window`` without torch: every due candidate started,
-    one progress message, finished."""
-    state = app.state()
+def fake_train_window(app: App, config: EvoConfig, candidates: list[str], *, on_progress: Any = None,
+                      on_done: Any = None, target: Any = None) -> dict[str, TrainResult]:
+    """``adapters.training.window.train_window`` without torch: each candidate it is given
+    started, one progress message, finished."""
     results = {}
-    for c in state.window_candidates():
-        if c.status not in (CandidateStatus.SPAWNED, CandidateStatus.TRAINING):
-            continue
-        app.execute(cmd.StartTraining(candidate=c.id))
+    for c in candidates:
+        app.execute(cmd.StartTraining(candidate=c))
         if on_progress is not None:
-            on_progress(c.id, {"step": 1, "steps": 1, "loss": 1.0, "tokens": 10})
-        result = TrainResult(candidate=c.id, status="finished",
+            on_progress(c, {"step": 1, "steps": 1, "loss": 1.0, "tokens": 10})
+        result = TrainResult(candidate=c, status="finished",
                              stats=ev.TrainingStats(steps=1, loss_start=2.0, loss_final=1.0),
                              budget_used=ev.BudgetUsed(steps=1, tokens_processed=10))
-        app.execute(cmd.FinishTraining(candidate=c.id, stats=result.stats, budget_used=result.budget_used))
-        results[c.id] = result
+        app.execute(cmd.FinishTraining(candidate=c, stats=result.stats, budget_used=result.budget_used))
+        results[c] = result
         if on_done is not None:
             on_done(result)
     return results
 
 
-def fake_evaluate_window(app: App, config: EvoConfig, *, say: Callable[[str], None] = lambda _: None) -> Any:
-    """``adapters.evaluation.window.evaluate_window`` without llama.cpp: the same commands, fixed
-    metrics by branch, fake archive hashes."""
-    state = app.state()
-    while True:
-        due = [a for a in reactions(state) if not isinstance(a, TrainCandidate)]
-        if not due:
-            return state
-        action = due[0]
-        command: cmd.Command
-        if isinstance(action, EvaluateBaseline):
-            command = cmd.RecordBaseline(metrics=BASELINE, config=config)
-        elif isinstance(action, EvaluateCandidate):
-            branch = state.candidates[action.candidate].branch
-            command = cmd.RecordEvaluation(candidate=action.candidate, metrics=METRICS[branch], config=config)
-        elif isinstance(action, RankCandidates):
-            command = cmd.Rank()
-        elif isinstance(action, FreezeCandidate):
-            c = action.candidate
-            command = cmd.Freeze(candidate=c, archive=f"archive/{c}", archive_hash=fake_hash("a" + c),
-                                 model_hash=fake_hash("m" + c), manifest_hash=fake_hash("f" + c))
-        else:
-            proposal, _ = draft_proposal(state)
-            command = cmd.Propose(proposal=proposal, proposal_hash=proposal_hash(proposal) if proposal else "")
-        outcome = app.execute(command)
-        state = outcome.state
-        for event in outcome.events:
-            say(type(event).__name__)
+# ``adapters.evaluation.window``'s measuring handlers without llama.cpp: the same commands, fixed
+# metrics by branch, fake archive hashes (ranking and concluding are the real ones: no model)
+
+
+def fake_evaluate_baseline(app: App, config: EvoConfig, action: EvaluateBaseline) -> None:
+    app.execute(cmd.RecordBaseline(metrics=BASELINE, config=config))
+
+
+def fake_evaluate_candidate(app: App, config: EvoConfig, action: EvaluateCandidate) -> None:
+    branch = app.state().candidates[action.candidate].branch
+    app.execute(cmd.RecordEvaluation(candidate=action.candidate, metrics=METRICS[branch], config=config))
+
+
+def fake_freeze_candidate(app: App, config: EvoConfig, action: FreezeCandidate) -> None:
+    c = action.candidate
+    app.execute(cmd.Freeze(candidate=c, archive=f"archive/{c}", archive_hash=fake_hash("a" + c),
+                           model_hash=fake_hash("m" + c), manifest_hash=fake_hash("f" + c)))
 
 
 class Rollout:
@@ -155,7 +139,9 @@ def fakes(monkeypatch: pytest.MonkeyPatch) -> None:
     import adapters.training.window as training
 
     monkeypatch.setattr(training, "train_window", fake_train_window)
-    monkeypatch.setattr(evaluation, "evaluate_window", fake_evaluate_window)
+    monkeypatch.setattr(evaluation, "evaluate_baseline", fake_evaluate_baseline)
+    monkeypatch.setattr(evaluation, "evaluate_candidate", fake_evaluate_candidate)
+    monkeypatch.setattr(evaluation, "freeze_candidate", fake_freeze_candidate)
     monkeypatch.setattr(router, "Router", NoRouter)
 
 
@@ -193,18 +179,33 @@ def test_action_names_carry_their_key() -> None:
     assert action_name(RankCandidates(window=3)) == "RankCandidates:3"
 
 
+def test_every_action_of_the_core_has_its_handler() -> None:
+    import importlib
+
+    from adapters.perform import HANDLERS
+
+    module = importlib.import_module("evo_core.reactions")
+    actions = {c for c in vars(module).values() if isinstance(c, type) and issubclass(c, Action) and c is not Action}
+    assert actions and actions == set(HANDLERS)
+
+
 def test_until_idle_does_the_window_then_returns(home: Path, driver: LedgerDriver, fakes: None) -> None:
     driver.open_window()
     before = len(kinds(home))
     lines: list[str] = []
     report = run(home, lines, until_idle=True)
     assert report.phase == "proposed" and report.interrupted == "" and report.exit_code == 0
-    names = list(report.performed)
-    assert names[0] == "SpawnCandidates:1"
-    assert {n for n in names if n.startswith("TrainCandidate:")} == {
-        f"TrainCandidate:Luna-G001-{b}-c10" for b in "abc"
-    }
-    assert names[-1] == "EvaluateBaseline:1"  # the evaluation group: everything evaluation did
+    names = list(report.performed)  # one turn per action, but the training: all at once
+    candidates = [f"Luna-G001-{b}-c10" for b in "abc"]
+    assert names == [
+        "SpawnCandidates:1",
+        *(f"TrainCandidate:{c}" for c in candidates),
+        "EvaluateBaseline:1",
+        *(f"EvaluateCandidate:{c}" for c in candidates),
+        "RankCandidates:1",
+        *(f"FreezeCandidate:{c}" for c in candidates),
+        "ConcludeWindow:1",
+    ]
     k = kinds(home)
     assert k.count("TrainingFinished") == 3 and k.count("CandidateFrozen") == 3 and k[-1] == "Proposed"
     assert any("proposed Luna-G001-b-c10" in line for line in lines)  # a line per record
@@ -344,7 +345,7 @@ def test_a_refused_step_ends_until_idle_but_the_daemon_says_why_and_waits_for_th
 
     calls: list[int] = []
 
-    def refused(app: App, config: EvoConfig) -> list[ev.Event]:
+    def refused(app: App, config: EvoConfig, action: Any) -> list[ev.Event]:
         calls.append(1)
         raise DomainError("the approval's key is not trusted")
 
@@ -402,9 +403,9 @@ def test_sigint_during_training_records_the_interruption_and_the_next_run_retrai
 ) -> None:
     import adapters.training.window as training
 
-    def interrupted(app: App, config: EvoConfig, **kw: Any) -> dict[str, TrainResult]:
-        for c in app.state().window_candidates():
-            app.execute(cmd.StartTraining(candidate=c.id))
+    def interrupted(app: App, config: EvoConfig, candidates: list[str], **kw: Any) -> dict[str, TrainResult]:
+        for c in candidates:
+            app.execute(cmd.StartTraining(candidate=c))
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(30)  # "training": the signal ends it
         raise AssertionError("the signal did not stop the runner")

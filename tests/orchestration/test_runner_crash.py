@@ -165,10 +165,10 @@ def test_a_freeze_that_died_before_its_record_is_reused_or_replaced(home: Path, 
         real_freeze(*args, **kw)
         raise Died  # the archive is in place; CandidateFrozen never appended
 
-    def fails_every_candidate(app: App, config: EvoConfig, **kw: Any) -> dict[str, Any]:
-        for c in app.state().window_candidates():  # archived with what exists: quick, no torch
-            app.execute(cmd.StartTraining(candidate=c.id))
-            app.execute(cmd.FailTraining(candidate=c.id, reason="test: not trained"))
+    def fails_every_candidate(app: App, config: EvoConfig, candidates: list[str], **kw: Any) -> dict[str, Any]:
+        for c in candidates:  # archived with what exists: quick, no torch
+            app.execute(cmd.StartTraining(candidate=c))
+            app.execute(cmd.FailTraining(candidate=c, reason="test: not trained"))
         return {}
 
     import adapters.training.window as training
