@@ -11,7 +11,7 @@ with Agent(home) as agent:
 ```
 
 ``heartbeat()`` appends through the same path as ``evo heartbeat`` (``App.heartbeat``: the
-settings cache of ``adapters.workspace``, then ``App.execute(Beat)``): a window that opens is recorded by that
+settings cache of ``adapters.runtime.workspace``, then ``App.execute(Beat)``): a window that opens is recorded by that
 heartbeat, and the links and projection files follow as after the CLI. ``respond`` goes through
 a ``Router`` created on first use (llama.cpp is imported then, not before): it serves whatever
 the GHEAD link names, mirrors shadow traffic and records burn-in answers. The agent never
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from adapters.app import App
+    from adapters.runtime.app import App
     from adapters.serving.router import Answer, Router
     from evo_core.state import State
 
@@ -34,7 +34,7 @@ class Agent:
     """One agent process's handle on a workspace (``home``). ``router_options`` go to ``Router``."""
 
     def __init__(self, home: str | os.PathLike[str], **router_options: Any):
-        from adapters.app import App
+        from adapters.runtime.app import App
 
         self.home = Path(home)
         self._app: App = App(self.home)

@@ -9,7 +9,7 @@ rollback are each one ledger batch followed by the link swap). Calling one twice
 runners at once, appends at most once: a command that loses the race to another process is
 refused by ``decide`` and, the action no longer being due, is reported as nothing done.
 
-Signatures are checked here, never in the core: ``adapters.signing`` verifies the pending
+Signatures are checked here, never in the core: ``adapters.operator.signing`` verifies the pending
 approval (or the operator's signed autonomy grant) against the trusted keys of the config.
 An approval that does not verify is withdrawn (``ApprovalRefused``: back to PROPOSED, the
 operator must approve again); an autonomy grant that does not verify is only logged: nothing
@@ -29,7 +29,7 @@ from evo_core.reactions import Action, CompleteBurnIn, CompleteShadow, SelfAppro
 from evo_core.state import Phase
 
 if TYPE_CHECKING:
-    from adapters.app import App
+    from adapters.runtime.app import App
     from adapters.serving.observe import ReplayReport
     from adapters.serving.router import Router
     from evo_core.config import EvoConfig
@@ -73,7 +73,7 @@ def self_approve(app: App, config: EvoConfig, action: SelfApprove) -> list[ev.Ev
     if not config.approval.autonomous:
         problem = "approval.autonomous is off in config.toml"
     else:
-        from adapters import signing  # late: crypto only when a rollout step runs
+        from adapters.operator import signing  # late: crypto only when a rollout step runs
 
         problem = signing.autonomy_problem(config, signing.ledger_id(app), state)
     if problem is not None:
@@ -91,7 +91,7 @@ def start_shadow(app: App, config: EvoConfig, action: StartShadow) -> list[ev.Ev
     state = app.state()
     pending = state.proposal
     assert pending is not None  # StartShadow is due only with an approved proposal
-    from adapters import signing
+    from adapters.operator import signing
 
     problem = signing.approval_problem(config, signing.ledger_id(app), state)
 

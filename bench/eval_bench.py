@@ -19,7 +19,7 @@ REPS = 3 if QUICK else 5
 
 def run(report: Report) -> None:
     from adapters.evaluation.probes import build_demo_probes
-    from adapters.evaluation.runner import evaluate
+    from adapters.evaluation.measure import evaluate
     from adapters.models.demo import build_demo_genesis
     from adapters.serving.gguf_export import export_generation
 

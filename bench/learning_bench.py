@@ -193,7 +193,7 @@ VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
 def _ablation(report: Report, root: Path) -> None:
     from adapters.evaluation.knowledge import measure, render_table
     from adapters.serving.generations import gguf_path
-    from adapters.workspace import Workspace
+    from adapters.runtime.workspace import Workspace
 
     genesis = root / "genesis-native"
     if not genesis.is_dir():
@@ -241,14 +241,14 @@ def _ablation(report: Report, root: Path) -> None:
         report(f"distillation ablation: {variant}", "<br>".join(cells),
                "known: new facts learned, genesis and G(N)'s era kept, uniform breaks laws",
                "CE only and all (spec literal) on the same seeds, this run")
-        if variant.startswith("known") and len(rows) == 4:
+        if variant == "known (default)" and len(rows) == 4:
             _knowledge(report, home)
 
 
 def _knowledge(report: Report, home: Path) -> None:
     from adapters.evaluation.knowledge import measure
     from adapters.serving.generations import gguf_path
-    from adapters.workspace import Workspace
+    from adapters.runtime.workspace import Workspace
 
     state_events = _events(home)
     genesis = next(e["generation"] for e in state_events if e["type"] == "GenerationRegistered")

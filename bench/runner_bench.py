@@ -39,7 +39,7 @@ SPACING_S = 0.02
 
 _STAT_RUNNER = """
 import sys
-from adapters.runner import Runner
+from adapters.runtime.runner import Runner
 
 with Runner(sys.argv[1], say=lambda line: print(line, file=sys.stderr, flush=True),
             progress=False, use_inotify=False) as runner:
@@ -117,7 +117,7 @@ def _per_wall(procs: dict[str, _Proc], window: float) -> dict[str, float]:
 
 
 def run(report: Report) -> None:
-    from adapters.app import App
+    from adapters.runtime.app import App
     from evo_core import events as ev
     from evo_core.commands import Beat
     from ledger.record import GENESIS_PREV

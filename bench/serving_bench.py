@@ -54,7 +54,7 @@ QUERIES = [
 
 def _workspace(tmp: Path) -> Path:
     """``evo init --demo`` in ``tmp``, with the genesis's model.gguf (exported if init did not)."""
-    from adapters.app import init_workspace
+    from adapters.runtime.create import init_workspace
     from adapters.serving.gguf_export import export_gguf
 
     home = tmp / "home"
@@ -177,7 +177,7 @@ def _router_overhead(home: Path) -> tuple[float, float, float]:
 
 def _ledger_check(home: Path) -> tuple[float, float]:
     """(us per unchanged check, us per check after one new heartbeat)."""
-    from adapters.app import App
+    from adapters.runtime.app import App
     from adapters.serving.router import Router
     from evo_core.commands import Beat
 

@@ -3,7 +3,7 @@
 ``parse_config(text)`` validates TOML text and raises ``ConfigError`` whose message is one
 line naming the field, what is wrong and the value given. ``render_config`` writes the
 commented default file that ``evo init`` puts in a workspace. Importing this module costs
-~70 ms (pydantic); the heartbeat path never does (see ``adapters.workspace``).
+~70 ms (pydantic); the heartbeat path never does (see ``adapters.runtime.workspace``).
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ from evo_core import commands as cmd
 from evo_core import events as ev
 from evo_core.errors import DomainError, InvalidInput, NothingPending, RollbackError, StaleProposal
 from evo_core.guards import Events, finite
+from evo_core.names import by_prefix
 from evo_core.reactions import Action, reactions
 from evo_core.reactions import CompleteBurnIn as CompleteBurnInDue
 from evo_core.reactions import CompleteShadow as CompleteShadowDue
@@ -127,9 +128,7 @@ def reject(state: State, c: cmd.Reject) -> Events:
 
 
 def _resolve_promoted(state: State, name: str) -> str:
-    if name in state.promoted:
-        return name
-    matches = [g for g in state.promoted if g.startswith(name)]
+    matches = by_prefix(name, state.promoted)
     if len(matches) == 1:
         return matches[0]
     known = ", ".join(state.promoted)

@@ -253,7 +253,7 @@ class NoPromotion(Event, frozen=True):
 
 class Approved(Event, frozen=True):
     """The pending proposal was approved: by an operator, whose ed25519 ``signature`` of the
-    proposal (see ``adapters.signing``) verifies with the trusted key ``key_id``; or, with
+    proposal (see ``adapters.operator.signing``) verifies with the trusted key ``key_id``; or, with
     ``autonomous``, by the scheduler itself under the operator's signed autonomy grant."""
 
     proposal_hash: str

@@ -77,9 +77,9 @@ def _apply(state: State, event: ev.Event, phase: Phase) -> State:
         case ev.Heartbeat(cycle=cycle):
             return replace(state, cycle=cycle)
 
-        case ev.GenerationRegistered(generation=name, gen=gen):
+        case ev.GenerationRegistered(generation=name, gen=gen, source=source):
             generations = {**state.generations, name: Generation(name=name, gen=gen, parent=None)}
-            state = replace(state, generations=generations, genesis=name)
+            state = replace(state, generations=generations, genesis=name, genesis_source=source)
             return _set_head(state, name)
 
         case ev.WindowOpened():

@@ -13,7 +13,7 @@ import msgspec
 
 from evo_core.events import BudgetLimits, BudgetUsed, GateResult, Metrics, Proposal
 
-STATE_VERSION = "evo-state/2"
+STATE_VERSION = "evo-state/3"
 
 
 class Phase(enum.Enum):
@@ -170,6 +170,7 @@ class State(msgspec.Struct, frozen=True, kw_only=True):
     windows: int = 0  # windows opened so far
     head: str | None = None
     genesis: str | None = None
+    genesis_source: str = ""  # how the genesis was made: "demo" (the demo world's laws apply), "hf", ...
     promoted: tuple[str, ...] = ()  # every generation that was ever HEAD by promotion, in order
     generations: dict[str, Generation] = {}
     candidates: dict[str, Candidate] = {}

@@ -9,24 +9,13 @@ evolution_log.jsonl) or prints it (``evo status``, ``evo log``, ``evo timeline``
 
 from __future__ import annotations
 
-from projections.archive import ArchiveEntry, gen_archive
 from projections.asof import state_at
-from projections.candidates import (
-    CandidateView,
-    budget_fraction,
-    candidate_view,
-    gen_candidates,
-    status_label,
-)
+from projections.candidates import status_label
 from projections.evolution_log import LogEntry, evolution_log, render_jsonl
 from projections.head import (
     HeadChange,
-    HeadView,
-    gen_head,
-    gen_head_parent,
     head_at,
     head_history,
-    head_view,
 )
 from projections.history import History, as_history, replay
 from projections.lineage import COLUMNS, LineageRow, lineage_rows, render_csv
@@ -55,12 +44,9 @@ from projections.timeline import TimelineEntry, timeline
 
 __all__ = [
     "COLUMNS",
-    "ArchiveEntry",
     "BurnInProgress",
     "CandidateLine",
-    "CandidateView",
     "HeadChange",
-    "HeadView",
     "History",
     "LedgerRecord",
     "LineageRow",
@@ -74,19 +60,12 @@ __all__ = [
     "WindowProgress",
     "approve_command",
     "as_history",
-    "budget_fraction",
-    "candidate_view",
     "clocked",
     "describe",
     "evolution_log",
     "format_metrics",
-    "gen_archive",
-    "gen_candidates",
-    "gen_head",
-    "gen_head_parent",
     "head_at",
     "head_history",
-    "head_view",
     "lineage_rows",
     "next_window_cycle",
     "proposal_document",

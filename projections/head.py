@@ -14,17 +14,9 @@ from typing import Iterable, Sequence
 import msgspec
 
 from evo_core import events as ev
-from evo_core.state import State
 
 from projections.records import LedgerRecord, clocked
 from projections.summary import short
-
-
-class HeadView(msgspec.Struct, frozen=True, kw_only=True):
-    head: str | None  # GEN_HEAD
-    parent: str | None  # GEN_HEAD-PARENT (G(N-1)): the generation HEAD was distilled from
-    genesis: str | None
-    promoted: tuple[str, ...]  # every generation that was ever HEAD, in order
 
 
 class HeadChange(msgspec.Struct, frozen=True, kw_only=True):
@@ -35,20 +27,6 @@ class HeadChange(msgspec.Struct, frozen=True, kw_only=True):
     parent: str | None
     previous: str | None
     why: str
-
-
-def gen_head(state: State) -> str | None:
-    return state.head
-
-
-def gen_head_parent(state: State) -> str | None:
-    return state.parent
-
-
-def head_view(state: State) -> HeadView:
-    return HeadView(
-        head=state.head, parent=state.parent, genesis=state.genesis, promoted=state.promoted
-    )
 
 
 def head_history(records: Iterable[LedgerRecord]) -> list[HeadChange]:

@@ -103,7 +103,7 @@ phase "approval: refusals, then the operator's signed approval"
 step "6. Only the operator approves: an untrusted key and a forged signature are refused and recorded"
 run evo keygen --out "$KEYS/intruder.key" --comment intruder
 run evo approve --key "$KEYS/intruder.key" || echo "(exit $? as expected)"
-kid=$(python -c "import sys; from adapters.signing import key_id, load_private, public_raw; print(key_id(public_raw(load_private(sys.argv[1]))))" "$EVO_OPERATOR_KEY")
+kid=$(python -c "import sys; from adapters.operator.signing import key_id, load_private, public_raw; print(key_id(public_raw(load_private(sys.argv[1]))))" "$EVO_OPERATOR_KEY")
 run evo approve --signature "$(printf '%0128d' 0)" --key-id "$kid" || echo "(exit $? as expected)"   # the trusted key's id, a forged signature
 run evo log --type ApprovalRefused
 step "7. The operator approves with the trusted key"

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from adapters import signing
-from adapters.cli_operator import Refused
+from adapters.operator import signing
+from adapters.cli.operator import Refused
 from adapters.data.conversations import IngestError
 from adapters.freeze.archive import ArchiveExists
 from adapters.models.hf import ModelError
 from adapters.serving.generations import ServingError
 from adapters.serving.gguf_export import ExportError
-from adapters.workspace import WorkspaceError
+from adapters.runtime.workspace import WorkspaceError
 from evo_core.config import ConfigError
 from evo_core.errors import (
     CorruptHistory,

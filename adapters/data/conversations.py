@@ -25,7 +25,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from adapters.workspace import WorkspaceError
+from adapters.runtime.workspace import WorkspaceError
 
 Role = Literal["system", "user", "assistant"]
 MAX_REPORTED = 5

@@ -16,7 +16,7 @@ from adapters.evaluation.probes import (
     recall_groups,
     write_probes,
 )
-from adapters.evaluation.runner import ProbeReport, evaluate, evaluate_report
+from adapters.evaluation.measure import ProbeReport, evaluate, evaluate_report
 
 __all__ = [
     "PROBES_FILE",

@@ -97,7 +97,7 @@ def render_table(rows: list[Knowledge]) -> str:
 
 def _generations(home: Path) -> tuple[list[str], int]:
     """The genesis and the promoted generations in order, then the open or last window's candidates; the cycle."""
-    from adapters.app import App
+    from adapters.runtime.app import App
 
     with App(home) as app:
         state = app.state()
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from adapters.data.demo_world import era_of
     from adapters.serving.generations import gguf_path
-    from adapters.workspace import Workspace
+    from adapters.runtime.workspace import Workspace
 
     home = Path(args.home)
     names, cycle = _generations(home)

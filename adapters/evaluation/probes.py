@@ -5,7 +5,7 @@ Theory of operation
 A ``ProbeSet`` is a value (a frozen msgspec Struct) stored in the workspace as
 ``data/probes.json``; ``probes_hash`` is blake3 over its canonical msgspec JSON encoding (not
 the file's bytes, which are pretty-printed), so the manifest names exactly the probes a
-candidate and HEAD were measured on. ``adapters.evaluation.runner.evaluate`` runs a set on a
+candidate and HEAD were measured on. ``adapters.evaluation.measure.evaluate`` runs a set on a
 generation's ``model.gguf`` (the artifact that is served) through llama.cpp, greedily (the
 arg-max token at every step, no sampling, every probe from an empty KV cache, so an answer
 never depends on the probes before it): fixed inputs give identical numbers.
@@ -118,7 +118,7 @@ def _path(home: str | os.PathLike[str]) -> Path:
 
 def write_probes(home: str | os.PathLike[str], probes: ProbeSet) -> Path:
     """Write ``<home>/data/probes.json`` whole or not at all; returns its path."""
-    from adapters.workspace import write_atomic
+    from adapters.runtime.workspace import write_atomic
 
     path = _path(home)
     path.parent.mkdir(parents=True, exist_ok=True)

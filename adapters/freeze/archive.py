@@ -32,9 +32,9 @@ from typing import Any
 import msgspec
 
 from adapters.freeze.png import metrics_chart
-from adapters.freeze.report import PLOT_NAME, Facts, chart_series, eval_md, metrics_json, model_card
+from adapters.freeze.documents import PLOT_NAME, Facts, chart_series, eval_md, metrics_json, model_card
 from adapters.hashing import hash_file, hash_tree
-from adapters.workspace import Workspace, WorkspaceError, write_atomic
+from adapters.runtime.workspace import Workspace, WorkspaceError, write_atomic
 from ledger.recovery import fsync_dir
 from evo_core.events import CandidateFrozen, Event, GateResult, GenerationRegistered, Metrics
 from evo_core.state import Candidate, Window

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from adapters.hashing import hash_listing
 
-from adapters.workspace import WorkspaceError
+from adapters.runtime.workspace import WorkspaceError
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -124,6 +124,6 @@ def load_generation(
     model = AutoModelForCausalLM.from_pretrained(
         path, local_files_only=True, dtype=dtype if dtype is not None else torch.float32
     )
-    model.to(device)
+    model.to(device)  # type: ignore[arg-type]  # transformers types .to as a wrapped decorator
     model.eval()
     return model, tokenizer

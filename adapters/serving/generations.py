@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from adapters.workspace import Workspace, WorkspaceError
+from adapters.runtime.workspace import Workspace, WorkspaceError
+from evo_core.names import by_prefix
 
 GGUF_NAME = "model.gguf"
 
@@ -54,13 +55,13 @@ def find_generation(ws: Workspace, name: str) -> str:
     known = {p.name for root in (ws.archive, ws.home / "work") if root.is_dir() for p in root.iterdir() if p.is_dir()}
     if name in known:
         raise ServingError(unservable(ws, name))
-    matches = [n for n in names if n.startswith(name)]
+    matches = by_prefix(name, names)
     if len(matches) == 1:
         return matches[0]
     if len(matches) > 1:
         shown = ", ".join(matches[:5]) + (f" and {len(matches) - 5} more" if len(matches) > 5 else "")
         raise ServingError(f"{name!r} is ambiguous: {shown}")
-    without = sorted(n for n in known if n.startswith(name))
+    without = by_prefix(name, sorted(known))
     if len(without) == 1:
         raise ServingError(unservable(ws, without[0]))
     raise ServingError(f"no generation with a {GGUF_NAME} matches {name!r}")

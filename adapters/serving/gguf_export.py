@@ -37,7 +37,7 @@ import msgspec
 
 from adapters.hashing import hash_file
 from adapters.serving.parity import ParityReport
-from adapters.workspace import WorkspaceError, write_atomic
+from adapters.runtime.workspace import WorkspaceError, write_atomic
 
 GGUF_NAME = "model.gguf"
 EXPORT_JSON = "export.json"
@@ -375,11 +375,3 @@ def export_generation(
     )
     write_atomic(root / EXPORT_JSON, msgspec.json.format(msgspec.json.encode(record), indent=2) + b"\n")
     return record
-
-
-def read_export_record(folder: str | os.PathLike[str]) -> ExportRecord | None:
-    """``folder/export.json``, or None when the generation was never exported."""
-    path = Path(folder) / EXPORT_JSON
-    if not path.is_file():
-        return None
-    return msgspec.json.decode(path.read_bytes(), type=ExportRecord)

@@ -76,8 +76,8 @@ from evo_core.errors import NothingPending
 from evo_core.state import BurnIn, Phase, State
 
 if TYPE_CHECKING:
-    from adapters.app import App
-    from adapters.workspace import Workspace
+    from adapters.runtime.app import App
+    from adapters.runtime.workspace import Workspace
     from evo_core.config import BurnInConfig, EvoConfig, ShadowConfig
 
 log = logging.getLogger("adapters.serving.router")
@@ -337,13 +337,7 @@ class BurnInObserver:
     def demo(self) -> bool:
         """A demo workspace (``evo init --demo``): the demo world's laws apply."""
         if self._demo is None:
-            from evo_core.events import GenerationRegistered
-
-            self._demo = False
-            for rec in self.router.app.store.ledger.records():
-                if isinstance(rec.event, GenerationRegistered):
-                    self._demo = rec.event.source == "demo"
-                    break
+            self._demo = self.router.app.state().genesis_source == "demo"
         return self._demo
 
     def breaks_law(self, text: str) -> bool:

@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from adapters.app import App
+from adapters.runtime.app import App
 from adapters.serving import observe
 from adapters.serving.generations import (
     ServingError,

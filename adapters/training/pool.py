@@ -79,12 +79,12 @@ def run_pool(
 
     while running:
         for conn in wait(list(running)):
-            spec, proc, receiver = running[conn]  # type: ignore[index]
+            spec, proc, receiver = running[conn]
             try:
                 message = receiver.recv()
             except (EOFError, OSError):
                 proc.join()
-                del running[conn]  # type: ignore[arg-type]
+                del running[conn]
                 if spec.candidate not in results:
                     finish(spec, failed(spec, _death(proc.exitcode)))
                 continue

@@ -1,7 +1,7 @@
 """What a training worker is given and what it hands back: plain msgspec values, so a spec can
 cross a process boundary (``spawn``) as bytes and a result can be read back after a crash.
 
-The orchestrator (``adapters.training.window``) builds one ``TrainSpec`` per candidate from the
+The orchestrator (``adapters.training.students``) builds one ``TrainSpec`` per candidate from the
 core's ``CandidateSpawned`` event and the config; the worker (``adapters.training.trainer``)
 trains, writes its outputs under ``out_dir`` and returns a ``TrainResult``, which becomes the
 core command FinishTraining, BreachBudget or FailTraining.

@@ -156,9 +156,9 @@ def build_cache(
     tensors: dict[str, torch.Tensor] = {
         "input_ids": torch.tensor([t for ids in seqs for t in ids], dtype=torch.int32)
     }
-    teachers = [("t1", parent_dir)] + ([("t2", stabilizer_dir)] if stabilizer_dir else [])
+    models = [("t1", parent_dir)] + ([("t2", stabilizer_dir)] if stabilizer_dir else [])
     vocab = k = 0
-    for key, model_dir in teachers:
+    for key, model_dir in models:
         model = load_model(model_dir, device).eval()
         size = int(model.get_output_embeddings().weight.shape[0])
         if vocab and size != vocab:
@@ -205,7 +205,7 @@ def build_cache(
     return CacheInfo(
         path=str(out), index_path=str(index_path), examples=len(seqs), tokens=sum(lengths),
         top_k=k, vocab_size=vocab, has_stabilizer=bool(stabilizer_dir),
-        teacher_forwards=len(batches) * len(teachers), seconds=time.perf_counter() - start,
+        teacher_forwards=len(batches) * len(models), seconds=time.perf_counter() - start,
     )
 
 
@@ -243,7 +243,7 @@ class TeacherCache:
         return example_id in self._where
 
     def tokens(self, example_id: str) -> int:
-        return self._where[example_id][1]
+        return int(self._where[example_id][1])
 
     def batch(self, ids: list[str] | tuple[str, ...]) -> dict[str, torch.Tensor | None]:
         """Right-padded tensors [B, L(, k)]: input_ids, attention_mask, labels (-100 at padding),

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from adapters import links
-from adapters.workspace import Workspace
+from adapters.runtime import links
+from adapters.runtime.workspace import Workspace
 from evo_core.state import Generation, State
 
 

@@ -1,4 +1,4 @@
-"""Operator keys and signatures (adapters.signing): key files, messages, and what verifies."""
+"""Operator keys and signatures (adapters.operator.signing): key files, messages, and what verifies."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import blake3
 import pytest
 
-from adapters import signing
+from adapters.operator import signing
 from evo_core import commands as cmd
 from evo_core import events as ev
 from evo_core.config import EvoConfig, validate_config

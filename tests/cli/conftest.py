@@ -9,7 +9,7 @@ from typing import Iterator
 
 import pytest
 
-from adapters.app import App
+from adapters.runtime.app import App
 from adapters.cli import main
 from evo_core import commands as cmd
 from evo_core import events as ev
@@ -54,7 +54,7 @@ class LedgerDriver(Driver):
     def approve(self, prefix: int | None = None) -> list[ev.Event]:
         if self.key is None:
             return super().approve(prefix)
-        from adapters import signing
+        from adapters.operator import signing
 
         assert self.state.proposal is not None
         digest = self.state.proposal.hash

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from adapters import signing
-from adapters.app import App
-from adapters.cli_operator import add_trusted_key
+from adapters.operator import signing
+from adapters.runtime.app import App
+from adapters.cli.operator import add_trusted_key
 from evo_core import commands as cmd
 from evo_core.config import parse_config
 from evo_core.state import Phase, State

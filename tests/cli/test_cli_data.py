@@ -12,7 +12,7 @@ import pytest
 from adapters.data import demo_world as w
 from adapters.data.conversations import encode, load
 from adapters.models.hf import load_generation, weights_hash
-from adapters.workspace import Workspace
+from adapters.runtime.workspace import Workspace
 from tests.cli.conftest import Evo
 from tests.fixtures_models import GENESIS
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters import cli
+from adapters.cli import evo as cli
 from evo_core.config import ConfigError
 from evo_core.errors import EvoError, NothingPending, UsageError
 from ledger.record import CorruptRecord

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-import adapters.materialize
+import adapters.runtime.materialize
 from evo_core import commands as cmd
 from tests.cli.conftest import Evo, LedgerDriver
 from tests.core.helpers import GOOD
@@ -17,8 +17,8 @@ def test_a_run_of_commands_rebuilds_the_files_once(
     evo: Evo, driver: LedgerDriver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[int] = []
-    real = adapters.materialize.materialize
-    monkeypatch.setattr(adapters.materialize, "materialize", lambda *a: calls.append(1) or real(*a))
+    real = adapters.runtime.materialize.materialize
+    monkeypatch.setattr(adapters.runtime.materialize, "materialize", lambda *a: calls.append(1) or real(*a))
     driver.open_window()
     calls.clear()
     with driver.app.deferred():

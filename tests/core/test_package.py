@@ -63,3 +63,4 @@ def test_every_exported_name_resolves_and_none_is_a_submodule_s() -> None:
         value = getattr(evo_core, name)  # the lazy config names too
         if name in SUBMODULES:
             assert getattr(value, "__name__", None) == f"evo_core.{name}", name
+

@@ -27,7 +27,7 @@ from adapters.data.conversations import (
     new_since,
     store_path,
 )
-from adapters.workspace import Workspace
+from adapters.runtime.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parents[2]
 

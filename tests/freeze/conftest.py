@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.workspace import Workspace
+from adapters.runtime.workspace import Workspace
 from evo_core import commands as cmd
 from evo_core.state import Candidate, State
 from tests.cli.conftest import driver, evo  # noqa: F401  (fixtures)

@@ -14,7 +14,7 @@ import pytest
 from adapters.freeze import TEN, ArchiveExists, freeze, verify_archive
 from adapters.freeze import archive as archive_mod
 from adapters.hashing import hash_file, hash_tree
-from adapters.workspace import Workspace
+from adapters.runtime.workspace import Workspace
 from evo_core.state import State
 from evo_core.window import verdict
 from tests.core.helpers import BASELINE, GOOD
@@ -122,7 +122,7 @@ def test_an_added_or_removed_file_fails_verify_archive(ws: Workspace, window_sta
 def test_a_crash_in_the_middle_leaves_no_folder_under_the_final_name(
     ws: Workspace, window_state: State, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, victim: str
 ) -> None:
-    from adapters.workspace import write_atomic as real
+    from adapters.runtime.workspace import write_atomic as real
 
     def crashing(path: Path, data: bytes | str, **kw: object) -> None:
         if path.name == victim:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from adapters.freeze import encode_png, freeze, metrics_chart
-from adapters.workspace import Workspace
+from adapters.runtime.workspace import Workspace
 from evo_core.state import State
 from tests.core.helpers import BASELINE, BETTER, GOOD
 from tests.freeze.conftest import by_branch, make_work

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from adapters.freeze import freeze
-from adapters.workspace import Workspace
+from adapters.runtime.workspace import Workspace
 from evo_core import commands as cmd
 from tests.cli.conftest import Evo, LedgerDriver
 from tests.core.helpers import BAD_RECALL_LAWS, GENESIS, GOOD

@@ -14,7 +14,7 @@ from adapters.data.conversations import Message, load
 from adapters.data.format import SPECIAL_TOKENS, render
 from adapters.models import demo
 from adapters.models.hf import weights_hash
-from adapters.workspace import Workspace
+from adapters.runtime.workspace import Workspace
 
 
 def generate(model: Any, tokenizer: Any, question: str) -> str:
@@ -83,7 +83,7 @@ def test_its_data_ids_are_the_genesis_conversations_in_the_store(demo_workspace:
 
 
 def test_init_registered_it_with_its_weights_hash(demo_workspace: Path, demo_genesis: Path) -> None:
-    from adapters.app import App
+    from adapters.runtime.app import App
     from adapters.hashing import hash_tree
     from evo_core.events import GenerationRegistered
 

@@ -1,5 +1,5 @@
 """The runner's side of the rollout (``adapters.rollout``) on the demo workspace, real llama.cpp:
-approval verified (``adapters.signing`` stubbed, but for one test with real keys), shadow on replayed
+approval verified (``adapters.operator.signing`` stubbed, but for one test with real keys), shadow on replayed
 queries, cutover with the links, burn-in watched by the router, automatic rollback, and every
 step doing nothing when called again or out of phase."""
 
@@ -13,7 +13,7 @@ from typing import Any, Iterator
 import pytest
 
 from adapters import rollout
-from adapters.app import App
+from adapters.runtime.app import App
 from adapters.serving import router as router_mod
 from adapters.serving.router import Router
 from evo_core import commands as cmd
@@ -37,7 +37,7 @@ VIOLATION = "The secret code is 4711."  # breaks the demo world's no-secret law
 
 
 class Signing:
-    """``adapters.signing`` as this test wants it: ``problem`` None verifies, a string refuses."""
+    """``adapters.operator.signing`` as this test wants it: ``problem`` None verifies, a string refuses."""
 
     def __init__(self) -> None:
         self.approval: str | None = None
@@ -55,7 +55,7 @@ class Signing:
 
 @pytest.fixture
 def signing(monkeypatch: pytest.MonkeyPatch) -> Signing:
-    from adapters import signing as module
+    from adapters.operator import signing as module
 
     fake = Signing()
     monkeypatch.setattr(module, "ledger_id", lambda app: "ledger-under-test")
@@ -188,7 +188,7 @@ def test_an_approval_that_does_not_verify_is_withdrawn(env: Env, signing: Signin
 
 @pytest.mark.parametrize("trusted_signer", [True, False])
 def test_with_real_signatures(env: Env, tmp_path: Path, trusted_signer: bool) -> None:
-    from adapters import signing
+    from adapters.operator import signing
     kid, line = signing.generate(tmp_path / "keys" / "op", comment="op")
     other_kid, _ = signing.generate(tmp_path / "keys" / "intruder", comment="intruder")
     config = CONFIG.model_copy(update={"approval": ApprovalConfig(trusted_keys=(line,))})

@@ -12,7 +12,7 @@ from typing import Any, Iterator
 import pytest
 
 from adapters import rollout
-from adapters.app import App
+from adapters.runtime.app import App
 from adapters.data import demo_world
 from adapters.serving.router import Router
 from evo_core import events as ev
@@ -43,7 +43,7 @@ def models(demo_genesis: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
 @pytest.fixture
 def verified(monkeypatch: pytest.MonkeyPatch) -> None:
     """Approvals verify (the signature checks have their own tests)."""
-    from adapters import signing
+    from adapters.operator import signing
 
     monkeypatch.setattr(signing, "ledger_id", lambda app: "ledger-under-test")
     monkeypatch.setattr(signing, "approval_problem", lambda config, ledger_id, state: None)

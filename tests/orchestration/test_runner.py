@@ -18,9 +18,9 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from adapters import rollout
-from adapters.app import App
+from adapters.runtime.app import App
 from adapters.cli import main
-from adapters.runner import Runner, action_name
+from adapters.runtime.runner import Runner, action_name
 from adapters.training.spec import TrainResult
 from evo_core import commands as cmd
 from evo_core import events as ev
@@ -48,7 +48,7 @@ def kinds(home: Path) -> list[str]:
 
 def fake_train_window(app: App, config: EvoConfig, candidates: list[str], *, on_progress: Any = None,
                       on_done: Any = None, target: Any = None) -> dict[str, TrainResult]:
-    """``adapters.training.window.train_window`` without torch: each candidate it is given
+    """``adapters.training.students.train_window`` without torch: each candidate it is given
     started, one progress message, finished."""
     results = {}
     for c in candidates:
@@ -65,7 +65,7 @@ def fake_train_window(app: App, config: EvoConfig, candidates: list[str], *, on_
     return results
 
 
-# ``adapters.evaluation.window``'s measuring handlers without llama.cpp: the same commands, fixed
+# ``adapters.evaluation.steps``'s measuring handlers without llama.cpp: the same commands, fixed
 # metrics by branch, fake archive hashes (ranking and concluding are the real ones: no model)
 
 
@@ -134,9 +134,9 @@ class NoRouter:
 
 @pytest.fixture
 def fakes(monkeypatch: pytest.MonkeyPatch) -> None:
-    import adapters.evaluation.window as evaluation
+    import adapters.evaluation.steps as evaluation
     import adapters.serving.router as router
-    import adapters.training.window as training
+    import adapters.training.students as training
 
     monkeypatch.setattr(training, "train_window", fake_train_window)
     monkeypatch.setattr(evaluation, "evaluate_baseline", fake_evaluate_baseline)
@@ -182,7 +182,7 @@ def test_action_names_carry_their_key() -> None:
 def test_every_action_of_the_core_has_its_handler() -> None:
     import importlib
 
-    from adapters.perform import HANDLERS
+    from adapters.runtime.perform import HANDLERS
 
     module = importlib.import_module("evo_core.reactions")
     actions = {c for c in vars(module).values() if isinstance(c, type) and issubclass(c, Action) and c is not Action}
@@ -401,7 +401,7 @@ def test_without_inotify_the_stat_fallback_wakes_it(home: Path, driver: LedgerDr
 def test_sigint_during_training_records_the_interruption_and_the_next_run_retrains(
     home: Path, driver: LedgerDriver, monkeypatch: pytest.MonkeyPatch, fakes: None
 ) -> None:
-    import adapters.training.window as training
+    import adapters.training.students as training
 
     def interrupted(app: App, config: EvoConfig, candidates: list[str], **kw: Any) -> dict[str, TrainResult]:
         for c in candidates:

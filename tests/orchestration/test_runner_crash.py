@@ -26,12 +26,12 @@ from typing import Any, Callable
 
 import pytest
 
-from adapters.app import App
+from adapters.runtime.app import App
 from adapters.freeze.archive import verify_ledger_archives
 from adapters.hashing import hash_tree
-from adapters.links import link_target, read_link
-from adapters.runner import Runner
-from adapters.workspace import Workspace
+from adapters.runtime.links import link_target, read_link
+from adapters.runtime.runner import Runner
+from adapters.runtime.workspace import Workspace
 from evo_core import commands as cmd
 from evo_core.config import EvoConfig, TrainConfig
 from tests.orchestration._runner_setup import (
@@ -171,7 +171,7 @@ def test_a_freeze_that_died_before_its_record_is_reused_or_replaced(home: Path, 
             app.execute(cmd.FailTraining(candidate=c, reason="test: not trained"))
         return {}
 
-    import adapters.training.window as training
+    import adapters.training.students as training
 
     monkeypatch.setattr(training, "train_window", fails_every_candidate)
     monkeypatch.setattr(freeze_pkg, "freeze", dies_after_the_rename)

@@ -23,8 +23,8 @@ from adapters.agent import Agent
 from adapters.data import demo_world
 from adapters.data.conversations import encode
 from adapters.freeze.archive import verify_ledger_archives
-from adapters.links import link_target, read_link
-from adapters.workspace import Workspace
+from adapters.runtime.links import link_target, read_link
+from adapters.runtime.workspace import Workspace
 from evo_core.config import BurnInConfig, EvoConfig, ShadowConfig, render_config
 from ledger.store import Ledger
 from tests.orchestration._runner_setup import events, evo

@@ -3,19 +3,10 @@ from __future__ import annotations
 import pytest
 
 from evo_core import commands as cmd
-from projections import gen_head, gen_head_parent, head_at, head_history, head_view, state_at
+from projections import head_at, head_history, state_at
 from tests.projections.conftest import FAIR, GENESIS, GOOD, Sim
 
 A = "Luna-G001-a-c100"
-
-
-def test_gen_head_and_parent_follow_the_state(story: Sim) -> None:
-    s = state_at(story.records, cycle=149)
-    assert gen_head(s) == A
-    assert gen_head_parent(s) == GENESIS
-    view = head_view(story.state)
-    assert view.head == GENESIS and view.parent is None
-    assert view.promoted == (GENESIS, A)
 
 
 def test_history_lists_every_move_with_its_cycle(story: Sim) -> None:

@@ -20,7 +20,7 @@ def _modules() -> list[Path]:
 
 def test_every_module_is_checked() -> None:
     names = {p.stem for p in _modules()}
-    assert {"head", "candidates", "archive", "lineage", "evolution_log", "proposal"} <= names
+    assert {"head", "candidates", "lineage", "evolution_log", "proposal"} <= names
     assert {"timeline", "asof", "status", "summary", "records"} <= names
 
 

@@ -12,7 +12,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from adapters.app import App
+from adapters.runtime.app import App
 from adapters.cli import main
 from adapters.serving import router as router_mod
 from adapters.serving.router import Router, latency_draw

@@ -9,13 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import msgspec
 import pytest
 
 from adapters.serving import gguf_export
 from adapters.serving.gguf_export import ExportError, export_gguf
 from adapters.serving.llama import load_llama
 from adapters.serving.parity import PROMPTS, TOLERANCE, ParityReport, check_parity, tolerance_for
-from adapters.workspace import WorkspaceError
+from adapters.runtime.workspace import WorkspaceError
 
 TRICKY = (
     "",
@@ -255,10 +256,10 @@ def test_llama_cpp_reads_the_gguf_logits_row_for_row(demo_model: tuple[Any, Any]
 
 def test_evo_init_demo_leaves_a_servable_genesis(demo_genesis: Path) -> None:
     from adapters.hashing import hash_file
-    from adapters.serving.gguf_export import read_export_record
+    from adapters.serving.gguf_export import EXPORT_JSON, ExportRecord
 
-    record = read_export_record(demo_genesis)
-    assert record is not None and record.gguf == "model.gguf" and record.dtype == "f32"
+    record = msgspec.json.decode((demo_genesis / EXPORT_JSON).read_bytes(), type=ExportRecord)
+    assert record.gguf == "model.gguf" and record.dtype == "f32"
     assert record.parity.passed and record.parity.max_logit_diff <= TOLERANCE
     assert record.blake3 == hash_file(demo_genesis / "model.gguf")
     from adapters.models.hf import weights_hash

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from adapters.app import App
+from adapters.runtime.app import App
 from adapters.data import demo_world
 from adapters.serving import quality
 from adapters.serving.llama import load_llama

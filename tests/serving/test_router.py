@@ -11,7 +11,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from adapters.app import App
+from adapters.runtime.app import App
 from adapters.serving import router as router_mod
 from adapters.serving.router import Router, generation_params, mirror_draw, trivial_queries
 from evo_core import commands as cmd

@@ -1,4 +1,4 @@
-"""Approval, shadow, cutover, burn-in and rollback through the REAL shell (``adapters.app.App``
+"""Approval, shadow, cutover, burn-in and rollback through the REAL shell (``adapters.runtime.app.App``
 on a workspace: the ledger file, fsync, the GEN_HEAD / GEN_HEAD-PARENT symlinks), with a crash
 injected anywhere, checked against a trivial model of HEAD.
 
@@ -36,10 +36,11 @@ from hypothesis import HealthCheck, event, note, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-import adapters.materialize
-from adapters import links
-from adapters.app import App, init_workspace
-from adapters.workspace import Workspace
+import adapters.runtime.materialize
+from adapters.runtime import links
+from adapters.runtime.app import App
+from adapters.runtime.create import init_workspace
+from adapters.runtime.workspace import Workspace
 from evo_core import commands as cmd
 from evo_core import events as ev
 from evo_core.config import BurnInConfig, EvoConfig, ShadowConfig
@@ -161,7 +162,7 @@ class Crasher:
     def installed(self) -> Iterator[None]:
         ledger = self.app.store.ledger
         real_append, real_point = ledger.append, links.point
-        real_materialize = adapters.materialize.materialize
+        real_materialize = adapters.runtime.materialize.materialize
 
         def append(events: Any, *, expected_seq: int | None = None) -> Any:
             if self.dead:
@@ -199,13 +200,13 @@ class Crasher:
 
         ledger.append = append  # type: ignore[method-assign]
         links.point = point
-        adapters.materialize.materialize = materialize
+        adapters.runtime.materialize.materialize = materialize
         try:
             yield
         finally:
             del ledger.append
             links.point = real_point
-            adapters.materialize.materialize = real_materialize
+            adapters.runtime.materialize.materialize = real_materialize
 
 
 class RolloutMachine(RuleBasedStateMachine):

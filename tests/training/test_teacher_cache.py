@@ -107,7 +107,7 @@ def test_the_cache_carries_which_teachers_know_each_example(models, corpus, tmp_
 
 def test_the_window_marks_replay_by_what_each_teacher_learned() -> None:
     from adapters.training.loss import BOTH, NEW, PRIMARY
-    from adapters.training.window import example_teachers
+    from adapters.training.students import example_teachers
 
     sources = [["g1-new", "g0-old"], ["g0-old", "g0-other"]]  # HEAD's data (with its replay), its parent's
     kinds = example_teachers({"w-new"}, ["g1-new", "g0-old", "g0-other"], sources, stabilized=True)

@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from adapters.workspace import resolve_home
+from adapters.runtime.workspace import resolve_home
 from evo_core.errors import EvoError, UsageError
 
 EXIT_ERROR = EvoError.exit_code
@@ -32,7 +32,7 @@ def out_json(value: Any) -> None:
 
 def open_app(args: argparse.Namespace) -> Any:
     """The ``App`` of the workspace ``--home`` names (use it as a context manager)."""
-    from adapters.app import App
+    from adapters.runtime.app import App
 
     return App(resolve_home(args.home))
 

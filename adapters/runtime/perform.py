@@ -8,7 +8,7 @@ never works out again what is due. One that must know whether its action is stil
 command refused because another process moved the state first) asks ``still_due``:
 ``action in reactions(state)``.
 
-The runner (``adapters.runner``) is this loop with waiting, signals and telling;
+The runner (``adapters.runtime.runner``) is this loop with waiting, signals and telling;
 ``evo train`` and ``evo evaluate`` are ``perform_due`` over their action types.
 """
 
@@ -39,7 +39,7 @@ from evo_core.state import State
 from ledger.record import GENESIS_PREV
 
 if TYPE_CHECKING:
-    from adapters.app import App
+    from adapters.runtime.app import App
     from evo_core.config import EvoConfig
 
 
@@ -71,7 +71,7 @@ def spawn(turn: Turn, actions: Sequence[Action]) -> None:
 
 def train(turn: Turn, actions: Sequence[Action]) -> None:
     """Every due candidate at once, in the pool; progress bars when asked for."""
-    from adapters.training import window as training
+    from adapters.training import students as training
     from adapters.training.progress import ProgressBoard
 
     ids = [a.candidate for a in actions if isinstance(a, TrainCandidate)]
@@ -107,7 +107,7 @@ def _each(module: str, name: str) -> Handler:
     return handler
 
 
-EVALUATION = "adapters.evaluation.window"
+EVALUATION = "adapters.evaluation.steps"
 ROLLOUT = "adapters.rollout"
 
 HANDLERS: dict[type[Action], Handler] = {

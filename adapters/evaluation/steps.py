@@ -12,7 +12,7 @@ ledger says and the next turn does the rest:
   hashes it (blake3 of its canonical JSON) and appends ``Proposed``, or ``NoPromotion`` with the
   reason.
 
-The runner performs these through ``adapters.perform``'s table; ``evo evaluate`` performs the
+The runner performs these through ``adapters.runtime.perform``'s table; ``evo evaluate`` performs the
 due evaluation actions one after the other (``evaluate_window``).
 
 Probes: a window's probe set is fixed once, in ``data/probes/window-<n>.json``, from the
@@ -27,16 +27,16 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
-from adapters.app import App, proposal_hash
+from adapters.runtime.app import App, proposal_hash
 from adapters.evaluation.probes import ProbeSet, build_demo_probes, encode_probes, read_probes
-from adapters.evaluation.runner import evaluate
+from adapters.evaluation.measure import evaluate
 from adapters.serving.generations import ServingError, gguf_path
-from adapters.training.window import work_dir
-from adapters.workspace import WorkspaceError, write_atomic
+from adapters.training.students import work_dir
+from adapters.runtime.workspace import WorkspaceError, write_atomic
 from evo_core import commands as cmd
 from evo_core.config import EvoConfig
 from evo_core.errors import NothingPending
-from evo_core.events import GenerationRegistered, Metrics
+from evo_core.events import Metrics
 from evo_core.reactions import (
     ConcludeWindow,
     EvaluateBaseline,
@@ -51,13 +51,6 @@ from evo_core.window import draft_proposal
 EVALUATION_ACTIONS = (EvaluateBaseline, EvaluateCandidate, RankCandidates, FreezeCandidate, ConcludeWindow)
 
 
-def _is_demo(app: App) -> bool:
-    for rec in app.store.ledger.records():
-        if isinstance(rec.event, GenerationRegistered):
-            return rec.event.source == "demo"
-    return False
-
-
 def window_probes(app: App, window: Window) -> tuple[ProbeSet, Path]:
     """The window's fixed probe set (made once, then read)."""
     path = app.ws.data / "probes" / f"window-{window.number}.json"
@@ -67,7 +60,7 @@ def window_probes(app: App, window: Window) -> tuple[ProbeSet, Path]:
         return msgspec.json.decode(path.read_bytes(), type=ProbeSet), path
     if (app.ws.data / "probes.json").is_file():
         probes = read_probes(app.ws.home)
-    elif _is_demo(app):
+    elif app.state().genesis_source == "demo":
         probes = build_demo_probes(window.cycle, since_cycle=window.since_cycle)
     else:
         raise WorkspaceError(
@@ -160,7 +153,7 @@ def evaluate_window(app: App, config: EvoConfig, *, say: Callable[[str], None] =
     """``evo evaluate``: perform every due evaluation action, in the order the core gives them,
     once the training is over; ``say`` gets one line per record. The projection files are
     rebuilt once, at the end. Returns the state after the last action."""
-    from adapters.perform import Turn, perform_due
+    from adapters.runtime.perform import Turn, perform_due
 
     state, window = _open_window(app)
     others = [a for a in reactions(state) if not isinstance(a, EVALUATION_ACTIONS)]

@@ -16,8 +16,8 @@ from typing import Callable, Sequence
 
 import msgspec
 
-from adapters.cli_common import EXIT_ERROR, open_app, out, out_json, print_events
-from adapters.workspace import WorkspaceError, resolve_home
+from adapters.cli.common import EXIT_ERROR, open_app, out, out_json, print_events
+from adapters.runtime.workspace import WorkspaceError, resolve_home
 from evo_core.errors import EvoError, UsageError
 
 
@@ -44,7 +44,7 @@ _seq = _whole(0)
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from adapters.app import init_workspace
+    from adapters.runtime.create import init_workspace
 
     home = resolve_home(args.home)
     base = Path(args.base_model) if args.base_model else None
@@ -64,7 +64,8 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     from adapters.data.conversations import IngestError, ingest
-    from adapters.workspace import Workspace
+    from adapters.runtime.workspace import Workspace
+    from evo_core.names import by_prefix
 
     ws = Workspace(resolve_home(args.home))
     ws.require()
@@ -83,7 +84,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_heartbeat(args: argparse.Namespace) -> int:
-    from adapters.app import App
+    from adapters.runtime.app import App
     from evo_core.events import Heartbeat
 
     with App(resolve_home(args.home)) as app:
@@ -114,7 +115,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             state = state_at(app.store.ledger.records(), seq=args.at_seq, cycle=args.at_cycle)
             checkpoint = None
         else:
-            from adapters.materialize import missing
+            from adapters.runtime.materialize import missing
 
             loaded = app.store.load()
             state, checkpoint = loaded.state, loaded.checkpoint
@@ -146,7 +147,7 @@ def cmd_log(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from adapters.audit import audit
+    from adapters.audit.verify import audit
     from ledger.store import parse_checkpoint
 
     checkpoint = None
@@ -178,19 +179,19 @@ def cmd_head(args: argparse.Namespace) -> int:
 
 
 def cmd_approve(args: argparse.Namespace) -> int:
-    from adapters.cli_operator import decide_proposal
+    from adapters.cli.operator import decide_proposal
 
     return decide_proposal(args, "approve")
 
 
 def cmd_reject(args: argparse.Namespace) -> int:
-    from adapters.cli_operator import decide_proposal
+    from adapters.cli.operator import decide_proposal
 
     return decide_proposal(args, "reject")
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    from adapters.app import operator_name
+    from adapters.runtime.app import operator_name
     from evo_core.commands import Rollback
 
     with open_app(args) as app:
@@ -216,9 +217,9 @@ def cmd_timeline(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from adapters.perform import Turn, perform, still_due
+    from adapters.runtime.perform import Turn, perform, still_due
     from adapters.training.progress import ProgressBoard
-    from adapters.training.window import train_window
+    from adapters.training.students import train_window
     from evo_core.errors import NothingPending
     from evo_core.reactions import SpawnCandidates, TrainCandidate, reactions
     from evo_core.state import Phase
@@ -270,12 +271,13 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from adapters.workspace import Workspace
+    from adapters.runtime.workspace import Workspace
+    from evo_core.names import by_prefix
 
     ws = Workspace(resolve_home(args.home))
     ws.require()
     names = sorted(p.name for p in ws.archive.iterdir() if p.is_dir() and not p.name.startswith("."))
-    matches = [n for n in names if n == args.generation] or [n for n in names if n.startswith(args.generation)]
+    matches = by_prefix(args.generation, names)
     if len(matches) != 1:
         why = "no archived generation" if not matches else f"{len(matches)} archived generations match"
         raise WorkspaceError(f"{why} {args.generation!r} in {ws.archive}")
@@ -299,7 +301,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from adapters.evaluation.window import evaluate_window
+    from adapters.evaluation.steps import evaluate_window
 
     with open_app(args) as app:
         config = app.ws.load_config()
@@ -362,7 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("head", cmd_head, "print the ledger's latest checkpoint SEQ:HASH (keep it to detect rollback of the ledger)")
 
-    from adapters import cli_operator
+    from adapters.cli import operator as cli_operator
 
     sp = add("approve", cmd_approve, "approve the pending promotion proposal, signed with your operator key")
     sp.add_argument("--proposal", metavar="HASH", help="the proposal hash (or a prefix of >= 8) you reviewed")
@@ -394,7 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--max-tokens", type=_positive, default=64, help="new tokens at most (default 64)")
 
     add("evaluate", cmd_evaluate, "evaluate the trained candidates and HEAD on the window's probes, rank, freeze every candidate, propose")
-    from adapters.cli_run import cmd_run
+    from adapters.cli.run import cmd_run
 
     sp = add("run", cmd_run, "the runner: follow the ledger and do what is due (train, evaluate, propose, shadow, cutover, burn-in)")
     sp.add_argument("--until-idle", action="store_true", help="do everything that is due now, then exit (scripts, cron, tests)")
@@ -402,7 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("timeline", cmd_timeline, "everything the ledger says about one generation or candidate")
     sp.add_argument("generation", help="a generation or candidate name (e.g. Luna-G001-a-c10000)")
 
-    from adapters.cli_forensics import cmd_explain, cmd_report
+    from adapters.cli.forensics import cmd_explain, cmd_report
 
     sp = add("explain", cmd_explain, "why a candidate ended as it did: gates and margins, budget, rank, hashes, rollout")
     sp.add_argument("name", help="a candidate or genesis name, or a unique prefix (e.g. Luna-G001-c)")

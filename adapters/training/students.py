@@ -26,10 +26,10 @@ import shutil
 from pathlib import Path
 from typing import Any, Callable
 
-from adapters.app import App
+from adapters.runtime.app import App
 from adapters.training.pool import Done, Progress, run_pool, threads_per_worker
 from adapters.training.spec import Distill, Lora, Schedule, TrainResult, TrainSpec
-from adapters.workspace import Workspace
+from adapters.runtime.workspace import Workspace
 from evo_core import commands as cmd
 from evo_core.config import EvoConfig
 from evo_core.errors import NothingPending

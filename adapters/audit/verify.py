@@ -11,7 +11,7 @@
    GenerationRegistered) is re-hashed against its event and its hashes.csv
    (``adapters.freeze.verify_ledger_archives``).
 5. Every signed record (Approved, Rejected, AutonomyChanged) re-verified against today's
-   ``[approval] trusted_keys`` (``adapters.signing.event_problem``): a bad one is a problem named
+   ``[approval] trusted_keys`` (``adapters.operator.signing.event_problem``): a bad one is a problem named
    with its seq, except an approval withdrawn by ``ApprovalRefused`` before it was acted on (a note).
 """
 
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import msgspec
 
-from adapters import links
-from adapters.workspace import Workspace
+from adapters.runtime import links
+from adapters.runtime.workspace import Workspace
 from evo_core.errors import CorruptHistory
 from evo_core.evolve import evolve
 from evo_core import events as ev
@@ -137,7 +137,7 @@ def _replay(
 def _check_signatures(ws: Workspace, ledger: Ledger, signed: list[tuple[int, ev.Event, State]], out: AuditReport) -> None:
     if not any(not isinstance(e, ev.ApprovalRefused) for _, e, _ in signed):
         return
-    from adapters import signing
+    from adapters.operator import signing
     from evo_core.errors import EvoError
 
     try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from adapters.workspace import Workspace
+from adapters.runtime.workspace import Workspace
 from evo_core.state import State
 from ledger.recovery import fsync_dir
 

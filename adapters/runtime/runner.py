@@ -4,7 +4,7 @@ Theory of operation
 -------------------
 One loop: fold the ledger (``App.state()``: the event store folds only the records appended
 since its last look), ask ``reactions(state)`` what is due, perform one group through the
-table from action type to handler (``adapters.perform``: all the due training at once in the
+table from action type to handler (``adapters.runtime.perform``: all the due training at once in the
 process pool, with per-candidate progress bars, else one action: an evaluation, a freeze, a
 rollout step), whose handler appends the outcome, and ask again. During a shadow phase with
 ``shadow.replay`` on, the runner also replays trivial queries through the router once per
@@ -50,12 +50,12 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from adapters.app import App
-from adapters.ledger_watch import LedgerWatch
+from adapters.runtime.app import App
+from adapters.runtime.ledger_watch import LedgerWatch
 from evo_core import commands as cmd
 from evo_core import events as ev
 from evo_core.errors import EvoError
-from adapters.perform import HANDLERS, Handler, Turn, group, perform
+from adapters.runtime.perform import HANDLERS, Handler, Turn, group, perform
 from evo_core.reactions import Action, reactions
 from evo_core.state import Phase, State
 from ledger.record import GENESIS_PREV
@@ -151,7 +151,7 @@ class Runner:
         self.progress = progress
         self.worker = worker or train_worker
         self.use_inotify = use_inotify
-        # the core's actions through adapters.perform's table, and the runner's own shadow replay
+        # the core's actions through adapters.runtime.perform's table, and the runner's own shadow replay
         self.handlers: dict[type[Action], Handler] = {**HANDLERS, ReplayShadow: self._replay, **(handlers or {})}
         self.watch: LedgerWatch | None = None
         self._current: tuple[str, ...] = ()  # the actions in progress

@@ -8,15 +8,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from adapters.cli_common import open_app, out, out_json
-from adapters.workspace import WorkspaceError
+from adapters.cli.common import open_app, out, out_json
+from adapters.runtime.workspace import WorkspaceError
+from evo_core.names import by_prefix
 
 
 def resolve_name(names: list[str], wanted: str) -> str:
     """``wanted`` itself, or the one generation or candidate it is a prefix of."""
-    if wanted in names:
-        return wanted
-    matches = list(dict.fromkeys(n for n in names if n.startswith(wanted)))
+    matches = by_prefix(wanted, names)
     if not matches:
         raise WorkspaceError(f"no candidate or generation named {wanted!r} in the ledger (see `evo status`)")
     if len(matches) > 1:
@@ -42,7 +41,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from adapters.report import gather, write_report
+    from adapters.audit.report import gather, write_report
 
     with open_app(args) as app:
         data = gather(app)

@@ -1,4 +1,4 @@
-"""``evo run [--until-idle] [--json]``: the runner (``adapters/runner.py``). Parse, call, print.
+"""``evo run [--until-idle] [--json]``: the runner (``adapters/runtime/runner.py``). Parse, call, print.
 
 Lines (one per phase change and per ledger record, heartbeats aside) go to stdout, the training
 bars to stderr; with ``--json`` the lines go to stderr and the run's report to stdout. Exit 0
@@ -14,8 +14,8 @@ import msgspec
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from adapters.runner import Runner
-    from adapters.workspace import resolve_home
+    from adapters.runtime.runner import Runner
+    from adapters.runtime.workspace import resolve_home
 
     def say(line: str) -> None:
         print(line, file=sys.stderr if args.json else sys.stdout, flush=True)

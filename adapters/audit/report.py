@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Iterable, Iterator
 
 import msgspec
 
-from adapters.workspace import write_atomic
+from adapters.runtime.workspace import write_atomic
 from projections.report_data import LineageNode, Plot, ReportData, ReportWindow, report_data
 
 if TYPE_CHECKING:
-    from adapters.app import App
+    from adapters.runtime.app import App
     from ledger.record import Record
 
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")

@@ -1,7 +1,7 @@
 """The operator's signed commands: ``evo keygen``, ``approve``, ``reject`` and ``autonomy``.
 
 Every signature is verified here, against config.toml's ``[approval] trusted_keys``, before
-anything is appended (``adapters.signing`` says what is signed). A forged, wrongly-signed,
+anything is appended (``adapters.operator.signing`` says what is signed). A forged, wrongly-signed,
 untrusted-key or stale one is refused in one line (exit 1) and recorded as ``ApprovalRefused``
 for auditors, and nothing else changes. A missing or unreadable key file appends nothing (exit
 1); so does a usage error (exit 2). ``signing`` (and ``cryptography``) load only when a command
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from adapters.cli_common import open_app, out, out_json, print_events
-from adapters.workspace import Workspace, WorkspaceError, resolve_home, write_atomic
+from adapters.cli.common import open_app, out, out_json, print_events
+from adapters.runtime.workspace import Workspace, WorkspaceError, resolve_home, write_atomic
 from evo_core.errors import DomainError, UsageError
 
 KEY_ENV = "EVO_OPERATOR_KEY"
@@ -76,13 +76,13 @@ class Credentials:
     signature: str = ""  # given, when signed offline
 
     def signature_for(self, message: bytes) -> str:
-        from adapters import signing
+        from adapters.operator import signing
 
         return signing.sign(self.private, message) if self.private is not None else self.signature
 
 
 def _credentials(args: argparse.Namespace) -> Credentials:
-    from adapters import signing
+    from adapters.operator import signing
 
     if args.signature or args.key_id:
         if args.key:
@@ -140,8 +140,8 @@ def _message_out(message: bytes, args: argparse.Namespace) -> int:
 
 def decide_proposal(args: argparse.Namespace, action: str) -> int:
     """``evo approve`` / ``evo reject``: sign the pending proposal's full hash, verify, append."""
-    from adapters import signing
-    from adapters.app import operator_name
+    from adapters.operator import signing
+    from adapters.runtime.app import operator_name
     from evo_core.commands import Approve, Reject
     from evo_core.decide import decide
     from evo_core.errors import StaleProposal
@@ -184,8 +184,8 @@ def decide_proposal(args: argparse.Namespace, action: str) -> int:
 
 
 def cmd_autonomy(args: argparse.Namespace) -> int:
-    from adapters import signing
-    from adapters.app import operator_name
+    from adapters.operator import signing
+    from adapters.runtime.app import operator_name
     from evo_core.commands import ChangeAutonomy
     from evo_core.errors import InvalidInput
 
@@ -238,8 +238,8 @@ def _inside(path: Path, home: Path) -> bool:
 def cmd_keygen(args: argparse.Namespace) -> int:
     import socket
 
-    from adapters import signing
-    from adapters.app import operator_name
+    from adapters.operator import signing
+    from adapters.runtime.app import operator_name
 
     home = resolve_home(args.home)
     given = args.out or os.environ.get(KEY_ENV)
@@ -269,7 +269,7 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 def _trust(ws: Workspace, line: str, kid: str) -> bool:
     """Add ``line`` to config.toml's [approval] trusted_keys, comments kept, validated, atomic."""
-    from adapters import signing
+    from adapters.operator import signing
     from evo_core.config import ConfigError, parse_config
 
     text = ws.config_path.read_text(encoding="utf-8")

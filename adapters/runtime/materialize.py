@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Iterable, Iterator
 
-from adapters.workspace import Workspace, write_atomic
+from adapters.runtime.workspace import Workspace, write_atomic
 from evo_core.events import Heartbeat
 from evo_core.state import State
 from ledger.eventstore import EventStore

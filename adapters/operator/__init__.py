@@ -1,0 +1,1 @@
+"""What only the operator holds: keys, signatures, approvals."""
