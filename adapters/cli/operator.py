@@ -1,11 +1,10 @@
 """The operator's signed commands: ``evo keygen``, ``approve``, ``reject`` and ``autonomy``.
+Parse, get the credentials, call the use case (``adapters.operator.approvals``: it verifies
+every signature before anything is appended), print.
 
-Every signature is verified here, against config.toml's ``[approval] trusted_keys``, before
-anything is appended (``adapters.operator.signing`` says what is signed). A forged, wrongly-signed,
-untrusted-key or stale one is refused in one line (exit 1) and recorded as ``ApprovalRefused``
-for auditors, and nothing else changes. A missing or unreadable key file appends nothing (exit
-1); so does a usage error (exit 2). ``signing`` (and ``cryptography``) load only when a command
-needs them.
+A refused signature is one line (exit 1), recorded as ``ApprovalRefused`` for auditors. A
+missing or unreadable key file appends nothing (exit 1); so does a usage error (exit 2).
+``signing`` (and ``cryptography``) load only when a command needs them.
 """
 
 from __future__ import annotations
@@ -15,19 +14,15 @@ import os
 import re
 import stat
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from adapters.cli.common import open_app, out, out_json, print_events
+from adapters.operator.approvals import Credentials
 from adapters.runtime.workspace import Workspace, WorkspaceError, resolve_home, write_atomic
-from evo_core.errors import DomainError, UsageError
+from evo_core.errors import UsageError
 
 KEY_ENV = "EVO_OPERATOR_KEY"
-
-
-class Refused(DomainError):
-    """A signed command refused (and recorded as ApprovalRefused)."""
 
 
 def default_key_path() -> Path:
@@ -69,18 +64,6 @@ def add_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
 # ---------------------------------------------------------------- credentials and refusals
 
 
-@dataclass
-class Credentials:
-    key_id: str
-    private: Any = None  # signing.PrivateKey when signing here
-    signature: str = ""  # given, when signed offline
-
-    def signature_for(self, message: bytes) -> str:
-        from adapters.operator import signing
-
-        return signing.sign(self.private, message) if self.private is not None else self.signature
-
-
 def _credentials(args: argparse.Namespace) -> Credentials:
     from adapters.operator import signing
 
@@ -101,31 +84,6 @@ def _credentials(args: argparse.Namespace) -> Credentials:
     return Credentials(key_id=signing.key_id(signing.public_raw(private)), private=private)
 
 
-def _refuse(
-    app: Any, action: str, operator: str, reason: str, digest: str, kid: str, what: str, hint: str = ""
-) -> None:
-    """Record the refusal (unless it would withdraw an approval made validly meanwhile) and
-    raise it as one line, with ``hint`` (what to do about it) after the reason."""
-    from evo_core.commands import RefuseApproval
-    from evo_core.decide import decide
-    from evo_core.state import Phase
-
-    reason = " ".join(reason.split())
-    command = RefuseApproval(action=action, operator=operator, reason=reason, proposal_hash=digest, key_id=kid)
-
-    def guarded(state: Any) -> Any:
-        if action == "approve" and state.phase is Phase.APPROVED and state.proposal and state.proposal.hash == digest:
-            return []
-        return decide(state, command)
-
-    state, checkpoint, events = app.store.execute(guarded)
-    if events:
-        app.sync(state)
-    where = f" (recorded as ApprovalRefused, seq {checkpoint.seq})" if events else ""
-    advice = f"; {hint}" if hint else ""
-    raise Refused(f"{what} refused: {reason}{advice}{where}")
-
-
 def _message_out(message: bytes, args: argparse.Namespace) -> int:
     if args.json:
         out_json({"message": message.decode()})
@@ -140,43 +98,20 @@ def _message_out(message: bytes, args: argparse.Namespace) -> int:
 
 def decide_proposal(args: argparse.Namespace, action: str) -> int:
     """``evo approve`` / ``evo reject``: sign the pending proposal's full hash, verify, append."""
-    from adapters.operator import signing
+    from adapters.operator import approvals
     from adapters.runtime.app import operator_name
-    from evo_core.commands import Approve, Reject
-    from evo_core.decide import decide
-    from evo_core.errors import StaleProposal
 
     creds = None if args.print_message else _credentials(args)
-    operator = args.operator or operator_name()
-    given = args.proposal.strip().lower() if args.proposal else None
-    what = "approval" if action == "approve" else "rejection"
-
-    def command(digest: str | None, signature: str, kid: str) -> Any:
-        if action == "approve":
-            return Approve(operator=operator, proposal_hash=digest, signature=signature, key_id=kid)
-        return Reject(operator=operator, reason=args.reason, proposal_hash=digest, signature=signature, key_id=kid)
-
+    decision = approvals.ProposalDecision(
+        action=action,
+        operator=args.operator or operator_name(),
+        given=args.proposal.strip().lower() if args.proposal else None,
+        reason=getattr(args, "reason", "") or "",
+    )
     with open_app(args) as app:
-        config = app.ws.load_config()
-        lid = signing.ledger_id(app)
-        state = app.state()
-        try:
-            decide(state, command(given, "-", "-"))  # the core's checks, dry: pending? stale? reason?
-        except StaleProposal as exc:
-            if creds is None:
-                raise
-            pending = state.proposal.hash if state.proposal else ""
-            _refuse(app, action, operator, str(exc), given or pending, creds.key_id, what)
-        assert state.proposal is not None  # the dry run raised NothingPending otherwise
-        digest = state.proposal.hash
-        message = signing.approval_message(lid, action, digest)
         if creds is None:
-            return _message_out(message, args)
-        signature = creds.signature_for(message)
-        problem = signing.signature_problem(config, creds.key_id, signature, message, f"proposal {digest[:16]}")
-        if problem:
-            _refuse(app, action, operator, problem.text, digest, creds.key_id, what, problem.fault.hint)
-        outcome = app.execute(command(digest, signature, creds.key_id))
+            return _message_out(approvals.proposal_message(app, decision), args)
+        outcome = approvals.decide_proposal(app, app.ws.load_config(), decision, creds)
         return print_events(outcome, args.json)
 
 
@@ -184,39 +119,16 @@ def decide_proposal(args: argparse.Namespace, action: str) -> int:
 
 
 def cmd_autonomy(args: argparse.Namespace) -> int:
-    from adapters.operator import signing
+    from adapters.operator import approvals
     from adapters.runtime.app import operator_name
-    from evo_core.commands import ChangeAutonomy
-    from evo_core.errors import InvalidInput
 
     enabled = args.setting == "on"
     creds = None if args.print_message else _credentials(args)
-    operator = args.operator or operator_name()
     with open_app(args) as app:
-        config = app.ws.load_config()
-        lid = signing.ledger_id(app)
-        state = app.state()
-        nonce = state.autonomy_changes
-        if enabled == state.autonomy:
-            raise InvalidInput(f"autonomy is already {args.setting}")
-        message = signing.autonomy_message(lid, enabled, nonce)
         if creds is None:
-            return _message_out(message, args)
-        signature = creds.signature_for(message)
-        what = f"autonomy {args.setting} at nonce {nonce}"
-        problem = signing.signature_problem(config, creds.key_id, signature, message, what)
-        if problem and problem.fault is signing.SignatureFault.MISMATCH:
-            for old in range(nonce):
-                if not signing.signature_problem(config, creds.key_id, signature, signing.autonomy_message(lid, enabled, old), ""):
-                    problem = signing.SignatureProblem(
-                        signing.SignatureFault.MISMATCH,
-                        f"replayed: this signature is for autonomy {args.setting} at nonce {old}, the next change is nonce {nonce}",
-                    )
-        if problem:
-            _refuse(app, "autonomy", operator, problem.text, "", creds.key_id, "autonomy change", problem.fault.hint)
-        outcome = app.execute(
-            ChangeAutonomy(enabled=enabled, operator=operator, key_id=creds.key_id, signature=signature, nonce=nonce)
-        )
+            return _message_out(approvals.autonomy_message(app, enabled), args)
+        config = app.ws.load_config()
+        outcome = approvals.change_autonomy(app, config, enabled, args.operator or operator_name(), creds)
         if enabled and not config.approval.autonomous:
             print(
                 "evo: warning: config.toml [approval] autonomous is false: the scheduler approves for itself "
