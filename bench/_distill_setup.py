@@ -127,7 +127,7 @@ def build_fixture(root: Path, n_examples: int) -> dict[str, Any]:
 def make_spec(root: Path, *, candidate: str, seed: int, branch: str, steps: int, threads: int,
               out_dir: Path, device: str = "cpu") -> Any:
     from adapters.training.spec import Distill, Lora, TrainSpec
-    from evo_core.events import BudgetLimits
+    from evo_core.values import BudgetLimits
 
     index = json.loads((root / "cache.safetensors.json").read_text())
     return TrainSpec(

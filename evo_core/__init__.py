@@ -1,4 +1,4 @@
-"""evo_core: the pure evolution core (events, state, evolve, decide, reactions, gates, config).
+"""evo_core: the pure evolution core (events, values, state, evolve, decide, reactions, gates, config).
 
 No I/O here: values in, values out. The config models (pydantic) are re-exported lazily so that
 the heartbeat path, which imports this package, does not pay for pydantic.
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from evo_core import commands, events
+from evo_core import commands, events, values
 from evo_core.errors import (
     CorruptHistory,
     CycleError,
@@ -66,5 +66,6 @@ __all__ = [
     "encode_value",
     "events",
     "fold",
+    "values",
     *sorted(_LAZY),
 ]

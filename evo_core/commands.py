@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from evo_core.events import BudgetUsed, Metrics, Proposal, TrainingStats
+from evo_core.values import BudgetUsed, Metrics, Proposal, TrainingStats
 
 if TYPE_CHECKING:
     from evo_core.config import EvoConfig

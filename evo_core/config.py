@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from evo_core.errors import EnvironmentFault
-from evo_core.events import BudgetLimits
+from evo_core.values import BudgetLimits
 
 HARD_CAP = 8  # the most students one window may ever train at once, whatever the config says
 Strategy = Literal["recent_weighted", "uniform_sample", "high_karma_weighted"]

@@ -9,6 +9,7 @@ from evo_core.errors import DomainError, InvalidInput, NothingPending
 from evo_core.gates import budget_breaches, check_metrics, evaluate_gates, score
 from evo_core.guards import Events, finite, is_hex64
 from evo_core.state import Candidate, CandidateStatus, Phase, State
+from evo_core.values import BudgetUsed
 from evo_core.window import candidate_name, draft_proposal, plan_branches, rank, verdict
 
 
@@ -63,7 +64,7 @@ def start_training(state: State, c: cmd.StartTraining) -> Events:
     return [ev.TrainingStarted(candidate=c.candidate, attempt=cand.attempts + 1)]
 
 
-def _check_used(used: ev.BudgetUsed) -> None:
+def _check_used(used: BudgetUsed) -> None:
     finite(**{k: float(getattr(used, k)) for k in used.__struct_fields__})
 
 
@@ -136,7 +137,7 @@ def evaluate(state: State, c: cmd.RecordEvaluation) -> Events:
     gates = evaluate_gates(
         c.metrics,
         baseline,
-        cand.budget_used or ev.BudgetUsed(),
+        cand.budget_used or BudgetUsed(),
         cand.budget,
         epsilon=g.epsilon,
         delta=g.delta,

@@ -42,7 +42,7 @@ from typing import Sequence
 
 from evo_core.bounds import lower_bound, normal_quantile, paired_counts
 from evo_core.errors import InvalidInput
-from evo_core.events import BudgetLimits, BudgetUsed, GateResult, Metrics
+from evo_core.values import BudgetLimits, BudgetUsed, GateResult, Metrics
 
 GATE_NAMES = ("recall", "generalize", "tone", "laws", "budget")
 

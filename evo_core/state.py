@@ -11,7 +11,7 @@ import enum
 
 import msgspec
 
-from evo_core.events import BudgetLimits, BudgetUsed, GateResult, Metrics, Proposal
+from evo_core.values import BudgetLimits, BudgetUsed, GateResult, Metrics, Proposal
 
 STATE_VERSION = "evo-state/3"
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from evo_core.errors import InvalidInput
-from evo_core.events import Proposal
 from evo_core.gates import failed_gates
 from evo_core.state import Candidate, CandidateStatus, State
+from evo_core.values import Proposal
 
 
 def genesis_name(agent: str) -> str:

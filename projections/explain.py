@@ -17,6 +17,7 @@ from typing import Iterable
 import msgspec
 
 from evo_core import events as ev
+from evo_core.values import BudgetLimits, BudgetUsed, GateResult, Metrics, TrainingStats
 
 from projections.explain_gates import UNITS, breach_text, gate_text
 from projections.records import LedgerRecord, clocked
@@ -69,20 +70,20 @@ class Explanation(msgspec.Struct, frozen=True, kw_only=True):
     seed: int | None = None
     parent: str | None = None  # G(N)
     stabilizer: str | None = None  # G(N-1)
-    budget: ev.BudgetLimits | None = None
+    budget: BudgetLimits | None = None
     # training
     attempts: int = 0
-    training: ev.TrainingStats | None = None
+    training: TrainingStats | None = None
     training_failure: str | None = None
     breach: BudgetBreach | None = None
-    budget_used: ev.BudgetUsed | None = None
+    budget_used: BudgetUsed | None = None
     # evaluation
-    metrics: ev.Metrics | None = None
-    gates: tuple[ev.GateResult, ...] = ()
+    metrics: Metrics | None = None
+    gates: tuple[GateResult, ...] = ()
     passed: bool | None = None
     score: float | None = None
     baseline_generation: str | None = None
-    baseline_metrics: ev.Metrics | None = None
+    baseline_metrics: Metrics | None = None
     baseline_score: float | None = None
     improvement: float | None = None  # score - HEAD's score
     rank: int | None = None
@@ -294,7 +295,7 @@ def _candidate(f: _Facts, head: str | None, baselines: dict[int, ev.BaselineEval
         breach = BudgetBreach(
             resource=b.resource, limit=b.limit, used=b.used, over=b.used - b.limit, unit=UNITS.get(b.resource, "")
         )
-    used: ev.BudgetUsed | None = None
+    used: BudgetUsed | None = None
     if f.breached is not None:
         used = f.breached.budget_used
     elif f.failed is not None:
@@ -356,7 +357,7 @@ def _candidate(f: _Facts, head: str | None, baselines: dict[int, ev.BaselineEval
     )
 
 
-def _why(f: _Facts, budget: ev.BudgetLimits, used: ev.BudgetUsed | None, rank: int | None) -> str:
+def _why(f: _Facts, budget: BudgetLimits, used: BudgetUsed | None, rank: int | None) -> str:
     if f.breached is not None:
         b = f.breached
         return "FAIL - budget: " + breach_text(b.resource, b.limit, b.used)

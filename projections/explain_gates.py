@@ -11,8 +11,8 @@ A gate recorded before bounds (``method == ""``) reads as its raw comparison, as
 
 from __future__ import annotations
 
-from evo_core import events as ev
 from evo_core.gates import MEAN, PAIRED, budget_breaches
+from evo_core.values import BudgetLimits, BudgetUsed, GateResult
 
 UNITS = {"walltime": "min", "gpu_memory": "GB", "disk": "GB"}
 COMPARE = {"recall": ">=", "generalize": ">=", "tone": "<=", "laws": "==", "budget": "=="}
@@ -42,12 +42,12 @@ def percent(confidence: float | None) -> str:
     return "-" if confidence is None else f"{confidence * 100:g}%"
 
 
-def is_upper(gate: ev.GateResult) -> bool:
+def is_upper(gate: GateResult) -> bool:
     """Recall bounds the drop from above (non-inferiority); generalize the gain from below."""
     return gate.name == "recall"
 
 
-def difference_text(gate: ev.GateResult) -> str:
+def difference_text(gate: GateResult) -> str:
     """The observed paired difference and the items behind it: ``+0.0333 vs HEAD (1 more of 30:
     1 won, 0 lost)``."""
     n, net = gate.n_items, gate.wins - gate.losses
@@ -55,7 +55,7 @@ def difference_text(gate: ev.GateResult) -> str:
     return f"{net / n:+.4f} vs HEAD ({more} of {n}: {gate.wins} won, {gate.losses} lost)"
 
 
-def bound_text(gate: ev.GateResult) -> str:
+def bound_text(gate: GateResult) -> str:
     """The bound against its tolerance: ``95% lower bound -0.0521 < delta 0.02``."""
     bound = 0.0 if gate.bound is None else gate.bound
     if is_upper(gate):
@@ -65,7 +65,7 @@ def bound_text(gate: ev.GateResult) -> str:
     return f"{percent(gate.confidence)} lower bound {bound:+.4f} {cmp} delta {gate.threshold:g}"
 
 
-def evidence_text(gate: ev.GateResult) -> str:
+def evidence_text(gate: GateResult) -> str:
     """What the verdict rests on, beyond value and threshold ("" for a raw gate)."""
     if gate.method == PAIRED and gate.n_items:
         return f"{difference_text(gate)}, {bound_text(gate)}"
@@ -74,7 +74,7 @@ def evidence_text(gate: ev.GateResult) -> str:
     return ""
 
 
-def rule_text(gate: ev.GateResult) -> str:
+def rule_text(gate: GateResult) -> str:
     """The rule the gate applied, as EVAL.md states it."""
     if gate.method == PAIRED:
         c = percent(gate.confidence)
@@ -86,7 +86,7 @@ def rule_text(gate: ev.GateResult) -> str:
     return RAW_RULES.get(gate.name, "")
 
 
-def gate_text(gate: ev.GateResult, budget: ev.BudgetLimits | None, used: ev.BudgetUsed | None) -> str:
+def gate_text(gate: GateResult, budget: BudgetLimits | None, used: BudgetUsed | None) -> str:
     """Why one failed gate failed, with the number it missed by."""
     g = gate
     match g.name:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from evo_core import events as ev
 from evo_core.gates import BUDGET_RESOURCES
+from evo_core.values import BudgetLimits, BudgetUsed, GateResult, Metrics
 
 from projections.explain import Explanation
 from projections.explain_gates import COMPARE, UNITS, breach_text, evidence_text, quantity
@@ -13,7 +13,7 @@ def _items(outcomes: str) -> str:
     return f" ({outcomes.count('1')}/{len(outcomes)})" if outcomes else ""
 
 
-def _metrics_line(m: ev.Metrics) -> str:
+def _metrics_line(m: Metrics) -> str:
     prompts = f" ({len(m.tone_drifts)} prompts)" if m.tone_drifts else ""
     return (
         f"recall {m.recall:.4f}{_items(m.recall_outcomes)}, generalize {m.generalize:.4f}"
@@ -22,7 +22,7 @@ def _metrics_line(m: ev.Metrics) -> str:
     )
 
 
-def _budget_lines(limits: ev.BudgetLimits, used: ev.BudgetUsed | None) -> list[str]:
+def _budget_lines(limits: BudgetLimits, used: BudgetUsed | None) -> list[str]:
     out = []
     for resource, (used_field, limit_field) in BUDGET_RESOURCES.items():
         unit = UNITS.get(resource, "")
@@ -35,7 +35,7 @@ def _budget_lines(limits: ev.BudgetLimits, used: ev.BudgetUsed | None) -> list[s
     return out
 
 
-def _gate_line(g: ev.GateResult) -> str:
+def _gate_line(g: GateResult) -> str:
     verdict = "PASS" if g.passed else "FAIL"
     evidence = evidence_text(g)
     if evidence and g.bound is not None:  # bounded: the bound against the tolerance decided

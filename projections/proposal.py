@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import msgspec
 
-from evo_core.events import GateResult, Metrics
 from evo_core.state import Phase, State
+from evo_core.values import GateResult, Metrics
 
 from projections.summary import short
 

@@ -20,6 +20,7 @@ import msgspec
 from evo_core import events as ev
 from evo_core.evolve import evolve
 from evo_core.state import CandidateStatus, State
+from evo_core.values import Metrics
 
 from projections.candidates import status_label
 from projections.records import LedgerRecord, clocked
@@ -41,7 +42,7 @@ class ReportCandidate(msgspec.Struct, kw_only=True):
     # from the folded state at the end of the records (``_settle``)
     status: str = "SPAWNED"  # ``status_label``: SPAWNED/TRAINING/TRAINED, then the verdict
     failed: bool = False
-    metrics: ev.Metrics | None = None
+    metrics: Metrics | None = None
     score: float | None = None
     promoted: bool = False
     head: bool = False  # GEN_HEAD at the end of the records
@@ -56,7 +57,7 @@ class ReportWindow(msgspec.Struct, kw_only=True):
     cycle: int
     gen: int
     head: str  # HEAD when it opened
-    baseline: ev.Metrics | None = None
+    baseline: Metrics | None = None
     baseline_score: float | None = None
     candidates: list[ReportCandidate] = []
     outcome: str = "open"  # "proposed <name>" or "no promotion: <reason>"
@@ -254,7 +255,7 @@ def _nodes(p: _Pass) -> tuple[LineageNode, ...]:
     return tuple(out)
 
 
-def _value(metric: str, metrics: ev.Metrics, score: float | None) -> float | None:
+def _value(metric: str, metrics: Metrics, score: float | None) -> float | None:
     if metric == "score":
         return score
     value: float = getattr(metrics, metric)

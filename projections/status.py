@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import msgspec
 
-from evo_core.events import Metrics
 from evo_core.reactions import reactions
 from evo_core.state import Phase, State
+from evo_core.values import Metrics
 
 from projections.candidates import status_label
 from projections.proposal import approve_command, reject_command

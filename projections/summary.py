@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from evo_core import events as ev
 from evo_core.gates import failed_gates
+from evo_core.values import Metrics
 
 from projections.records import LedgerRecord
 
@@ -13,7 +14,7 @@ def short(digest: str) -> str:
     return digest[:16]
 
 
-def format_metrics(m: ev.Metrics) -> str:
+def format_metrics(m: Metrics) -> str:
     return (
         f"recall {m.recall:.3f}, generalize {m.generalize:.3f}, "
         f"tone_drift {m.tone_drift:.3f}, law_violations {m.law_violations}"

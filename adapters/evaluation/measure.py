@@ -39,7 +39,7 @@ from adapters.evaluation.probes import (
     outcomes,
     recall_groups,
 )
-from evo_core.events import Metrics
+from evo_core.values import Metrics
 
 
 @dataclass(frozen=True)

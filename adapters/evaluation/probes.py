@@ -14,7 +14,7 @@ The answer to a prompt is the greedy continuation of the chat prompt the model w
 (``<|user|>PROMPT<|end|><|assistant|>``, or the GGUF's own chat template), up to the first
 end-of-generation token or ``max_tokens`` tokens.
 
-The metrics (``evo_core.events.Metrics``):
+The metrics (``evo_core.values.Metrics``):
 
 ``recall`` in [0, 1]
     The fraction of distinct *facts* of earlier generations' material (genesis and the eras

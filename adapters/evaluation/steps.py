@@ -36,7 +36,6 @@ from adapters.runtime.workspace import WorkspaceError, write_atomic
 from evo_core import commands as cmd
 from evo_core.config import EvoConfig
 from evo_core.errors import NothingPending
-from evo_core.events import Metrics
 from evo_core.reactions import (
     ConcludeWindow,
     EvaluateBaseline,
@@ -46,6 +45,7 @@ from evo_core.reactions import (
     reactions,
 )
 from evo_core.state import Phase, State, Window
+from evo_core.values import Metrics
 from evo_core.window import draft_proposal
 
 EVALUATION_ACTIONS = (EvaluateBaseline, EvaluateCandidate, RankCandidates, FreezeCandidate, ConcludeWindow)

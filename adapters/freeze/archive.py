@@ -36,8 +36,9 @@ from adapters.freeze.documents import PLOT_NAME, Facts, chart_series, eval_md, m
 from adapters.hashing import hash_file, hash_tree
 from adapters.runtime.workspace import Workspace, WorkspaceError, write_atomic
 from ledger.recovery import fsync_dir
-from evo_core.events import CandidateFrozen, Event, GateResult, GenerationRegistered, Metrics
+from evo_core.events import CandidateFrozen, Event, GenerationRegistered
 from evo_core.state import Candidate, Window
+from evo_core.values import GateResult, Metrics
 from evo_core.window import verdict
 
 TEN = (

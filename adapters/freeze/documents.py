@@ -10,9 +10,9 @@ from typing import Any
 import msgspec
 
 from adapters.freeze.png import COLOUR_NAMES
-from evo_core.events import GateResult, Metrics
 from evo_core.gates import GATE_NAMES, PAIRED
 from evo_core.state import Candidate, Window
+from evo_core.values import GateResult, Metrics
 from projections.explain_gates import evidence_text, percent, rule_text
 
 PLOT_NAME = "metrics.png"

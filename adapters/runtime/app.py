@@ -24,6 +24,7 @@ from evo_core import commands as cmd
 from evo_core import events as ev
 from evo_core.decide import decide
 from evo_core.state import State
+from evo_core.values import Proposal
 from ledger.eventstore import EventStore
 from ledger.store import Checkpoint
 
@@ -35,7 +36,7 @@ def operator_name() -> str:
         return "operator"
 
 
-def proposal_hash(proposal: ev.Proposal) -> str:
+def proposal_hash(proposal: Proposal) -> str:
     return blake3.blake3(ev.encode_value(proposal)).hexdigest()
 
 

@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-from evo_core.events import BudgetLimits, BudgetUsed
+from evo_core.values import BudgetLimits, BudgetUsed
 
 GIB = float(1 << 30)
 Breach = tuple[str, float, float]

@@ -19,7 +19,7 @@ from typing import Any, Callable, Sequence
 import msgspec
 
 from adapters.training.spec import TrainResult, TrainSpec
-from evo_core.events import BudgetUsed, TrainingStats
+from evo_core.values import BudgetUsed, TrainingStats
 
 Progress = Callable[[str, dict[str, Any]], None]
 Done = Callable[[TrainResult], None]

@@ -25,7 +25,7 @@ from typing import Literal
 
 import msgspec
 
-from evo_core.events import BudgetLimits, BudgetUsed, TrainingStats
+from evo_core.values import BudgetLimits, BudgetUsed, TrainingStats
 
 
 class Distill(msgspec.Struct, frozen=True, kw_only=True):

@@ -36,7 +36,7 @@ import msgspec
 
 from adapters.training.loss import LossParts, distill_loss
 from adapters.training.spec import Distill, Lora, TrainResult, TrainSpec
-from evo_core.events import BudgetUsed, TrainingStats
+from evo_core.values import BudgetUsed, TrainingStats
 
 Progress = Callable[[dict[str, Any]], None]
 METHOD = "teacher_student_distillation"

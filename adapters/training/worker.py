@@ -18,7 +18,7 @@ def main(spec_bytes: bytes, conn: Any) -> None:
     import msgspec
 
     from adapters.training.spec import TrainResult, TrainSpec
-    from evo_core.events import BudgetUsed, TrainingStats
+    from evo_core.values import BudgetUsed, TrainingStats
 
     try:
         spec = msgspec.json.decode(spec_bytes, type=TrainSpec)

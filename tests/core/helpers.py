@@ -17,6 +17,7 @@ from evo_core.decide import decide
 from evo_core.evolve import evolve, fold
 from evo_core.state import CandidateStatus, Phase, State
 from evo_core.transitions import ACCEPTS
+from evo_core.values import BudgetUsed, Metrics, Proposal, TrainingStats
 from evo_core.window import draft_proposal
 
 PERIOD = 10
@@ -29,12 +30,12 @@ CFG = EvoConfig(
 GENESIS = "Luna-G000-genesis"
 KNOWN_QUERY = -0.5  # the old HEAD's mean log-likelihood per token of a query it knows
 
-BASELINE = ev.Metrics(recall=0.80, generalize=0.60, tone_drift=0.02, law_violations=0)
-GOOD = ev.Metrics(recall=0.82, generalize=0.70, tone_drift=0.01, law_violations=0)
-BETTER = ev.Metrics(recall=0.85, generalize=0.75, tone_drift=0.01, law_violations=0)
-BAD_RECALL_LAWS = ev.Metrics(recall=0.50, generalize=0.70, tone_drift=0.01, law_violations=2)
+BASELINE = Metrics(recall=0.80, generalize=0.60, tone_drift=0.02, law_violations=0)
+GOOD = Metrics(recall=0.82, generalize=0.70, tone_drift=0.01, law_violations=0)
+BETTER = Metrics(recall=0.85, generalize=0.75, tone_drift=0.01, law_violations=0)
+BAD_RECALL_LAWS = Metrics(recall=0.50, generalize=0.70, tone_drift=0.01, law_violations=2)
 # passes every gate (recall within epsilon, generalize exactly +delta) but scores below HEAD
-PASSES_BUT_WORSE = ev.Metrics(recall=0.75, generalize=0.62, tone_drift=0.02, law_violations=0)
+PASSES_BUT_WORSE = Metrics(recall=0.75, generalize=0.62, tone_drift=0.02, law_violations=0)
 
 STATE_DECODER = msgspec.json.Decoder(State)
 
@@ -43,7 +44,7 @@ STATE_DECODER = msgspec.json.Decoder(State)
 SIGNED = dict(signature="sig", key_id="k")
 
 
-def proposal_hash(proposal: ev.Proposal) -> str:
+def proposal_hash(proposal: Proposal) -> str:
     return blake3(ev.encode_value(proposal)).hexdigest()
 
 
@@ -61,7 +62,7 @@ def snapshot(state: State) -> bytes:
 
 
 # What happens to one candidate in a window: metrics to evaluate, or a failure mode.
-Outcome = Union[ev.Metrics, Literal["fail", "breach", "over_budget"]]
+Outcome = Union[Metrics, Literal["fail", "breach", "over_budget"]]
 
 
 @dataclass
@@ -115,23 +116,23 @@ class Driver:
                     resource="steps",
                     limit=float(self.config.budget.max_steps),
                     used=float(self.config.budget.max_steps + 1),
-                    budget_used=ev.BudgetUsed(steps=self.config.budget.max_steps + 1),
+                    budget_used=BudgetUsed(steps=self.config.budget.max_steps + 1),
                 )
             )
         elif outcome == "over_budget":  # the adapter missed it; the core must not
             self.do(
                 cmd.FinishTraining(
                     candidate=cid,
-                    stats=ev.TrainingStats(steps=10, loss_start=2.0, loss_final=1.0),
-                    budget_used=ev.BudgetUsed(disk_gb=self.config.budget.max_disk_gb + 1),
+                    stats=TrainingStats(steps=10, loss_start=2.0, loss_final=1.0),
+                    budget_used=BudgetUsed(disk_gb=self.config.budget.max_disk_gb + 1),
                 )
             )
         else:
             self.do(
                 cmd.FinishTraining(
                     candidate=cid,
-                    stats=ev.TrainingStats(steps=10, loss_start=2.0, loss_final=1.0),
-                    budget_used=ev.BudgetUsed(steps=10, walltime_minutes=1.0, tokens_processed=100),
+                    stats=TrainingStats(steps=10, loss_start=2.0, loss_final=1.0),
+                    budget_used=BudgetUsed(steps=10, walltime_minutes=1.0, tokens_processed=100),
                 )
             )
             self.do(cmd.RecordEvaluation(candidate=cid, metrics=outcome, config=self.config))
@@ -153,7 +154,7 @@ class Driver:
         digest = proposal_hash(proposal) if proposal is not None else ""
         return self.do(cmd.Propose(proposal=proposal, proposal_hash=digest))
 
-    def window(self, outcomes: list[Outcome], baseline: ev.Metrics = BASELINE) -> list[ev.Event]:
+    def window(self, outcomes: list[Outcome], baseline: Metrics = BASELINE) -> list[ev.Event]:
         """A whole window: open, spawn, baseline, train/evaluate each, rank, freeze, conclude."""
         self.open_window()
         self.do(cmd.SpawnCandidates(config=self.config))

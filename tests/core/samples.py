@@ -9,9 +9,10 @@ from msgspec.structs import replace
 from evo_core import events as ev
 from evo_core.state import Phase, State
 from evo_core.transitions import TRANSITIONS, Branch
+from evo_core.values import BudgetUsed, Metrics, Proposal, TrainingStats
 from tests.core.helpers import CFG
 
-_M = ev.Metrics(recall=0.5, generalize=0.5, tone_drift=0.0, law_violations=0)
+_M = Metrics(recall=0.5, generalize=0.5, tone_drift=0.0, law_violations=0)
 _L = CFG.budget.limits()
 SAMPLES: dict[type[ev.Event], ev.Event] = {
     ev.Heartbeat: ev.Heartbeat(cycle=1),
@@ -21,15 +22,15 @@ SAMPLES: dict[type[ev.Event], ev.Event] = {
     ev.CandidateSpawned: ev.CandidateSpawned(window=1, candidate="c", gen=1, branch="a", seed=1, strategy="s",
                                              parent="g", stabilizer=None, budget=_L),
     ev.TrainingStarted: ev.TrainingStarted(candidate="c"),
-    ev.TrainingFinished: ev.TrainingFinished(candidate="c", stats=ev.TrainingStats(), budget_used=ev.BudgetUsed()),
+    ev.TrainingFinished: ev.TrainingFinished(candidate="c", stats=TrainingStats(), budget_used=BudgetUsed()),
     ev.TrainingFailed: ev.TrainingFailed(candidate="c", reason="r"),
-    ev.BudgetBreached: ev.BudgetBreached(candidate="c", resource="steps", limit=1, used=2, budget_used=ev.BudgetUsed()),
+    ev.BudgetBreached: ev.BudgetBreached(candidate="c", resource="steps", limit=1, used=2, budget_used=BudgetUsed()),
     ev.BaselineEvaluated: ev.BaselineEvaluated(window=1, generation="g", metrics=_M, score=0.5),
     ev.GateEvaluated: ev.GateEvaluated(candidate="c", metrics=_M, gates=(), passed=False, score=0.5),
     ev.CandidatesRanked: ev.CandidatesRanked(window=1, ranking=("c",)),
     ev.CandidateFrozen: ev.CandidateFrozen(candidate="c", status="PASS", archive="a", archive_hash="h"),
     ev.Proposed: ev.Proposed(
-        proposal=ev.Proposal(window=1, candidate="c", current_head="g", reason="r", score=1.0, head_score=0.5,
+        proposal=Proposal(window=1, candidate="c", current_head="g", reason="r", score=1.0, head_score=0.5,
                              improvement=0.5, metrics=_M, gates=(), model_hash="", manifest_hash=""),
         proposal_hash="a" * 64),
     ev.NoPromotion: ev.NoPromotion(window=1, reason="r"),

@@ -8,10 +8,10 @@ import math
 from hypothesis import strategies as st
 
 from evo_core import commands as cmd
-from evo_core import events as ev
 from evo_core.config import BurnInConfig, EvoConfig, ShadowConfig
 from evo_core.reactions import reactions
 from evo_core.state import CandidateStatus, Phase, State
+from evo_core.values import BudgetUsed, Metrics, TrainingStats
 from evo_core.window import draft_proposal
 from tests.core.helpers import (
     SIGNED,
@@ -41,18 +41,18 @@ unit = st.floats(min_value=0.0, max_value=1.0, allow_nan=False)
 odd_float = st.sampled_from([math.nan, math.inf, -math.inf])
 metrics = st.one_of(
     st.sampled_from([GOOD, BETTER, BAD_RECALL_LAWS, PASSES_BUT_WORSE, BASELINE]),
-    st.builds(ev.Metrics, recall=unit, generalize=unit, tone_drift=unit, law_violations=st.integers(0, 2)),
-    st.builds(ev.Metrics, recall=odd_float, generalize=unit, tone_drift=unit, law_violations=st.just(0)),
+    st.builds(Metrics, recall=unit, generalize=unit, tone_drift=unit, law_violations=st.integers(0, 2)),
+    st.builds(Metrics, recall=odd_float, generalize=unit, tone_drift=unit, law_violations=st.just(0)),
 )
 likely_good = st.one_of(st.sampled_from([GOOD, BETTER]), st.sampled_from([GOOD, BETTER]), metrics)
 used_ok = st.builds(
-    ev.BudgetUsed, steps=st.integers(0, PCFG.budget.max_steps), walltime_minutes=st.floats(0, 60)
+    BudgetUsed, steps=st.integers(0, PCFG.budget.max_steps), walltime_minutes=st.floats(0, 60)
 )
 used_any = st.one_of(
     used_ok,
-    st.builds(ev.BudgetUsed, steps=st.integers(0, 3000), disk_gb=st.one_of(st.floats(0, 9), odd_float)),
+    st.builds(BudgetUsed, steps=st.integers(0, 3000), disk_gb=st.one_of(st.floats(0, 9), odd_float)),
 )
-stats = st.just(ev.TrainingStats(steps=1, loss_start=2.0, loss_final=1.0))
+stats = st.just(TrainingStats(steps=1, loss_start=2.0, loss_final=1.0))
 # the old HEAD's mean log-likelihoods per token of an answer and of its query (None: not
 # scored), and the floors they are judged against
 logprob = st.none() | st.floats(-8.0, 0.0)

@@ -20,6 +20,7 @@ from evo_core.errors import (
 )
 from evo_core.reactions import reactions
 from evo_core.state import Phase, State
+from evo_core.values import BudgetUsed, Metrics, Proposal, TrainingStats
 from tests.core.helpers import (
     SIGNED,
     BASELINE,
@@ -174,8 +175,8 @@ def test_training_steps_out_of_order_are_refused() -> None:
     d.open_window()
     d.do(cmd.SpawnCandidates(config=CFG))
     a = d.candidates()[0]
-    used = ev.BudgetUsed(steps=1)
-    stats = ev.TrainingStats()
+    used = BudgetUsed(steps=1)
+    stats = TrainingStats()
     refused(d.state, cmd.StartTraining(candidate="Luna-G009-z-c10"), NothingPending)
     refused(d.state, cmd.FinishTraining(candidate=a, stats=stats, budget_used=used), DomainError, "spawned")
     refused(d.state, cmd.RecordEvaluation(candidate=a, metrics=GOOD, config=CFG), DomainError)
@@ -204,20 +205,20 @@ def test_non_finite_numbers_are_refused(bad: float) -> None:
     d.do(cmd.SpawnCandidates(config=CFG))
     a, b = d.candidates()[:2]
     d.do(cmd.StartTraining(candidate=a))
-    nan_metrics = ev.Metrics(recall=bad, generalize=0.5, tone_drift=0.0, law_violations=0)
+    nan_metrics = Metrics(recall=bad, generalize=0.5, tone_drift=0.0, law_violations=0)
     refused(d.state, cmd.RecordBaseline(metrics=nan_metrics, config=CFG), InvalidInput, "recall")
-    stats = ev.TrainingStats()
-    refused(d.state, cmd.FinishTraining(candidate=a, stats=stats, budget_used=ev.BudgetUsed(walltime_minutes=bad)),
+    stats = TrainingStats()
+    refused(d.state, cmd.FinishTraining(candidate=a, stats=stats, budget_used=BudgetUsed(walltime_minutes=bad)),
             InvalidInput, "walltime_minutes")
-    refused(d.state, cmd.FinishTraining(candidate=a, stats=ev.TrainingStats(loss_final=bad), budget_used=ev.BudgetUsed()),
+    refused(d.state, cmd.FinishTraining(candidate=a, stats=TrainingStats(loss_final=bad), budget_used=BudgetUsed()),
             InvalidInput, "loss_final")
-    refused(d.state, cmd.BreachBudget(candidate=a, resource="steps", limit=10.0, used=bad, budget_used=ev.BudgetUsed()),
+    refused(d.state, cmd.BreachBudget(candidate=a, resource="steps", limit=10.0, used=bad, budget_used=BudgetUsed()),
             InvalidInput, "used")
-    refused(d.state, cmd.FailTraining(candidate=b, reason="x", budget_used=ev.BudgetUsed(gpu_memory_gb=bad)),
+    refused(d.state, cmd.FailTraining(candidate=b, reason="x", budget_used=BudgetUsed(gpu_memory_gb=bad)),
             InvalidInput, "gpu_memory_gb")
     d.do(cmd.RecordBaseline(metrics=BASELINE, config=CFG))
-    d.do(cmd.FinishTraining(candidate=a, stats=stats, budget_used=ev.BudgetUsed()))
-    refused(d.state, cmd.RecordEvaluation(candidate=a, metrics=ev.Metrics(recall=0.5, generalize=0.5, tone_drift=bad, law_violations=0), config=CFG),
+    d.do(cmd.FinishTraining(candidate=a, stats=stats, budget_used=BudgetUsed()))
+    refused(d.state, cmd.RecordEvaluation(candidate=a, metrics=Metrics(recall=0.5, generalize=0.5, tone_drift=bad, law_violations=0), config=CFG),
             InvalidInput, "tone_drift")
 
 
@@ -274,7 +275,7 @@ def test_propose_must_match_the_draft_and_carry_a_hash() -> None:
     draft, _ = draft_proposal(d.state)
     assert draft is not None
     refused(d.state, cmd.Propose(proposal=None), InvalidInput)  # a passing, better candidate exists
-    other = ev.Proposal(**{**{f: getattr(draft, f) for f in draft.__struct_fields__}, "candidate": d.candidates()[0]})
+    other = Proposal(**{**{f: getattr(draft, f) for f in draft.__struct_fields__}, "candidate": d.candidates()[0]})
     refused(d.state, cmd.Propose(proposal=other, proposal_hash="a" * 64), InvalidInput, "does not match")
     refused(d.state, cmd.Propose(proposal=draft, proposal_hash="abc"), InvalidInput, "hash")
 
@@ -304,7 +305,7 @@ def test_nothing_may_be_proposed_when_no_candidate_passed() -> None:
         d.train(cid, "fail")
     d.do(cmd.Rank())
     d.freeze_all()
-    fake = ev.Proposal(
+    fake = Proposal(
         window=1, candidate=d.candidates()[0], current_head=GENESIS, reason="", score=1.0,
         head_score=0.0, improvement=1.0, metrics=GOOD, gates=(), model_hash="", manifest_hash="",
     )

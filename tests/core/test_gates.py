@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 
 from evo_core.config import GateConfig
 from evo_core.errors import InvalidInput
-from evo_core.events import BudgetLimits, BudgetUsed, GateResult, Metrics
 from evo_core.gates import (
     GATE_NAMES,
     budget_breaches,
@@ -20,6 +19,7 @@ from evo_core.gates import (
     failed_gates,
     score,
 )
+from evo_core.values import BudgetLimits, BudgetUsed, GateResult, Metrics
 
 HEAD = Metrics(recall=0.5, generalize=0.5, tone_drift=0.0, law_violations=0)
 LIMITS = BudgetLimits(

@@ -16,15 +16,16 @@ from evo_core.evolve import evolve, fold
 from evo_core.gates import evaluate_gates, score
 from evo_core.state import Phase, State
 from evo_core.transitions import ACCEPTS
+from evo_core.values import BudgetUsed, Metrics, TrainingStats
 from tests.core.helpers import BASELINE, Driver, check_history, check_invariants, drain, snapshot
 from tests.core.samples import fitted, table_says
 from tests.core.strategies import P, PCFG, command
 
 unit = st.floats(min_value=0.0, max_value=1.0, allow_nan=False)
-metric = st.builds(ev.Metrics, recall=unit, generalize=unit, tone_drift=unit, law_violations=st.integers(0, 3))
+metric = st.builds(Metrics, recall=unit, generalize=unit, tone_drift=unit, law_violations=st.integers(0, 3))
 LIMITS = EvoConfig().budget.limits()
 used = st.builds(
-    ev.BudgetUsed,
+    BudgetUsed,
     steps=st.integers(0, 3000),
     walltime_minutes=st.floats(0, 90),
     gpu_memory_gb=st.floats(0, 20),
@@ -34,7 +35,7 @@ used = st.builds(
 thresholds = st.tuples(st.floats(0, 0.2), st.floats(0, 0.2), st.floats(0, 1))
 
 
-def _gates(m: ev.Metrics, head: ev.Metrics, u: ev.BudgetUsed, t: tuple[float, float, float]) -> dict[str, bool]:
+def _gates(m: Metrics, head: Metrics, u: BudgetUsed, t: tuple[float, float, float]) -> dict[str, bool]:
     eps, delta, theta = t
     gates = evaluate_gates(m, head, u, LIMITS, epsilon=eps, delta=delta, theta=theta, confidence=0.95)
     return {g.name: g.passed for g in gates}
@@ -42,16 +43,16 @@ def _gates(m: ev.Metrics, head: ev.Metrics, u: ev.BudgetUsed, t: tuple[float, fl
 
 @given(metric, metric, used, thresholds, unit, unit, unit, st.integers(0, 3), st.floats(0, 1))
 def test_improving_any_metric_never_turns_a_pass_into_a_fail(
-    m: ev.Metrics, head: ev.Metrics, u: ev.BudgetUsed, t: tuple[float, float, float],
+    m: Metrics, head: Metrics, u: BudgetUsed, t: tuple[float, float, float],
     d_recall: float, d_gen: float, d_tone: float, d_laws: int, shrink: float,
 ) -> None:
-    better = ev.Metrics(
+    better = Metrics(
         recall=m.recall + d_recall,
         generalize=m.generalize + d_gen,
         tone_drift=m.tone_drift - d_tone,
         law_violations=max(0, m.law_violations - d_laws),
     )
-    less = ev.BudgetUsed(
+    less = BudgetUsed(
         steps=int(u.steps * shrink), walltime_minutes=u.walltime_minutes * shrink,
         gpu_memory_gb=u.gpu_memory_gb * shrink, tokens_processed=int(u.tokens_processed * shrink),
         disk_gb=u.disk_gb * shrink,
@@ -63,9 +64,9 @@ def test_improving_any_metric_never_turns_a_pass_into_a_fail(
 
 
 @given(metric, metric, used, thresholds)
-def test_a_worse_head_never_makes_a_candidate_fail(m: ev.Metrics, head: ev.Metrics, u: ev.BudgetUsed,
+def test_a_worse_head_never_makes_a_candidate_fail(m: Metrics, head: Metrics, u: BudgetUsed,
                                                    t: tuple[float, float, float]) -> None:
-    weaker = ev.Metrics(recall=head.recall / 2, generalize=head.generalize / 2, tone_drift=head.tone_drift,
+    weaker = Metrics(recall=head.recall / 2, generalize=head.generalize / 2, tone_drift=head.tone_drift,
                         law_violations=head.law_violations)
     before, after = _gates(m, head, u, t), _gates(m, weaker, u, t)
     assert all(after[n] for n, ok in before.items() if ok)
@@ -78,7 +79,7 @@ def _evaluable() -> Driver:
     d.do(cmd.RecordBaseline(metrics=BASELINE, config=PCFG))
     cid = d.candidates()[0]
     d.do(cmd.StartTraining(candidate=cid))
-    d.do(cmd.FinishTraining(candidate=cid, stats=ev.TrainingStats(), budget_used=ev.BudgetUsed(steps=5)))
+    d.do(cmd.FinishTraining(candidate=cid, stats=TrainingStats(), budget_used=BudgetUsed(steps=5)))
     return d
 
 
@@ -86,7 +87,7 @@ EVALUABLE = _evaluable()
 
 
 @given(metric)
-def test_a_failing_gate_always_blocks_passed(m: ev.Metrics) -> None:
+def test_a_failing_gate_always_blocks_passed(m: Metrics) -> None:
     state = EVALUABLE.state
     cid = EVALUABLE.candidates()[0]
     (event,) = decide(state, cmd.RecordEvaluation(candidate=cid, metrics=m, config=PCFG))
@@ -103,7 +104,7 @@ weights = st.tuples(unit, unit, unit)
 
 
 @given(metric, weights, weights, st.floats(-3, 3), st.floats(-3, 3))
-def test_score_is_linear_in_the_weights(m: ev.Metrics, w1: tuple[float, float, float],
+def test_score_is_linear_in_the_weights(m: Metrics, w1: tuple[float, float, float],
                                         w2: tuple[float, float, float], a: float, b: float) -> None:
     combo = tuple(a * x + b * y for x, y in zip(w1, w2))
     assert math.isclose(score(m, combo), a * score(m, w1) + b * score(m, w2), abs_tol=1e-9)

@@ -4,11 +4,11 @@ exactly what is still missing."""
 from __future__ import annotations
 
 from evo_core import commands as cmd
-from evo_core import events as ev
 from evo_core import reactions as r
 from evo_core.evolve import fold
 from evo_core.reactions import reactions
 from evo_core.state import State
+from evo_core.values import BudgetUsed, TrainingStats
 from tests.core.helpers import BASELINE, BETTER, CFG, GENESIS, GOOD, Driver
 
 
@@ -35,7 +35,7 @@ def test_a_window_walks_through_its_actions_in_order() -> None:
     # a crash here: replay, ask again: a is still due (its next start counts attempt 2)
     assert r.TrainCandidate(candidate=a) in reactions(fold(d.events))
     d.train(b, "fail")
-    d.do(cmd.FinishTraining(candidate=a, stats=ev.TrainingStats(), budget_used=ev.BudgetUsed()))
+    d.do(cmd.FinishTraining(candidate=a, stats=TrainingStats(), budget_used=BudgetUsed()))
     # a is trained but HEAD's baseline is missing: evaluate the baseline first
     assert reactions(d.state) == [r.EvaluateBaseline(window=1, generation=GENESIS), r.TrainCandidate(candidate=c)]
     d.do(cmd.RecordBaseline(metrics=BASELINE, config=CFG))

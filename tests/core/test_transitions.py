@@ -25,6 +25,7 @@ from evo_core.transitions import (
     render_mermaid,
     render_table,
 )
+from evo_core.values import BudgetUsed, TrainingStats
 from tests.core.helpers import SIGNED, BASELINE, BETTER, CFG, GENESIS, GOOD, Driver, snapshot
 from tests.core.samples import SAMPLES, fitted, table_says
 
@@ -131,9 +132,9 @@ def _menu(state: State) -> list[cmd.Command]:
     c = cands[0]
     return [
         cmd.Beat(period=10), cmd.RegisterGenesis(generation="again"), cmd.SpawnCandidates(config=CFG),
-        cmd.StartTraining(candidate=c), cmd.FinishTraining(candidate=c, stats=ev.TrainingStats(), budget_used=ev.BudgetUsed()),
+        cmd.StartTraining(candidate=c), cmd.FinishTraining(candidate=c, stats=TrainingStats(), budget_used=BudgetUsed()),
         cmd.FailTraining(candidate=c, reason="r"),
-        cmd.BreachBudget(candidate=c, resource="steps", limit=1.0, used=2.0, budget_used=ev.BudgetUsed()),
+        cmd.BreachBudget(candidate=c, resource="steps", limit=1.0, used=2.0, budget_used=BudgetUsed()),
         cmd.RecordBaseline(metrics=BASELINE, config=CFG), cmd.RecordEvaluation(candidate=c, metrics=GOOD, config=CFG),
         cmd.Rank(), cmd.Freeze(candidate=c, archive="a", archive_hash="h"), cmd.Propose(proposal=None),
         cmd.Approve(**SIGNED, operator="o"), cmd.Reject(**SIGNED, operator="o", reason="r"), cmd.Rollback(operator="o"),

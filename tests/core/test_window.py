@@ -9,6 +9,7 @@ from evo_core import events as ev
 from evo_core.config import ScoreConfig
 from evo_core.errors import InvalidInput
 from evo_core.state import CandidateStatus, Phase
+from evo_core.values import BudgetUsed, Metrics, TrainingStats
 from evo_core.window import (
     branch_letter,
     candidate_name,
@@ -88,7 +89,7 @@ def test_ranking_passing_by_score_then_failed_gates_then_training_failures() -> 
 
 def test_rank_sorts_failures_by_score_within_their_group() -> None:
     d = Driver().genesis()
-    worse = ev.Metrics(recall=0.1, generalize=0.7, tone_drift=0.0, law_violations=1)
+    worse = Metrics(recall=0.1, generalize=0.7, tone_drift=0.0, law_violations=1)
     d.window([worse, BAD_RECALL_LAWS, "breach"])
     a, b, c = d.candidates()
     cands = [d.state.candidates[x] for x in (c, a, b)]
@@ -129,9 +130,9 @@ def test_no_promotion_when_the_best_does_not_beat_head() -> None:
 def test_equal_score_is_not_an_improvement() -> None:
     cfg = CFG.model_copy(update={"score": ScoreConfig(recall=0.5, generalize=0.5, tone=0.0)})
     d = Driver(config=cfg).genesis()
-    head = ev.Metrics(recall=0.5, generalize=0.5, tone_drift=0.0, law_violations=0)
+    head = Metrics(recall=0.5, generalize=0.5, tone_drift=0.0, law_violations=0)
     # recall -1/32 (within epsilon), generalize +1/32 (over delta): gates pass, same score
-    same = ev.Metrics(recall=0.46875, generalize=0.53125, tone_drift=0.0, law_violations=0)
+    same = Metrics(recall=0.46875, generalize=0.53125, tone_drift=0.0, law_violations=0)
     out = d.window([same, "fail", "fail"], baseline=head)
     cand = d.state.candidates[d.candidates()[0]]
     assert cand.passed and cand.score == 0.5
@@ -156,8 +157,8 @@ def test_baseline_score_uses_config_weights() -> None:
 # ---------------------------------------------------------------- paired outcomes through decide
 
 
-def _measured(recall: str, generalize: str, laws: int = 0) -> ev.Metrics:
-    return ev.Metrics(
+def _measured(recall: str, generalize: str, laws: int = 0) -> Metrics:
+    return Metrics(
         recall=recall.count("1") / len(recall), generalize=generalize.count("1") / len(generalize),
         tone_drift=0.01, law_violations=laws, recall_outcomes=recall, generalize_outcomes=generalize,
         tone_drifts=(0.01,),
@@ -186,7 +187,7 @@ def test_outcomes_on_other_items_than_heads_are_refused_and_change_nothing() -> 
     d.do(cmd.RecordBaseline(metrics=_measured("1" * 30, "0" * 30), config=CFG))
     cid = d.candidates()[0]
     d.do(cmd.StartTraining(candidate=cid))
-    d.do(cmd.FinishTraining(candidate=cid, stats=ev.TrainingStats(), budget_used=ev.BudgetUsed(steps=5)))
+    d.do(cmd.FinishTraining(candidate=cid, stats=TrainingStats(), budget_used=BudgetUsed(steps=5)))
     before = d.state
     with pytest.raises(InvalidInput, match="same probe items"):
         d.do(cmd.RecordEvaluation(candidate=cid, metrics=_measured("1" * 60, "1" * 30), config=CFG))

@@ -10,8 +10,8 @@ import pytest
 
 from adapters.data.demo_world import QUESTIONS, era_facts
 from adapters.evaluation import ProbeSet, build_demo_probes, evaluate, evaluate_report, matches, recall_groups
-from evo_core.events import Metrics
 from evo_core.gates import check_metrics
+from evo_core.values import Metrics
 
 PROBES = build_demo_probes(2500)  # recall: genesis; generalize: era 1 held out (unseen by G000)
 

@@ -186,11 +186,11 @@ def test_an_empty_work_folder_still_freezes(ws: Workspace, window_state: State, 
 
 def test_bounded_gates_leave_their_evidence_in_metrics_json_and_eval_md(ws: Workspace, tmp_path: Path) -> None:
     from evo_core import commands as cmd
-    from evo_core import events as ev
+    from evo_core.values import Metrics
     from tests.core.helpers import Driver
 
-    def measured(recall: str, generalize: str) -> ev.Metrics:
-        return ev.Metrics(recall=recall.count("1") / len(recall), generalize=generalize.count("1") / len(generalize),
+    def measured(recall: str, generalize: str) -> Metrics:
+        return Metrics(recall=recall.count("1") / len(recall), generalize=generalize.count("1") / len(generalize),
                           tone_drift=0.02, law_violations=0, recall_outcomes=recall,
                           generalize_outcomes=generalize, tone_drifts=(0.01, 0.03))
 

@@ -9,6 +9,7 @@ import blake3
 import pytest
 
 from evo_core import events as ev
+from evo_core.values import GateResult, Metrics
 
 ZERO = "0" * 64
 
@@ -37,7 +38,7 @@ def audit(ledger: Path | bytes) -> list[dict[str, object]]:
 
 def sample_events() -> list[ev.Event]:
     """One of several event kinds, with nested values and floats."""
-    m = ev.Metrics(recall=0.9, generalize=0.5, tone_drift=0.01, law_violations=0)
+    m = Metrics(recall=0.9, generalize=0.5, tone_drift=0.01, law_violations=0)
     return [
         ev.GenerationRegistered(generation="G000", source="base"),
         ev.Heartbeat(cycle=1),
@@ -46,7 +47,7 @@ def sample_events() -> list[ev.Event]:
         ev.GateEvaluated(
             candidate="c1",
             metrics=m,
-            gates=(ev.GateResult(name="recall", passed=True, value=0.9, threshold=0.8, margin=0.1),),
+            gates=(GateResult(name="recall", passed=True, value=0.9, threshold=0.8, margin=0.1),),
             passed=True,
             score=0.7,
         ),

@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from evo_core import events as ev
+from evo_core.values import Metrics
 from ledger.record import GENESIS_PREV, CorruptRecord, encode_batch, parse_line
 
 AT = "2026-11-25T17:45:50.123Z"
@@ -48,7 +49,7 @@ def test_non_finite_floats_are_rejected(bad: float) -> None:
         encode_batch(0, GENESIS_PREV, [ev.ShadowCompared(generation="g", cycle=1, exact=True, similarity=bad)], AT)
     nested = ev.BaselineEvaluated(
         window=1, generation="g", score=0.0,
-        metrics=ev.Metrics(recall=bad, generalize=0.0, tone_drift=0.0, law_violations=0),
+        metrics=Metrics(recall=bad, generalize=0.0, tone_drift=0.0, law_violations=0),
     )
     with pytest.raises(ValueError, match="metrics.recall"):
         encode_batch(0, GENESIS_PREV, [ev.Heartbeat(cycle=1), nested], AT)

@@ -12,7 +12,7 @@ from multiprocessing.connection import Connection
 import msgspec
 
 from adapters.training.spec import TrainResult, TrainSpec
-from evo_core.events import BudgetUsed, TrainingStats
+from evo_core.values import BudgetUsed, TrainingStats
 
 
 def finishes(spec_bytes: bytes, conn: Connection) -> None:

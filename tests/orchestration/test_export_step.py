@@ -13,7 +13,7 @@ import pytest
 from adapters.serving import gguf_export
 from adapters.training.spec import TrainResult
 from adapters.training.worker import export
-from evo_core.events import BudgetUsed, TrainingStats
+from evo_core.values import BudgetUsed, TrainingStats
 
 FINISHED = TrainResult(
     candidate="Luna-G001-a-c10",

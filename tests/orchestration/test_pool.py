@@ -11,7 +11,7 @@ from typing import Any
 from adapters.training.pool import run_pool, threads_per_worker
 from adapters.training.progress import ProgressBoard
 from adapters.training.spec import Distill, Lora, TrainSpec
-from evo_core.events import BudgetLimits
+from evo_core.values import BudgetLimits
 from tests.orchestration import _workers
 
 

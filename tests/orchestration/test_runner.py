@@ -33,6 +33,7 @@ from evo_core.reactions import (
     RankCandidates,
     TrainCandidate,
 )
+from evo_core.values import BudgetUsed, TrainingStats
 from tests.cli.conftest import LedgerDriver
 from tests.core.helpers import BASELINE, BETTER, CFG, GOOD, PASSES_BUT_WORSE, fake_hash
 
@@ -56,8 +57,8 @@ def fake_train_window(app: App, config: EvoConfig, candidates: list[str], *, on_
         if on_progress is not None:
             on_progress(c, {"step": 1, "steps": 1, "loss": 1.0, "tokens": 10})
         result = TrainResult(candidate=c, status="finished",
-                             stats=ev.TrainingStats(steps=1, loss_start=2.0, loss_final=1.0),
-                             budget_used=ev.BudgetUsed(steps=1, tokens_processed=10))
+                             stats=TrainingStats(steps=1, loss_start=2.0, loss_final=1.0),
+                             budget_used=BudgetUsed(steps=1, tokens_processed=10))
         app.execute(cmd.FinishTraining(candidate=c, stats=result.stats, budget_used=result.budget_used))
         results[c] = result
         if on_done is not None:

@@ -16,6 +16,7 @@ from evo_core.config import BurnInConfig, EvoConfig, ShadowConfig
 from evo_core.decide import decide
 from evo_core.evolve import evolve
 from evo_core.state import State
+from evo_core.values import BudgetUsed, Metrics, TrainingStats
 from evo_core.window import draft_proposal
 from ledger import MemoryLedger, Record
 
@@ -23,13 +24,13 @@ SIGNED = dict(signature="sig", key_id="k")  # the core checks a signature is the
 
 T0 = datetime(2025, 10, 25, 8, 0, 0, tzinfo=timezone.utc)
 GENESIS = "Luna-G000-genesis"
-BASELINE = ev.Metrics(recall=0.90, generalize=0.70, tone_drift=0.02, law_violations=0)
-GOOD = ev.Metrics(recall=0.93, generalize=0.80, tone_drift=0.01, law_violations=0)
-FAIR = ev.Metrics(recall=0.91, generalize=0.73, tone_drift=0.03, law_violations=0)
-LAWLESS = ev.Metrics(recall=0.95, generalize=0.85, tone_drift=0.01, law_violations=2)
-WEAK = ev.Metrics(recall=0.80, generalize=0.60, tone_drift=0.04, law_violations=0)
+BASELINE = Metrics(recall=0.90, generalize=0.70, tone_drift=0.02, law_violations=0)
+GOOD = Metrics(recall=0.93, generalize=0.80, tone_drift=0.01, law_violations=0)
+FAIR = Metrics(recall=0.91, generalize=0.73, tone_drift=0.03, law_violations=0)
+LAWLESS = Metrics(recall=0.95, generalize=0.85, tone_drift=0.01, law_violations=2)
+WEAK = Metrics(recall=0.80, generalize=0.60, tone_drift=0.04, law_violations=0)
 
-Outcome = ev.Metrics | str  # metrics to evaluate with, or "breach" / "crash"
+Outcome = Metrics | str  # metrics to evaluate with, or "breach" / "crash"
 
 
 def at(seq: int) -> str:
@@ -93,7 +94,7 @@ class Sim:
             )
         )
 
-    def window(self, plan: dict[str, Outcome], baseline: ev.Metrics = BASELINE) -> ev.Event:
+    def window(self, plan: dict[str, Outcome], baseline: Metrics = BASELINE) -> ev.Event:
         """Run the open window to its conclusion; returns Proposed or NoPromotion. Branches
         missing from ``plan`` crash in training."""
         c = self.config
@@ -106,19 +107,19 @@ class Sim:
             if outcome == "crash":
                 self.do(cmd.FailTraining(candidate=cid, reason="worker died"))
             elif outcome == "breach":
-                used = ev.BudgetUsed(steps=2500)
+                used = BudgetUsed(steps=2500)
                 self.do(
                     cmd.BreachBudget(
                         candidate=cid, resource="steps", limit=2000, used=2500, budget_used=used
                     )
                 )
             else:
-                assert isinstance(outcome, ev.Metrics)
+                assert isinstance(outcome, Metrics)
                 self.do(
                     cmd.FinishTraining(
                         candidate=cid,
-                        stats=ev.TrainingStats(steps=1850, loss_start=1.82, loss_final=1.76),
-                        budget_used=ev.BudgetUsed(steps=1850, walltime_minutes=52.0),
+                        stats=TrainingStats(steps=1850, loss_start=1.82, loss_final=1.76),
+                        budget_used=BudgetUsed(steps=1850, walltime_minutes=52.0),
                     )
                 )
                 self.do(cmd.RecordEvaluation(candidate=cid, metrics=outcome, config=c))

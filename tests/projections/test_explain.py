@@ -4,6 +4,7 @@ import msgspec
 
 from evo_core import commands as cmd
 from evo_core import events as ev
+from evo_core.values import BudgetUsed, GateResult, Metrics
 from projections.explain import explain, generation_names
 from projections.explain_gates import evidence_text, gate_text
 from projections.explain_text import render_explanation
@@ -60,7 +61,7 @@ def test_a_walltime_breach_has_its_unit(sim: Sim) -> None:
     sim.do(cmd.SpawnCandidates(config=sim.config))
     a = sim.cand("a")
     sim.do(cmd.StartTraining(candidate=a))
-    used = ev.BudgetUsed(steps=900, walltime_minutes=61.2)
+    used = BudgetUsed(steps=900, walltime_minutes=61.2)
     sim.do(cmd.BreachBudget(candidate=a, resource="walltime", limit=60.0, used=61.2, budget_used=used))
     x = explain(sim.records, a)
     assert x is not None and x.attempts == 1
@@ -111,7 +112,7 @@ def test_rejected_and_not_better_than_head(sim: Sim) -> None:
     x = explain(sim.records, sim.cand("a"))
     assert x is not None and x.rejected and x.why == "proposed, rejected by travis: not now"
     sim.beat(200)
-    passes_but_worse = ev.Metrics(recall=0.86, generalize=0.73, tone_drift=0.05, law_violations=0)
+    passes_but_worse = Metrics(recall=0.86, generalize=0.73, tone_drift=0.05, law_violations=0)
     sim.window({"a": passes_but_worse})
     x = explain(sim.records, sim.cand("a"))
     assert x is not None and x.rank == 1 and not x.proposed
@@ -156,8 +157,8 @@ def test_a_refused_approval_is_part_of_the_story(sim: Sim) -> None:
     assert [s.type for s in x.rollout] == ["Proposed", "ApprovalRefused"]
 
 
-def _measured(recall: str, generalize: str) -> ev.Metrics:
-    return ev.Metrics(recall=recall.count("1") / len(recall), generalize=generalize.count("1") / len(generalize),
+def _measured(recall: str, generalize: str) -> Metrics:
+    return Metrics(recall=recall.count("1") / len(recall), generalize=generalize.count("1") / len(generalize),
                       tone_drift=0.01, law_violations=0, recall_outcomes=recall, generalize_outcomes=generalize,
                       tone_drifts=(0.0, 0.02))
 
@@ -186,6 +187,6 @@ def test_a_bounded_gate_explains_the_difference_its_items_and_the_bound(sim: Sim
 
 
 def test_a_gate_recorded_before_bounds_reads_as_it_always_did() -> None:
-    weak = ev.GateResult(name="generalize", passed=False, value=0.6, threshold=0.72, margin=-0.12)
+    weak = GateResult(name="generalize", passed=False, value=0.6, threshold=0.72, margin=-0.12)
     assert gate_text(weak, None, None) == "generalize gate: generalize 0.6000 < 0.7200 (short by 0.1200)"
     assert evidence_text(weak) == ""

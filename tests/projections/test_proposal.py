@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 
 from evo_core import commands as cmd
-from evo_core.events import Metrics
+from evo_core.values import Metrics
 from projections import proposal_document, render_proposal
 from tests.projections.conftest import SIGNED, FAIR, GENESIS, GOOD, WEAK, Sim, digest
 

@@ -24,6 +24,7 @@ from evo_core.decide import decide
 from evo_core.errors import DomainError
 from evo_core.evolve import fold
 from evo_core.state import State
+from evo_core.values import BudgetUsed, Metrics, TrainingStats
 from evo_core.window import draft_proposal
 from ledger.eventstore import EventStore
 from tests.core.helpers import (
@@ -46,11 +47,11 @@ GENESIS = "Luna-G000-genesis"
 OUTCOMES: list[Any] = [GOOD, BETTER, GOOD, BETTER, BAD_RECALL_LAWS, PASSES_BUT_WORSE, "fail", "breach"]
 
 
-def model_score(m: ev.Metrics) -> float:
+def model_score(m: Metrics) -> float:
     return 0.4 * m.recall + 0.4 * m.generalize + 0.2 * (1 - m.tone_drift)
 
 
-def model_passes(m: ev.Metrics, head: ev.Metrics) -> bool:
+def model_passes(m: Metrics, head: Metrics) -> bool:
     g = PCFG.gates
     return (m.recall >= head.recall - g.epsilon and m.generalize >= head.generalize + g.delta
             and m.tone_drift <= g.theta and m.law_violations == 0)
@@ -148,11 +149,11 @@ class EvoMachine(RuleBasedStateMachine):
             if outcome == "fail":
                 self.execute(cmd.FailTraining(candidate=cand.id, reason="crash"))
             elif outcome == "breach":
-                used = ev.BudgetUsed(steps=PCFG.budget.max_steps + 1)
-                self.execute(cmd.FinishTraining(candidate=cand.id, stats=ev.TrainingStats(), budget_used=used))
+                used = BudgetUsed(steps=PCFG.budget.max_steps + 1)
+                self.execute(cmd.FinishTraining(candidate=cand.id, stats=TrainingStats(), budget_used=used))
             else:
-                used = ev.BudgetUsed(steps=PCFG.budget.max_steps)
-                self.execute(cmd.FinishTraining(candidate=cand.id, stats=ev.TrainingStats(), budget_used=used))
+                used = BudgetUsed(steps=PCFG.budget.max_steps)
+                self.execute(cmd.FinishTraining(candidate=cand.id, stats=TrainingStats(), budget_used=used))
                 self.execute(cmd.RecordEvaluation(candidate=cand.id, metrics=outcome, config=PCFG))
                 if model_passes(outcome, BASELINE):
                     expected.append((model_score(outcome), cand.id))
@@ -307,7 +308,7 @@ class EvoMachine(RuleBasedStateMachine):
         if self.phase != "window":
             options += [cmd.SpawnCandidates(config=PCFG), cmd.Rank(), cmd.Propose(proposal=None)]
         if self.phase == "window":
-            nan = ev.Metrics(recall=float("nan"), generalize=0.5, tone_drift=0.0, law_violations=0)
+            nan = Metrics(recall=float("nan"), generalize=0.5, tone_drift=0.0, law_violations=0)
             options.append(cmd.RecordBaseline(metrics=nan, config=PCFG))
         self.refused(data.draw(st.sampled_from(options), label="illegal"))
 

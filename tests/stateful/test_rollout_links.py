@@ -48,6 +48,7 @@ from evo_core.decide import decide
 from evo_core.errors import DomainError
 from evo_core.evolve import fold
 from evo_core.state import CandidateStatus, Phase, State
+from evo_core.values import BudgetUsed, TrainingStats
 from evo_core.window import draft_proposal
 from ledger.record import encode_batch
 from ledger.store import Ledger, utc_now
@@ -124,8 +125,8 @@ def runner_command(state: State, outcomes: list[Any]) -> cmd.Command:
         c = by[CandidateStatus.TRAINING][0]
         if outcome[c.id] == "fail":
             return cmd.FailTraining(candidate=c.id, reason="worker died")
-        used = ev.BudgetUsed(steps=10, walltime_minutes=1.0, tokens_processed=100)
-        return cmd.FinishTraining(candidate=c.id, stats=ev.TrainingStats(), budget_used=used)
+        used = BudgetUsed(steps=10, walltime_minutes=1.0, tokens_processed=100)
+        return cmd.FinishTraining(candidate=c.id, stats=TrainingStats(), budget_used=used)
     if by[CandidateStatus.TRAINED]:
         c = by[CandidateStatus.TRAINED][0]
         return cmd.RecordEvaluation(candidate=c.id, metrics=outcome[c.id], config=CFG)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from adapters.training.spec import Distill, Lora, TrainSpec
-from evo_core.events import BudgetLimits
+from evo_core.values import BudgetLimits
 
 VOCAB = 300
 WORDS = (
