@@ -1,5 +1,7 @@
 """Test helpers for the pure core: a driver that runs whole windows through ``decide``/``evolve``,
-the history checks (window coverage, approvals before promotions) and ``check_invariants``."""
+the history checks (window coverage, approvals before promotions), ``check_invariants``, and for
+the ``decide`` tests ``refused`` (a command raises and leaves the state as it was) and
+``proposed`` (a driver with a proposal pending)."""
 
 from __future__ import annotations
 
@@ -8,12 +10,14 @@ from dataclasses import dataclass, field
 from typing import Literal, Union
 
 import msgspec
+import pytest
 from blake3 import blake3
 
 from evo_core import commands as cmd
 from evo_core import events as ev
 from evo_core.config import BurnInConfig, EvoConfig, ShadowConfig
 from evo_core.decide import decide
+from evo_core.errors import DomainError
 from evo_core.evolve import evolve, fold
 from evo_core.state import CandidateStatus, Phase, State
 from evo_core.transitions import ACCEPTS
@@ -378,3 +382,22 @@ def drain(state: State, config: EvoConfig) -> State:
                 state, _ = apply(state, cmd.Propose(proposal=proposal, proposal_hash=digest))
         check_invariants(state)
     raise AssertionError(f"could not drain to idle: stuck in {state.phase}")
+
+
+def refused(state: State, command: cmd.Command, error: type[DomainError], match: str | None = None) -> str:
+    """``command`` raises ``error`` and returns nothing; the state is unchanged and equal."""
+    before = snapshot(state)
+    copy = STATE_DECODER.decode(before)
+    with pytest.raises(error, match=match) as info:
+        decide(state, command)
+    assert snapshot(state) == before and state == copy
+    message = str(info.value)
+    assert message and "\n" not in message
+    return message
+
+
+def proposed() -> Driver:
+    d = Driver().genesis()
+    d.window([GOOD, BETTER, "fail"])
+    assert d.state.phase is Phase.PROPOSED
+    return d
