@@ -162,7 +162,6 @@ class Runner:
         self._events = 0
         self._phase: Phase | None = None
         self._replayed: dict[str, int] = {}  # shadow generation -> its samples at the last replay
-        self._config: tuple[tuple[int, int, int], EvoConfig] | None = None
         self._seen = Checkpoint(-1, "")
         self._seen_offset = 0
 
@@ -254,12 +253,8 @@ class Runner:
         return due
 
     def config(self) -> EvoConfig:
-        """config.toml, validated again only when the file changed."""
-        st = os.stat(self.app.ws.config_path)
-        key = (st.st_ino, st.st_size, st.st_mtime_ns)
-        if self._config is None or self._config[0] != key:
-            self._config = (key, self.app.ws.load_config())
-        return self._config[1]
+        """config.toml, validated again only when the file changed (``Workspace.config``)."""
+        return self.app.ws.config()
 
     def _perform(self, actions: list[Action]) -> None:
         self._current = tuple(action_name(a) for a in actions)

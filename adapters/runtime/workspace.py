@@ -66,6 +66,7 @@ def write_atomic(path: Path, data: bytes | str, *, mode: int | None = None) -> N
 class Workspace:
     home: Path
     _settings: HeartbeatSettings | None = None
+    _config: tuple[tuple[int, int, int], EvoConfig] | None = None  # config.toml's stat key, validated
 
     @property
     def config_path(self) -> Path:
@@ -106,8 +107,18 @@ class Workspace:
 
     # ------------------------------------------------------------- config
 
+    def config(self) -> EvoConfig:
+        """config.toml, validated again only when the file changed (inode, size, mtime): what a
+        long-lived process (the runner, the router) reads before each step."""
+        self.require()
+        st = os.stat(self.config_path)
+        key = (st.st_ino, st.st_size, st.st_mtime_ns)
+        if self._config is None or self._config[0] != key:
+            self._config = (key, self.load_config())
+        return self._config[1]
+
     def load_config(self) -> EvoConfig:
-        """Validate config.toml (pydantic) and refresh the heartbeat cache."""
+        """Validate config.toml (pydantic) now and refresh the heartbeat cache."""
         from evo_core.config import parse_config
 
         self.require()

@@ -135,25 +135,26 @@ class Settings:
 
     def __init__(self, ws: Workspace):
         self.ws = ws
-        self._config: EvoConfig | None = None
-        self._key: tuple[int, int] | None = None
+        self._config: EvoConfig | None = None  # the last good one
+        self._bad: tuple[int, int] | None = None  # the file that did not validate, told once
 
     def get(self, failed: Callable[[str], None]) -> EvoConfig:
         try:
-            st = os.stat(self.ws.config_path)
-            key: tuple[int, int] | None = (st.st_size, st.st_mtime_ns)
-        except OSError:
-            key = None
-        if self._config is None or key != self._key:
+            self._config = self.ws.config()  # validated again only when the file changed
+            self._bad = None
+        except Exception as exc:
             try:
-                self._config = self.ws.load_config()
-            except Exception as exc:
+                st = os.stat(self.ws.config_path)
+                key: tuple[int, int] = (st.st_size, st.st_mtime_ns)
+            except OSError:
+                key = (-1, -1)
+            if key != self._bad:
+                failed(f"config.toml: {exc} (observing with the last good settings)")
+                self._bad = key
+            if self._config is None:
                 from evo_core.config import EvoConfig
 
-                failed(f"config.toml: {exc} (observing with the last good settings)")
-                if self._config is None:
-                    self._config = EvoConfig()
-            self._key = key
+                self._config = EvoConfig()
         return self._config
 
 
