@@ -1,15 +1,14 @@
 """Random agent, runner and operator commands through the REAL ledger (``EventStore.execute``),
 checked against a trivial model and against a fresh replay of the ledger after every step.
 
-The model knows only what each rule meant to do: HEAD, the promoted generations in order, the
-last heartbeat cycle, the last window multiple, the phase, and the shadow's samples. It computes
-gates, scores, rollback targets and shadow/burn-in outcomes with its own few lines of
-arithmetic, so a disagreement with the core shows up as a failing invariant with the steps
-``note()``d."""
+The model is ``HeadModel`` (``model.py``: HEAD, the promoted generations, the phase, shadow and
+burn-in verdicts, rollback targets), which the rollout machine shares, plus what only this
+machine checks: the last heartbeat cycle, the last window multiple, and the gates and scores
+that predict each window's proposal, all with its own few lines of arithmetic, so a
+disagreement with the core shows up as a failing invariant with the steps ``note()``d."""
 
 from __future__ import annotations
 
-import re
 import shutil
 import tempfile
 from typing import Any
@@ -40,6 +39,7 @@ from tests.core.helpers import (
     proposal_hash,
 )
 from tests.core.strategies import PCFG
+from tests.stateful.model import HeadModel
 
 P = PCFG.evo_period_cycles
 GENESIS = "Luna-G000-genesis"
@@ -57,12 +57,6 @@ def model_passes(m: Metrics, head: Metrics) -> bool:
             and m.tone_drift <= g.theta and m.law_violations == 0)
 
 
-def gen_of(name: str) -> int:
-    match = re.match(r"^Luna-G(\d{3})-", name)
-    assert match, name
-    return int(match.group(1))
-
-
 class EvoMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
@@ -70,15 +64,9 @@ class EvoMachine(RuleBasedStateMachine):
         self.store: EventStore[State] = EventStore(self.home, fsync=False, snapshot_every=7)
         self.state = State()
         # the model
-        self.head: str | None = None
-        self.promoted: list[str] = []
+        self.model = HeadModel()
         self.last_cycle = 0
         self.last_multiple = 0
-        self.phase = "empty"
-        self.window_head: str | None = None
-        self.burn_prev: str | None = None
-        self.shadow_samples: list[float] = []
-        self.proposed: str | None = None
 
     def teardown(self) -> None:
         self.store.close()
@@ -108,7 +96,7 @@ class EvoMachine(RuleBasedStateMachine):
     @initialize()
     def register_genesis(self) -> None:
         self.execute(cmd.RegisterGenesis(generation=GENESIS))
-        self.head, self.promoted, self.phase = GENESIS, [GENESIS], "idle"
+        self.model.register(GENESIS)
 
     @rule(jump=st.integers(-3, 2 * P + 3), count=st.integers(1, 3))
     def beat(self, jump: int, count: int) -> None:
@@ -121,8 +109,8 @@ class EvoMachine(RuleBasedStateMachine):
         self.last_cycle = cycle + count - 1
         reached = self.last_cycle // P * P
         if reached > self.last_multiple:
-            if self.phase == "idle":
-                self.phase, self.window_head = "window", self.head
+            if self.model.phase == "idle":
+                self.model.open_window()
             self.last_multiple = reached
 
     @rule()
@@ -131,7 +119,7 @@ class EvoMachine(RuleBasedStateMachine):
 
     # ------------------------------------------------------------------ the runner
 
-    @precondition(lambda self: self.phase == "window")
+    @precondition(lambda self: self.model.phase == "window")
     @rule(data=st.data())
     def run_window(self, data: st.DataObject) -> None:
         """Drive the open window to its end; the model predicts the proposal on its own."""
@@ -163,24 +151,24 @@ class EvoMachine(RuleBasedStateMachine):
         proposal, _ = draft_proposal(self.state)
         (out,) = self.execute(cmd.Propose(proposal=proposal, proposal_hash=proposal_hash(proposal) if proposal else ""))
         best = max(expected, key=lambda x: x[0], default=None)
-        beats = best is not None and best[0] > model_score(BASELINE) and self.window_head == self.head
+        beats = best is not None and best[0] > model_score(BASELINE) and self.model.window_head == self.model.head
         if beats:
             assert best is not None
             assert isinstance(out, ev.Proposed) and out.proposal.candidate == best[1]
-            self.phase, self.proposed = "proposed", best[1]
+            self.model.propose(best[1])
         else:
             assert isinstance(out, ev.NoPromotion), out
-            self.phase = "idle"
+            self.model.phase = "idle"
 
-    @precondition(lambda self: self.phase in ("approved", "shadow"))
+    @precondition(lambda self: self.model.phase in ("approved", "shadow"))
     @rule(samples=st.lists(st.sampled_from([0.0, 0.3, 0.9, 1.0, 1.0]), max_size=3), complete=st.booleans())
     def run_shadow(self, samples: list[float], complete: bool) -> None:
-        if self.phase == "approved":
+        if self.model.phase == "approved":
             self.execute(cmd.StartShadow(config=PCFG))
-            self.phase, self.shadow_samples = "shadow", []
+            self.model.start_shadow()
         for similarity in samples:
             self.execute(cmd.RecordShadow(exact=similarity == 1.0, similarity=similarity))
-            self.shadow_samples.append(similarity)
+            self.model.samples.append(similarity)
         if not complete:
             return
         shadow = self.state.shadow
@@ -189,41 +177,28 @@ class EvoMachine(RuleBasedStateMachine):
             self.refused(cmd.CompleteShadow(config=PCFG))
             self.beat(shadow.until_cycle - self.last_cycle, 1)
         self.execute(cmd.CompleteShadow(config=PCFG))
-        s = PCFG.shadow
-        n = len(self.shadow_samples)
-        if n < s.min_samples:
-            event("shadow inconclusive")
-        elif sum(self.shadow_samples) / n < s.parity_threshold:
-            event("shadow failed")
-            self.phase = "idle"
-        else:
-            assert self.proposed is not None and self.proposed not in self.promoted
-            self.burn_prev, self.head = self.head, self.proposed
-            self.promoted.append(self.proposed)
-            event("promoted")
-            self.phase = "burn_in"
+        verdict = self.model.shadow_verdict(PCFG)
+        event("promoted" if verdict == "passed" else f"shadow {verdict}")
+        self.model.complete_shadow(verdict)
 
-    @precondition(lambda self: self.phase == "burn_in")
+    @precondition(lambda self: self.model.phase == "burn_in")
     @rule(errors=st.integers(0, 2), laws=st.integers(0, 1), latency=st.sampled_from([None, 1.0, 3.0]))
     def complete_burn_in(self, errors: int, laws: int, latency: float | None) -> None:
         burn = self.state.burn_in
         assert burn is not None
         for i in range(50 - burn.answers):
             self.execute(cmd.RecordAnswer(error=i < errors, law_violation=i < laws, latency_ratio=latency))
+            self.model.answers.append((i < errors, i < laws, latency))
         if self.last_cycle < burn.until_cycle:
             self.beat(burn.until_cycle - self.last_cycle, 1)
         self.execute(cmd.CompleteBurnIn(config=PCFG))
-        b = PCFG.burn_in
-        failed = errors / 50 > b.max_error_rate or laws > b.max_law_violations or (
-            latency is not None and latency > b.max_latency_ratio)
-        event(f"burn-in {'failed' if failed else 'passed'}")
-        if failed:
-            self.head = self.burn_prev
-        self.phase = "idle"
+        verdict = self.model.burn_in_verdict(PCFG)
+        event(f"burn-in {verdict}")
+        self.model.complete_burn_in(verdict)
 
     # ------------------------------------------------------------------ the operator
 
-    @precondition(lambda self: self.phase == "proposed")
+    @precondition(lambda self: self.model.phase == "proposed")
     @rule(how=st.sampled_from(["pending", "full", "prefix", "short", "stale"]))
     def approve(self, how: str) -> None:
         assert self.state.proposal is not None
@@ -236,9 +211,9 @@ class EvoMachine(RuleBasedStateMachine):
             return
         (out,) = self.execute(command)
         assert isinstance(out, ev.Approved) and out.proposal_hash == digest
-        self.phase = "approved"
+        self.model.phase = "approved"
 
-    @precondition(lambda self: self.phase == "proposed")
+    @precondition(lambda self: self.model.phase == "proposed")
     @rule(reason=st.sampled_from(["", "tone drift looks off"]))
     def reject(self, reason: str) -> None:
         command = cmd.Reject(**SIGNED, operator="op", reason=reason)
@@ -246,7 +221,7 @@ class EvoMachine(RuleBasedStateMachine):
             self.refused(command)
             return
         self.execute(command)
-        self.phase = "idle"
+        self.model.phase = "idle"
 
     @rule(to=st.sampled_from([None, GENESIS, "Luna-G00", "Luna-G001", "Luna-G002", "nope", "promoted-1"]),
           now=st.integers(0, 3))
@@ -254,41 +229,16 @@ class EvoMachine(RuleBasedStateMachine):
         if now:  # an operator rolls back rarely: let most evolutions run their course
             return
         if to == "promoted-1":
-            to = self.promoted[-1] if self.promoted else None
-        target = self.expected_rollback(to)
+            to = self.model.promoted[-1] if self.model.promoted else None
+        target = self.model.expected_rollback(to)
         command = cmd.Rollback(operator="op", to=to)
         if target is None:
             self.refused(command)
             return
         (out,) = self.execute(command)
         assert isinstance(out, ev.RolledBack) and out.to_generation == target
-        event(f"rollback in {self.phase}")
-        self.head = target
-        if self.phase != "window":
-            self.phase = "idle"
-
-    def expected_rollback(self, to: str | None) -> str | None:
-        """The model's own rollback rule; None when it must be refused."""
-        if self.head is None:
-            return None
-        aborting = self.phase in ("approved", "shadow")
-        if to is not None:
-            matches = [g for g in self.promoted if g == to] or [g for g in self.promoted if g.startswith(to)]
-            if len(matches) != 1:
-                return None
-            target = matches[0]
-        elif aborting:
-            target = self.head
-        elif self.phase == "burn_in":
-            target = self.burn_prev
-        else:
-            earlier = [g for g in self.promoted if gen_of(g) < gen_of(self.head)]
-            if not earlier:
-                return None
-            target = max(earlier, key=lambda g: (gen_of(g), self.promoted.index(g)))
-        if target == self.head and not aborting:
-            return None
-        return target
+        event(f"rollback in {self.model.phase}")
+        self.model.roll_back(target)
 
     # ------------------------------------------------------------------ always illegal here
 
@@ -299,15 +249,15 @@ class EvoMachine(RuleBasedStateMachine):
             cmd.Rollback(operator="op", to="Luna-G099-never-c1"),
             cmd.RecordShadow(exact=False, similarity=float("nan")),
         ]
-        if self.phase != "empty":
+        if self.model.phase != "empty":
             options.append(cmd.RegisterGenesis(generation="Luna-G000-again"))
-        if self.phase != "proposed":
+        if self.model.phase != "proposed":
             options += [cmd.Approve(**SIGNED, operator="op"), cmd.Reject(**SIGNED, operator="op", reason="x")]
-        if self.phase != "burn_in":
+        if self.model.phase != "burn_in":
             options += [cmd.CompleteBurnIn(config=PCFG), cmd.RecordAnswer(error=False, law_violation=False)]
-        if self.phase != "window":
+        if self.model.phase != "window":
             options += [cmd.SpawnCandidates(config=PCFG), cmd.Rank(), cmd.Propose(proposal=None)]
-        if self.phase == "window":
+        if self.model.phase == "window":
             nan = Metrics(recall=float("nan"), generalize=0.5, tone_drift=0.0, law_violations=0)
             options.append(cmd.RecordBaseline(metrics=nan, config=PCFG))
         self.refused(data.draw(st.sampled_from(options), label="illegal"))
@@ -330,12 +280,12 @@ class EvoMachine(RuleBasedStateMachine):
 
     @invariant()
     def head_matches_the_model(self) -> None:
-        assert self.state.head == self.head, (self.state.head, self.head)
-        assert list(self.state.promoted) == self.promoted, (self.state.promoted, self.promoted)
+        assert self.state.head == self.model.head, (self.state.head, self.model.head)
+        assert list(self.state.promoted) == self.model.promoted, (self.state.promoted, self.model.promoted)
 
     @invariant()
     def phase_matches_the_model(self) -> None:
-        assert self.state.phase.value == self.phase, (self.state.phase, self.phase)
+        assert self.state.phase.value == self.model.phase, (self.state.phase, self.model.phase)
 
     @invariant()
     def cycles_strictly_increase(self) -> None:
