@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from adapters.operator import signing
-from adapters.cli.operator import Refused
+from adapters.operator.approvals import Refused
 from adapters.data.conversations import IngestError
 from adapters.freeze.archive import ArchiveExists
 from adapters.models.hf import ModelError
