@@ -5,7 +5,7 @@ from __future__ import annotations
 from evo_core.gates import BUDGET_RESOURCES
 from evo_core.values import BudgetLimits, BudgetUsed, GateResult, Metrics
 
-from projections.explain import Explanation
+from projections.explanation import Explanation
 from projections.explain_gates import COMPARE, UNITS, breach_text, evidence_text, quantity
 
 

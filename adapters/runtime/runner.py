@@ -23,7 +23,7 @@ again, it reconciles the links (``App.sync``), asks ``reactions`` again and gets
 missing: a candidate found TRAINING is retrained from scratch (a finished one never is), a
 freeze temp folder of a dead process is swept, an archive renamed into place whose
 CandidateFrozen never reached the ledger is re-used when whole (``freeze.archive.reclaim``).
-Training workers die with the runner (``PR_SET_PDEATHSIG``), so none trains on unseen.
+Training workers die with the runner (``PR_SET_PDEATHSIG``, ``adapters.runtime.workers``), so none trains on unseen.
 
 A step that fails with a domain or workspace error (a config.toml that does not validate, a
 window whose data cannot train) ends ``evo run --until-idle`` with its one line (exit 1); the
@@ -41,7 +41,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -52,10 +51,11 @@ import msgspec
 
 from adapters.runtime.app import App
 from adapters.runtime.ledger_watch import LedgerWatch
+from adapters.runtime.perform import HANDLERS, Handler, Turn, group, perform
+from adapters.runtime.workers import stop_workers, train_worker
 from evo_core import commands as cmd
 from evo_core import events as ev
 from evo_core.errors import EvoError
-from adapters.runtime.perform import HANDLERS, Handler, Turn, group, perform
 from evo_core.reactions import Action, reactions
 from evo_core.state import Phase, State
 from ledger.record import GENESIS_PREV
@@ -99,37 +99,6 @@ def action_name(action: Action) -> str:
     """``TrainCandidate:Luna-G001-a-c2500``: the action's type and its key (its first field)."""
     values = msgspec.structs.astuple(action)
     return f"{type(action).__name__}:{values[0]}" if values else type(action).__name__
-
-
-def train_worker(spec_bytes: bytes, conn: Any) -> None:
-    """The pool's worker under the runner: it dies with the runner (even on SIGKILL) and leaves
-    SIGINT/SIGTERM to it (the runner stops its workers itself and records why)."""
-    import multiprocessing
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    parent = multiprocessing.parent_process()
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        pr_set_pdeathsig = 1
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
-    if parent is not None and os.getppid() != parent.pid:  # the runner died before prctl
-        os._exit(1)
-    from adapters.training.worker import main
-
-    main(spec_bytes, conn)
-
-
-def _stop_workers() -> None:
-    import multiprocessing
-
-    children = multiprocessing.active_children()
-    for child in children:
-        child.kill()
-    for child in children:
-        child.join(5)
 
 
 class Runner:
@@ -186,7 +155,7 @@ class Runner:
                 self._start()
                 self._loop(until_idle)
             except Interrupted as stop:
-                _stop_workers()
+                stop_workers()
                 self._record_interruption(stop.signal)
             self._finishing = True  # a signal from now on is only noted
             return self._report()
