@@ -26,6 +26,7 @@ from evo_core.decide import decide
 from evo_core.state import State
 from evo_core.values import Proposal
 from ledger.eventstore import EventStore
+from ledger.port import LedgerPort
 from ledger.store import Checkpoint
 
 
@@ -50,7 +51,16 @@ class Outcome:
 class App:
     """One workspace opened for one CLI command (or one runner)."""
 
-    def __init__(self, home: Path, *, agent: str | None = None, snapshot_every: int | None = None):
+    def __init__(
+        self,
+        home: Path,
+        *,
+        agent: str | None = None,
+        snapshot_every: int | None = None,
+        ledger: LedgerPort | None = None,
+    ):
+        """``ledger``: another ledger than the workspace's file (the in-memory one in orchestration
+        unit tests; it passes the same contract suite); its snapshots stay in memory too."""
         self.ws = Workspace(home)
         self.ws.require()
         if agent is None or snapshot_every is None:
@@ -58,7 +68,12 @@ class App:
             agent = agent or settings.agent_name
             snapshot_every = snapshot_every or settings.snapshot_every
         self.agent = agent
-        self.store: EventStore[State] = EventStore(home, snapshot_every=snapshot_every)
+        if ledger is None:
+            self.store: EventStore[State] = EventStore(home, snapshot_every=snapshot_every)
+        else:
+            from ledger.memory import MemorySnapshots
+
+            self.store = EventStore(ledger, snapshots=MemorySnapshots(), snapshot_every=snapshot_every)
         self._deferred = 0
         self._dirty = False
 

@@ -58,6 +58,7 @@ from evo_core import events as ev
 from evo_core.errors import EvoError
 from evo_core.reactions import Action, reactions
 from evo_core.state import Phase, State
+from ledger.port import LedgerPort
 from ledger.record import GENESIS_PREV
 from ledger.tail import Checkpoint
 
@@ -113,9 +114,13 @@ class Runner:
         worker: Callable[[bytes, Any], None] | None = None,
         use_inotify: bool = True,
         handlers: Mapping[type[Action], Handler] | None = None,
+        ledger: LedgerPort | None = None,
     ):
+        """``ledger``: another ledger than the workspace's file (the in-memory one in orchestration
+        unit tests): the runner then only runs ``until_idle`` (it waits on the file's changes)."""
         self.home = Path(home)
-        self.app = App(self.home)
+        self.ledger = ledger
+        self.app = App(self.home, ledger=ledger)
         self.say = say
         self.progress = progress
         self.worker = worker or train_worker
@@ -316,7 +321,7 @@ class Runner:
         actions, self._current = self._current, ()
         self.say(f"stopped by {signal_name}" + (f" during {', '.join(actions)}" if actions else ""))
         self.app.close()
-        self.app = App(self.home)
+        self.app = App(self.home, ledger=self.ledger)
         if actions:
             self.app.execute(
                 cmd.RecordInterruption(

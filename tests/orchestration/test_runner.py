@@ -34,6 +34,8 @@ from evo_core.reactions import (
     TrainCandidate,
 )
 from evo_core.values import BudgetUsed, TrainingStats
+from ledger.memory import MemoryLedger
+from ledger.store import Ledger
 from tests.cli.conftest import LedgerDriver
 from tests.core.helpers import BASELINE, BETTER, CFG, GOOD, PASSES_BUT_WORSE, fake_hash
 
@@ -167,6 +169,36 @@ def driver(home: Path) -> Iterator[LedgerDriver]:
     d.app.close()
 
 
+class MemoryLoop:
+    """The workspace's records copied into the in-memory ledger (it passes the file ledger's
+    contract suite, ``tests/ledger/contract.py``): the driver and the runner share it."""
+
+    def __init__(self, home: Path):
+        self.home = home
+        self.ledger = MemoryLedger()
+        self.file = (home / "ledger.jsonl").read_bytes()
+        with Ledger(home) as f:
+            self.ledger.append([r.event for r in f.records()])
+        self.driver = LedgerDriver(config=CFG)
+        self.driver.app = App(home, ledger=self.ledger)
+        self.driver.state = self.driver.app.state()
+
+    def run(self, lines: list[str] | None = None, **kw: Any) -> Any:
+        say = lines.append if lines is not None else lambda _: None
+        with Runner(self.home, say=say, progress=False, ledger=self.ledger) as runner:
+            return runner.run(**kw)
+
+    def kinds(self) -> list[str]:
+        return [ev.event_name(r.event) for r in self.ledger.records()]
+
+
+@pytest.fixture
+def loop(home: Path) -> Iterator[MemoryLoop]:
+    m = MemoryLoop(home)
+    yield m
+    m.driver.app.close()
+
+
 def run(home: Path, lines: list[str] | None = None, **kw: Any) -> Any:
     with Runner(home, say=(lines.append if lines is not None else lambda _: None), progress=False) as runner:
         return runner.run(**kw)
@@ -190,11 +222,12 @@ def test_every_action_of_the_core_has_its_handler() -> None:
     assert actions and actions == set(HANDLERS)
 
 
-def test_until_idle_does_the_window_then_returns(home: Path, driver: LedgerDriver, fakes: None) -> None:
+def test_until_idle_does_the_window_then_returns(loop: MemoryLoop, fakes: None) -> None:
+    driver = loop.driver
     driver.open_window()
-    before = len(kinds(home))
+    before = len(loop.kinds())
     lines: list[str] = []
-    report = run(home, lines, until_idle=True)
+    report = loop.run(lines, until_idle=True)
     assert report.phase == "proposed" and report.interrupted == "" and report.exit_code == 0
     names = list(report.performed)  # one turn per action, but the training: all at once
     candidates = [f"Luna-G001-{b}-c10" for b in "abc"]
@@ -207,7 +240,7 @@ def test_until_idle_does_the_window_then_returns(home: Path, driver: LedgerDrive
         *(f"FreezeCandidate:{c}" for c in candidates),
         "ConcludeWindow:1",
     ]
-    k = kinds(home)
+    k = loop.kinds()
     assert k.count("TrainingFinished") == 3 and k.count("CandidateFrozen") == 3 and k[-1] == "Proposed"
     assert any("proposed Luna-G001-b-c10" in line for line in lines)  # a line per record
     ranked = next(i for i, line in enumerate(lines) if "ranked:" in line)  # then the spec's table
@@ -216,43 +249,45 @@ def test_until_idle_does_the_window_then_returns(home: Path, driver: LedgerDrive
     assert any(line.startswith("phase window -> proposed") for line in lines)
     assert report.events == len(k) - before  # every record it appended, none a heartbeat
 
-    again = run(home, until_idle=True)  # nothing due: the operator must approve
+    assert (loop.home / "ledger.jsonl").read_bytes() == loop.file  # it all went to the in-memory ledger
+    again = loop.run(until_idle=True)  # nothing due: the operator must approve
     assert again.performed == () and again.phase == "proposed"
 
 
-def test_rollout_actions_go_to_adapters_rollout(home: Path, driver: LedgerDriver, monkeypatch: pytest.MonkeyPatch,
-                                               fakes: None) -> None:
+def test_rollout_actions_go_to_adapters_rollout(loop: MemoryLoop, monkeypatch: pytest.MonkeyPatch, fakes: None) -> None:
+    driver = loop.driver
     fake = Rollout(monkeypatch, CFG)
     driver.window([GOOD, BETTER, "fail"])
     driver.approve()
-    report = run(home, until_idle=True)
+    report = loop.run(until_idle=True)
     assert fake.calls == ["start_shadow"] and report.phase == "shadow"  # its cycles are not over
-    assert run(home, until_idle=True).performed == ()  # nothing due until the heartbeats come
+    assert loop.run(until_idle=True).performed == ()  # nothing due until the heartbeats come
     driver.state = driver.app.state()
     for i in range(CFG.shadow.min_samples):
         driver.do(cmd.RecordShadow(exact=True, similarity=1.0, query_id=f"q{i}"))
     assert driver.state.shadow is not None
     driver.beat_to(driver.state.shadow.until_cycle)
-    report = run(home, until_idle=True)
+    report = loop.run(until_idle=True)
     assert fake.calls == ["start_shadow", "complete_shadow"] and report.phase == "burn_in"
     assert report.head == "Luna-G001-b-c10"  # cut over
     driver.state = driver.app.state()
     driver.answers(20)
     assert driver.state.burn_in is not None
     driver.beat_to(driver.state.burn_in.until_cycle)
-    report = run(home, until_idle=True)
+    report = loop.run(until_idle=True)
     assert fake.calls[-1] == "complete_burn_in" and report.phase == "idle"
     assert report.performed == ("CompleteBurnIn:Luna-G001-b-c10",)
-    assert kinds(home)[-1] == "BurnInPassed"
+    assert loop.kinds()[-1] == "BurnInPassed"
 
 
-def test_self_approve_goes_to_the_rollout_when_autonomy_is_on(home: Path, driver: LedgerDriver,
-                                                             monkeypatch: pytest.MonkeyPatch, fakes: None) -> None:
+def test_self_approve_goes_to_the_rollout_when_autonomy_is_on(loop: MemoryLoop, monkeypatch: pytest.MonkeyPatch,
+                                                             fakes: None) -> None:
+    driver = loop.driver
     fake = Rollout(monkeypatch, CFG)
     fake.idle.add("self_approve")  # the grant does not verify: it appends nothing
     driver.do(cmd.ChangeAutonomy(enabled=True, operator="op", signature="sig", key_id="k", nonce=0))
     driver.window([GOOD, BETTER, "fail"])
-    report = run(home, until_idle=True)
+    report = loop.run(until_idle=True)
     assert fake.calls == ["self_approve"] and report.phase == "proposed"
     assert report.performed == (f"SelfApprove:{driver.state.proposal.hash if driver.state.proposal else ''}",)
 
