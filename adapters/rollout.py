@@ -22,10 +22,11 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from adapters.runtime.perform import still_due
 from evo_core import commands as cmd
 from evo_core import events as ev
 from evo_core.errors import DomainError
-from evo_core.reactions import Action, CompleteBurnIn, CompleteShadow, SelfApprove, StartShadow, reactions
+from evo_core.reactions import Action, CompleteBurnIn, CompleteShadow, SelfApprove, StartShadow
 from evo_core.state import Phase
 
 if TYPE_CHECKING:
@@ -39,17 +40,13 @@ log = logging.getLogger(__name__)
 SCHEDULER = "evo-scheduler"  # the operator name of an autonomous approval
 
 
-def _due(app: App, action: Action) -> bool:
-    return action in reactions(app.state())
-
-
 def _execute(app: App, command: cmd.Command, action: Action) -> list[ev.Event]:
     """Append ``command``'s events; ``[]`` if ``decide`` refused because the action is no longer
     due (another process performed it first)."""
     try:
         events = app.execute(command).events
     except DomainError:
-        if _due(app, action):
+        if still_due(app, action):
             raise
         return []
     _describe(events)
@@ -65,7 +62,7 @@ def _describe(events: list[ev.Event]) -> None:
 
 def self_approve(app: App, config: EvoConfig, action: SelfApprove) -> list[ev.Event]:
     """Approve the pending proposal for the scheduler, under the operator's verified autonomy grant."""
-    if not _due(app, action):
+    if not still_due(app, action):
         return []
     state = app.state()
     digest = action.proposal_hash
@@ -86,7 +83,7 @@ def self_approve(app: App, config: EvoConfig, action: SelfApprove) -> list[ev.Ev
 def start_shadow(app: App, config: EvoConfig, action: StartShadow) -> list[ev.Event]:
     """Verify the approval, then start the shadow phase; an approval that does not verify is
     withdrawn (``ApprovalRefused``, phase back to PROPOSED)."""
-    if not _due(app, action):
+    if not still_due(app, action):
         return []
     state = app.state()
     pending = state.proposal
@@ -153,7 +150,7 @@ def replay_shadow(
 def complete_shadow(app: App, config: EvoConfig, action: CompleteShadow) -> list[ev.Event]:
     """Judge the shadow once its cycles are over: passed -> ShadowCompleted + Promoted in one
     batch and the links repointed; failed -> back to IDLE; inconclusive -> it runs on."""
-    if not _due(app, action):
+    if not still_due(app, action):
         return []
     return _execute(app, cmd.CompleteShadow(config=config), action)
 
@@ -162,7 +159,7 @@ def complete_burn_in(app: App, config: EvoConfig, action: CompleteBurnIn) -> lis
     """Judge the burn-in once its cycles are over: passed ("GEN_HEAD advanced"), failed (with
     the automatic rollback in the same batch, the links swapped back), or extended (too few
     answers)."""
-    if not _due(app, action):
+    if not still_due(app, action):
         return []
     return _execute(app, cmd.CompleteBurnIn(config=config), action)
 
