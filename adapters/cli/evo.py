@@ -20,16 +20,25 @@ from adapters.runtime.workspace import WorkspaceError, resolve_home
 from evo_core.errors import EvoError, UsageError
 
 
-def _whole(minimum: int) -> Callable[[str], int]:
-    """An argparse type: a whole number >= minimum (anything else is a usage error)."""
+# The largest cycle, seq or size a command line may name: 2**53, the largest integer every JSON
+# reader keeps exact (the ledger is JSON), and far beyond any real agent's clock.
+MAX_WHOLE = 2**53
+# The most heartbeats one `evo heartbeat --count` appends (one batch, built in memory).
+MAX_COUNT = 1_000_000
+
+
+def _whole(minimum: int, maximum: int = MAX_WHOLE) -> Callable[[str], int]:
+    """An argparse type: a whole number in [minimum, maximum] (anything else is a usage error)."""
 
     def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        body = text.strip()
+        unsigned = body[1:] if body[:1] in ("+", "-") else body
+        if not (unsigned.isascii() and unsigned.isdigit()):
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}")
+        value = int(body) if len(unsigned) <= 20 else (maximum + 1 if body[0] != "-" else minimum - 1)
+        if not minimum <= value <= maximum:
+            shown = value if len(unsigned) <= 20 else body[:24] + "..."
+            raise argparse.ArgumentTypeError(f"must be between {minimum} and {maximum:_}, got {shown}")
         return value
 
     return parse
@@ -37,6 +46,7 @@ def _whole(minimum: int) -> Callable[[str], int]:
 
 _positive = _whole(1)
 _seq = _whole(0)
+_count = _whole(1, MAX_COUNT)
 
 
 # ---------------------------------------------------------------- commands
@@ -85,6 +95,8 @@ def cmd_heartbeat(args: argparse.Namespace) -> int:
     from adapters.runtime.app import App
     from evo_core.events import Heartbeat
 
+    if args.cycle is not None and args.cycle + args.count - 1 > MAX_WHOLE:
+        raise UsageError(f"--cycle {args.cycle} with --count {args.count} goes past cycle {MAX_WHOLE}")
     with App(resolve_home(args.home)) as app:
         outcome = app.heartbeat(cycle=args.cycle, count=args.count)
     first = outcome.checkpoint.seq - len(outcome.events) + 1
@@ -149,7 +161,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from ledger.store import parse_checkpoint
 
     checkpoint = None
-    if args.checkpoint:
+    if args.checkpoint is not None:  # an empty one is a mistake, never "no checkpoint"
         try:
             checkpoint = parse_checkpoint(args.checkpoint)
         except ValueError as exc:
@@ -249,7 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("heartbeat", cmd_heartbeat, "append the next heartbeat (the agent's clock)")
     sp.add_argument("--cycle", type=_positive, help="this cycle instead of the next one (must increase)")
-    sp.add_argument("--count", type=_positive, default=1, help="append K consecutive heartbeats in one batch")
+    sp.add_argument(
+        "--count", type=_count, default=1, help=f"append K consecutive heartbeats in one batch (K <= {MAX_COUNT:,})"
+    )
 
     sp = add("status", cmd_status, "phase, HEAD, the window, the pending proposal and what to do next")
     sp.add_argument("--at-cycle", type=_seq, help="the status as it was at this heartbeat cycle")
