@@ -11,7 +11,7 @@ with Agent(home) as agent:
 ```
 
 ``heartbeat()`` appends through the same path as ``evo heartbeat`` (``App.heartbeat``: the
-settings cache of ``adapters.runtime.workspace``, then ``App.execute(Beat)``): a window that opens is recorded by that
+period read from config.toml by ``adapters.runtime.workspace``, then ``App.execute(Beat)``): a window that opens is recorded by that
 heartbeat, and the links and projection files follow as after the CLI. ``respond`` goes through
 a ``Router`` created on first use (llama.cpp is imported then, not before): it serves whatever
 the GHEAD link names, mirrors shadow traffic and records burn-in answers. The agent never

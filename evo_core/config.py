@@ -8,12 +8,13 @@ commented default file that ``evo init`` puts in a workspace. Importing this mod
 
 from __future__ import annotations
 
-import tomllib
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from evo_core.errors import EnvironmentFault
+from evo_core import config_file
+from evo_core.config_file import ConfigError as ConfigError  # re-exported: its home is pydantic-free
+from evo_core.config_file import parse_toml
 from evo_core.values import BudgetLimits
 
 HARD_CAP = 8  # the most students one window may ever train at once, whatever the config says
@@ -21,12 +22,12 @@ Strategy = Literal["recent_weighted", "uniform_sample", "high_karma_weighted"]
 STRATEGIES: tuple[Strategy, ...] = ("recent_weighted", "uniform_sample", "high_karma_weighted")
 
 
-class ConfigError(EnvironmentFault):
-    """The config file is malformed or a value is out of range."""
-
-
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    """Strict: a value must have its field's type in TOML itself (``autonomous = "yes"``,
+    ``steps = "600"``, ``max_steps = 2000.0`` or ``cycles = true`` is an error, never coerced);
+    an integer is still a valid float. Lists of names (TOML arrays) become tuples."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, strict=True)
 
 
 class BudgetConfig(_Section):
@@ -120,6 +121,7 @@ class TrainConfig(_Section):
     lora_dropout: float = Field(0.0, ge=0, lt=1)
     target_modules: tuple[str, ...] = Field(
         ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
+        strict=False,  # a TOML array; its items stay strings (pydantic never makes one from a number)
         min_length=1,
         description="LoRA targets (attention and MLP: attention alone barely learns new facts)",
     )
@@ -188,7 +190,7 @@ class BurnInConfig(_Section):
         100.0, ge=0, le=100, description="share of burn-in answers also scored by the old HEAD"
     )
     forbidden_phrases: tuple[str, ...] = Field(
-        (), description="an answer containing one of these (ignoring case) breaks a law (demo: the demo world's laws too)"
+        (), strict=False, description="an answer containing one of these (ignoring case) breaks a law (demo: the demo world's laws too)"
     )
 
     @field_validator("forbidden_phrases")
@@ -202,11 +204,13 @@ class BurnInConfig(_Section):
 class ApprovalConfig(_Section):
     """Who may approve: only signatures by these operator keys count (`evo keygen` prints one)."""
 
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, strict=False)  # a TOML array of keys
+
     trusted_keys: tuple[str, ...] = Field(
         (), description='operator public keys, "ed25519:<64 hex>" with an optional comment after a space'
     )
     autonomous: bool = Field(
-        False, description="let the scheduler approve its own proposals (also needs `evo autonomy on`, signed)"
+        False, strict=True, description="let the scheduler approve its own proposals (also needs `evo autonomy on`, signed)"
     )
 
     @field_validator("trusted_keys")
@@ -221,17 +225,17 @@ class ApprovalConfig(_Section):
 
 
 class LedgerConfig(_Section):
-    snapshot_every: int = Field(1000, ge=1, description="records between state snapshots")
+    snapshot_every: int = Field(config_file.SNAPSHOT_EVERY, ge=1, description="records between state snapshots")
 
 
 class EvoConfig(_Section):
-    agent_name: str = Field("Luna", pattern=r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
-    evo_period_cycles: int = Field(10_000, ge=1, description="heartbeats between windows")
+    agent_name: str = Field(config_file.AGENT_NAME, pattern=config_file.AGENT_NAME_PATTERN)
+    evo_period_cycles: int = Field(config_file.EVO_PERIOD_CYCLES, ge=1, description="heartbeats between windows")
     max_concurrent_experiments: int = Field(
         3, ge=1, le=HARD_CAP, description=f"students per window (hard cap {HARD_CAP})"
     )
     seed_base: int = Field(424242, ge=0, description="branch i trains with seed_base + i")
-    data_strategies: tuple[Strategy, ...] = Field(STRATEGIES, min_length=1)
+    data_strategies: tuple[Strategy, ...] = Field(STRATEGIES, strict=False, min_length=1)  # a TOML array
     budget: BudgetConfig = BudgetConfig()
     gates: GateConfig = GateConfig()
     score: ScoreConfig = ScoreConfig()
@@ -268,11 +272,8 @@ def validate_config(data: dict[str, Any], source: str = "config.toml") -> EvoCon
 
 
 def parse_config(text: str, source: str = "config.toml") -> EvoConfig:
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
-    return validate_config(data, source)
+    """config.toml's text validated (``ConfigError``: not TOML, empty, or a bad value)."""
+    return validate_config(parse_toml(text, source), source)
 
 
 def _toml_value(value: Any) -> str:

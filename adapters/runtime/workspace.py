@@ -10,10 +10,12 @@ Layout (DESIGN.md)::
     <home>/models/lineage.csv, PROMOTION_PROPOSAL.json, evolution_log.jsonl   (projections)
     <home>/data/
 
-The heartbeat must stay cheap, and validating the config costs ~70 ms of pydantic import. So
-every full validation caches the few values a heartbeat needs in ``<home>/.evo/settings.json``,
-keyed by the blake3 of config.toml's bytes; a heartbeat reads the cache when the key matches
-and falls back to a full validation (with its clear error) when the file changed.
+The heartbeat must stay cheap, and validating the config costs ~70 ms of pydantic import. So a
+heartbeat reads the three values it needs (agent name, period, snapshot interval) from
+config.toml's bytes every time with the stdlib's TOML parser and ``evo_core.config_file``' rules,
+and runs the full validation (whose error names the field) only when one of them is not valid.
+No cache file stands between config.toml and the heartbeat: a file the agent can write (an old
+``.evo/settings.json``) never decides the period.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import blake3
 import msgspec
 
 from evo_core.errors import EnvironmentFault
@@ -39,7 +40,6 @@ class WorkspaceError(EnvironmentFault):
 
 
 class HeartbeatSettings(msgspec.Struct, frozen=True):
-    source: str  # blake3 of config.toml's bytes
     agent_name: str
     evo_period_cycles: int
     snapshot_every: int
@@ -65,7 +65,6 @@ def write_atomic(path: Path, data: bytes | str, *, mode: int | None = None) -> N
 @dataclass
 class Workspace:
     home: Path
-    _settings: HeartbeatSettings | None = None
     _config: tuple[tuple[int, int, int], EvoConfig] | None = None  # config.toml's stat key, validated
 
     @property
@@ -118,46 +117,27 @@ class Workspace:
         return self._config[1]
 
     def load_config(self) -> EvoConfig:
-        """Validate config.toml (pydantic) now and refresh the heartbeat cache."""
+        """Validate config.toml (pydantic) now."""
         from evo_core.config import parse_config
 
+        return parse_config(self._config_text(), source=str(self.config_path))
+
+    def _config_text(self) -> str:
         self.require()
-        raw = self.config_path.read_bytes()
         try:
-            text = raw.decode("utf-8")
+            return self.config_path.read_bytes().decode("utf-8")
         except UnicodeDecodeError:
             raise WorkspaceError(f"{self.config_path}: not UTF-8 text") from None
-        config = parse_config(text, source=str(self.config_path))
-        self._settings = self._cache_settings(raw, config)
-        return config
-
-    def _cache_settings(self, raw: bytes, config: EvoConfig) -> HeartbeatSettings:
-        settings = HeartbeatSettings(
-            source=blake3.blake3(raw).hexdigest(),
-            agent_name=config.agent_name,
-            evo_period_cycles=config.evo_period_cycles,
-            snapshot_every=config.ledger.snapshot_every,
-        )
-        try:
-            self.private.mkdir(exist_ok=True)
-            write_atomic(self.private / "settings.json", msgspec.json.encode(settings))
-        except OSError:
-            pass  # a cache only: a read-only workspace still works, just slower
-        return settings
 
     def heartbeat_settings(self) -> HeartbeatSettings:
-        """The values a heartbeat needs, without importing pydantic when the cache is fresh."""
-        self.require()
-        raw = self.config_path.read_bytes()
-        digest = blake3.blake3(raw).hexdigest()
-        try:
-            cached = msgspec.json.decode(
-                (self.private / "settings.json").read_bytes(), type=HeartbeatSettings
-            )
-            if cached.source == digest:
-                return cached
-        except (OSError, msgspec.DecodeError):
-            pass
-        self.load_config()
-        assert self._settings is not None
-        return self._settings
+        """The values a heartbeat needs, read from config.toml now (no pydantic unless one of
+        them is not valid: then the full validation's error)."""
+        from evo_core.config_file import heartbeat_values, parse_toml
+
+        text = self._config_text()
+        values = heartbeat_values(parse_toml(text, source=str(self.config_path)))
+        if values is None:
+            config = self.load_config()  # raises, naming the field
+            values = config.agent_name, config.evo_period_cycles, config.ledger.snapshot_every
+        name, period, every = values
+        return HeartbeatSettings(agent_name=name, evo_period_cycles=period, snapshot_every=every)

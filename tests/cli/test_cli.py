@@ -108,7 +108,7 @@ def test_a_heartbeat_imports_neither_pydantic_nor_torch(evo: Evo) -> None:
         "('pydantic', 'torch', 'transformers', 'peft', 'llama_cpp', 'evo_core.config'));"
         "print(rc, heavy)"
     )
-    evo("heartbeat")  # the settings cache is warm, as it is for an agent in its loop
+    evo("heartbeat")
     out = subprocess.run(
         [sys.executable, "-c", code, str(evo.home)], capture_output=True, text=True, cwd=ROOT, timeout=60
     )
@@ -123,17 +123,25 @@ def test_an_edited_config_takes_effect_on_the_next_heartbeat(evo: Evo) -> None:
 
 
 def test_a_malformed_config_is_one_clear_line_and_appends_nothing(evo: Evo) -> None:
+    """A heartbeat validates what it reads (the top level and [ledger]); a command that reads
+    the whole config (here `evo train`) validates all of it."""
     config = evo.home / "config.toml"
     before = evo.ledger_bytes
-    for bad, field in [
-        ("[budget]\nmax_steps = 0\n", "budget.max_steps"),
-        ("evo_period_cycles = nan\n", "evo_period_cycles"),
-        ("evo_perod_cycles = 5\n", "evo_perod_cycles"),
-        ("evo_period_cycles = \n", "not valid TOML"),
+    for bad, field, command in [
+        ("[budget]\nmax_steps = 0\n", "budget.max_steps", "train"),
+        ("[train]\nsteps = \"600\"\n", "train.steps", "train"),
+        ("evo_period_cycles = nan\n", "evo_period_cycles", "heartbeat"),
+        ("evo_period_cycles = 0\n", "evo_period_cycles", "heartbeat"),
+        ("evo_period_cycles = true\n", "evo_period_cycles", "heartbeat"),
+        ("agent_name = \"no spaces\"\n", "agent_name", "heartbeat"),
+        ("[ledger]\nsnapshot_every = 1.5\n", "ledger.snapshot_every", "heartbeat"),
+        ("[ledger]\nsnapshot_evry = 5\n", "ledger.snapshot_evry", "heartbeat"),
+        ("evo_perod_cycles = 5\n", "evo_perod_cycles", "heartbeat"),
+        ("evo_period_cycles = \n", "not valid TOML", "heartbeat"),
     ]:
         config.write_text(bad)
-        r = evo("heartbeat")
-        assert r.code == 1 and field in r.err and r.err.count("\n") == 1, r.err
+        r = evo(command)
+        assert r.code == 1 and field in r.err and r.err.count("\n") == 1, (bad, r.err)
     assert evo.ledger_bytes == before
 
 

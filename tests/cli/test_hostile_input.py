@@ -98,3 +98,129 @@ def test_a_cycle_and_count_that_end_past_the_bound_are_a_usage_error(beaten: Evo
 
 def test_the_bound_itself_is_a_cycle(beaten: Evo) -> None:
     assert beaten("heartbeat", "--cycle", str(2**53)).code == 0
+
+
+# ---------------------------------------------------------------- config.toml
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# only a comment\n", "   \n# wiped\n"])
+@pytest.mark.parametrize("command", [("heartbeat",), ("status",), ("train",), ("run", "--until-idle")])
+def test_an_empty_config_is_refused_by_every_command(evo: Evo, text: str, command: tuple[str, ...]) -> None:
+    (evo.home / "config.toml").write_text(text)
+    before = snapshot(evo.home)
+    refused(evo(*command), 1, "config.toml is empty")
+    assert snapshot(evo.home) == before
+
+
+@pytest.mark.parametrize(
+    "section, setting",
+    [
+        ("approval", 'autonomous = "yes"'),
+        ("approval", "autonomous = 1"),
+        ("approval", 'autonomous = "true"'),
+        ("train", 'steps = "600"'),
+        ("train", "steps = 600.0"),
+        ("train", "steps = true"),
+        ("budget", 'max_walltime_minutes = "60"'),
+        ("shadow", 'replay = "no"'),
+        ("shadow", "replay = 0"),
+        ("burn_in", "min_answers = false"),
+        ("gates", "epsilon = true"),
+    ],
+)
+def test_config_values_are_never_coerced_from_another_type(evo: Evo, section: str, setting: str) -> None:
+    from evo_core.config import ConfigError, parse_config
+
+    config = evo.home / "config.toml"
+    key = setting.split(" = ")[0]
+    text = "\n".join(
+        setting if line.startswith(f"{key} = ") and current == section else line
+        for current, line in _with_sections(config.read_text())
+    )
+    assert setting in text
+    config.write_text(text)
+    with pytest.raises(ConfigError, match=f"{section}.{key}"):
+        parse_config(text)
+    before = snapshot(evo.home)
+    refused(evo("train"), 1, f"{section}.{key}")
+    assert snapshot(evo.home) == before
+
+
+def _with_sections(text: str) -> list[tuple[str, str]]:
+    section, out = "", []
+    for line in text.splitlines():
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1]
+        out.append((section, line))
+    return out
+
+
+def test_a_valid_config_still_takes_floats_as_integers_and_arrays_as_tuples() -> None:
+    from evo_core.config import EvoConfig, parse_config, render_config
+
+    config = parse_config(
+        "[gates]\nepsilon = 0\n[train]\ntarget_modules = [\"q_proj\"]\n"
+        "[approval]\nautonomous = true\ntrusted_keys = []\n"
+    )
+    assert config.gates.epsilon == 0.0 and isinstance(config.gates.epsilon, float)
+    assert config.train.target_modules == ("q_proj",)
+    assert config.approval.autonomous is True
+    assert parse_config(render_config()) == EvoConfig()
+
+
+def test_the_heartbeat_reads_the_same_names_the_config_knows() -> None:
+    from evo_core import config_file
+    from evo_core.config import EvoConfig, LedgerConfig
+
+    assert config_file.TOP_LEVEL == set(EvoConfig.model_fields)
+    assert config_file.LEDGER_SECTION == set(LedgerConfig.model_fields)
+    default = EvoConfig()
+    assert (default.agent_name, default.evo_period_cycles, default.ledger.snapshot_every) == (
+        config_file.AGENT_NAME,
+        config_file.EVO_PERIOD_CYCLES,
+        config_file.SNAPSHOT_EVERY,
+    )
+
+
+# ---------------------------------------------------------------- the heartbeat's settings
+
+
+@pytest.mark.parametrize("cache", ["edited", "created", "garbage"])
+def test_a_settings_file_in_the_workspace_changes_nothing(evo: Evo, cache: str) -> None:
+    """The period comes from config.toml's bytes, never from a file beside it (an old cache)."""
+    import json
+
+    settings = evo.home / ".evo" / "settings.json"
+    settings.parent.mkdir(exist_ok=True)
+    if cache == "garbage":
+        settings.write_bytes(b"\xff not json")
+    else:
+        from evo_core.config import parse_config
+
+        import blake3
+
+        raw = (evo.home / "config.toml").read_bytes()
+        period = parse_config(raw.decode()).evo_period_cycles
+        assert period == 10
+        forged = {
+            "source": blake3.blake3(raw).hexdigest(), "agent_name": "Luna",
+            "evo_period_cycles": 2, "snapshot_every": 1,
+        }
+        if cache == "edited":  # what the old cache held, with a shorter period
+            settings.write_text(json.dumps(forged))
+        else:
+            settings.write_text(json.dumps({**forged, "source": "0" * 64}))
+    before = settings.read_bytes()
+    r = evo("heartbeat", "--count", "9")
+    assert r.code == 0, r.err
+    assert "window" not in r.out  # a period of 2 would have opened windows by now
+    r = evo("heartbeat")
+    assert "window 1 opened at cycle 10" in r.out
+    assert settings.read_bytes() == before  # neither read nor rewritten
+    assert evo("status").code == 0
+
+
+def test_no_command_writes_a_settings_cache(evo: Evo) -> None:
+    for args in [("heartbeat",), ("status",), ("train",)]:
+        evo(*args)
+    assert not (evo.home / ".evo" / "settings.json").exists()

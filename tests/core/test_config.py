@@ -30,8 +30,12 @@ def test_defaults_equal_the_spec() -> None:
     assert c.burn_in.cycles == 100
 
 
-def test_empty_file_is_the_defaults() -> None:
-    assert parse_config("") == EvoConfig()
+def test_an_empty_file_is_refused_not_the_defaults() -> None:
+    """A wiped config.toml would silently mean every default (and no trusted key): refused."""
+    for text in ("", "\n", "# nothing but a comment\n"):
+        with pytest.raises(ConfigError, match="config.toml is empty"):
+            parse_config(text)
+    assert parse_config("[gates]\n") == EvoConfig()  # a file that says something: the rest defaults
 
 
 def test_rendered_defaults_parse_back_to_the_defaults() -> None:
