@@ -6,6 +6,11 @@ drawn from the generation that bred them), the metrics across windows as line pl
 window-by-window table, and the ledger checkpoint (``seq:hash``) it was made from, so a reader
 can check the ledger still extends it (``evo verify --checkpoint``). Every piece of text from
 the ledger is escaped. The same ledger gives the same bytes (no clock on the page).
+
+``--out`` never overwrites anything but a report: an existing file that is not one (the ledger,
+``config.toml``, your notes) is refused, and inside the workspace the page goes only to a new or
+report ``.html`` file outside what evo keeps there (the ledger's files, config, snapshots, data,
+the archive).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import TYPE_CHECKING, Iterable, Iterator
 import msgspec
 
 from adapters.runtime.workspace import write_atomic
+from evo_core.errors import UsageError
 from projections.report_data import LineageNode, Plot, ReportData, ReportWindow, report_data
 
 if TYPE_CHECKING:
@@ -314,9 +320,47 @@ def default_path(app: App) -> Path:
     return app.ws.models / "report.html"
 
 
+# what evo keeps in a workspace (by the first part of a path inside it): never a report's place
+_KEPT = ("ledger.jsonl", "ledger.head", "ledger.lock", "config.toml", "snapshots", "data", ".evo")
+_PAGE_START = b'<!DOCTYPE html>\n<html lang="en"><head>'
+
+
+def is_report(path: Path) -> bool:
+    """Does ``path`` hold a page ``render_report`` wrote (its fixed start and title)?"""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1024)
+    except OSError:
+        return False
+    return head.startswith(_PAGE_START) and b"<title>evo report" in head
+
+
+def check_out_path(app: App, path: Path) -> None:
+    """Refuse (``UsageError``) a ``--out`` that would overwrite anything but a report, or put
+    a file among what evo keeps in the workspace."""
+    resolved = path.resolve()
+    home = app.ws.home.resolve()
+    if resolved.is_relative_to(home):
+        parts = resolved.relative_to(home).parts
+        if not parts or parts[0] in _KEPT or parts[:2] == ("models", "archive") or resolved.suffix != ".html":
+            raise UsageError(
+                f"--out {path}: that is evo's own place in the workspace {app.ws.home}; "
+                f"write the report to a new .html file (default {default_path(app)})"
+            )
+    if resolved.is_dir():
+        raise UsageError(f"--out {path} is a folder: name the report's file (e.g. {path / 'report.html'})")
+    if (resolved.exists() or path.is_symlink()) and not is_report(resolved):
+        raise UsageError(
+            f"--out {path}: the file exists and is not an evo report; refusing to overwrite it "
+            "(choose a new path, or remove the file yourself)"
+        )
+
+
 def write_report(app: App, path: Path | None = None, *, data: ReportData | None = None) -> Path:
-    """Write the page (atomically) to ``path`` (default ``<home>/models/report.html``)."""
+    """Write the page (atomically) to ``path`` (default ``<home>/models/report.html``); see
+    ``check_out_path`` for what it refuses to overwrite."""
     target = path if path is not None else default_path(app)
+    check_out_path(app, target)
     page = render_report(data if data is not None else gather(app), agent=app.agent)
     write_atomic(target, page)
     return target

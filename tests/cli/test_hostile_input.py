@@ -224,3 +224,43 @@ def test_no_command_writes_a_settings_cache(evo: Evo) -> None:
     for args in [("heartbeat",), ("status",), ("train",)]:
         evo(*args)
     assert not (evo.home / ".evo" / "settings.json").exists()
+
+
+# ---------------------------------------------------------------- evo report --out
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["ledger.jsonl", "ledger.head", "config.toml", "models/lineage.csv", "models", "notes.html",
+     "models/archive/Luna-G000-genesis/new.html", "snapshots/x.html", ".evo/x.html", "ledger.jsonl.html/.."],
+)
+def test_report_out_never_overwrites_a_workspace_file(beaten: Evo, target: str) -> None:
+    home = beaten.home
+    (home / "notes.html").write_text("<p>the operator's own notes</p>\n")
+    before = snapshot(home)
+    r = beaten("report", "--out", str(home / target))
+    assert r.code == 2, r.err
+    refused(r, 2, "--out")
+    assert snapshot(home) == before
+
+
+def test_report_out_never_overwrites_a_file_that_is_not_a_report(beaten: Evo, tmp_path: Path) -> None:
+    mine = tmp_path / "mine.html"
+    mine.write_text("<html>not evo's</html>\n")
+    link = tmp_path / "link.html"
+    link.symlink_to(beaten.home / "ledger.jsonl")
+    before = snapshot(beaten.home)
+    refused(beaten("report", "--out", str(mine)), 2, "not an evo report")
+    assert mine.read_text() == "<html>not evo's</html>\n"
+    refused(beaten("report", "--out", str(link)), 2, "--out")
+    assert link.is_symlink() and snapshot(beaten.home) == before
+
+
+def test_report_out_replaces_a_report_it_wrote(beaten: Evo, tmp_path: Path) -> None:
+    out = tmp_path / "audit.html"
+    assert beaten("report", "--out", str(out)).code == 0
+    assert beaten("heartbeat").code == 0
+    first = out.read_bytes()
+    assert beaten("report", "--out", str(out)).code == 0
+    assert out.read_bytes() != first  # the new checkpoint
+    assert beaten("report").code == 0 and beaten("report").code == 0  # the default, twice
