@@ -20,7 +20,10 @@ Writers serialise on an exclusive ``flock`` of ``ledger.lock``. Under it an appe
    (and the directory when it created the file), and only then updates ``ledger.head``.
 
 If the ledger file at the path is no longer the one a ``Ledger`` has open (replaced or deleted),
-it reopens it rather than append to a ghost; likewise for the lock file.
+it reopens it rather than append to a ghost; likewise for the lock file. A ledger file that is
+gone while ``ledger.head`` is there is a lost history, never an empty one: every read and append
+raises ``LedgerMissing`` and no new file is created (only the very first append, with no head
+yet, creates the ledger).
 
 ``ledger.head`` (see ``headfile.py``) is updated only after the ledger is durable, so it may
 trail the ledger after a crash but never leads it: a head naming a record the ledger lacks means
@@ -49,7 +52,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from evo_core.errors import EnvironmentFault
+from evo_core.errors import CorruptHistory, EnvironmentFault
 from evo_core.events import Event
 from ledger.record import GENESIS_PREV, CorruptRecord, Record, check_line, encode_batch, parse_head, parse_line
 from ledger.headfile import HeadFile, check_head
@@ -73,6 +76,17 @@ class ConcurrencyError(EnvironmentFault):
         super().__init__(f"expected the ledger to end at seq {expected}, it ends at seq {actual}")
         self.expected = expected
         self.actual = actual
+
+
+class LedgerMissing(CorruptHistory):
+    """``ledger.jsonl`` is gone but ``ledger.head`` says records were written: lost, not empty."""
+
+    def __init__(self, path: Path, head_path: Path) -> None:
+        super().__init__(
+            f"{path} is missing but {head_path.name} says records were written: the ledger was deleted "
+            f"or moved; put it back (from where it went, or a backup). evo never starts a new one over a lost history"
+        )
+        self.path = path
 
 
 _clock: list[tuple[int, str]] = [(-1, "")]
@@ -183,15 +197,27 @@ class Ledger:
             self._fd = None
             self._tail_cache = None
         self.home.mkdir(parents=True, exist_ok=True)
-        try:
-            self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o644)
-            created = True
-        except FileExistsError:
-            self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
-            created = False
+        while True:
+            try:
+                self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
+                created = False
+                break
+            except FileNotFoundError:
+                self._check_not_lost()  # the first append creates the ledger; never a lost one's place
+            try:
+                self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o644)
+                created = True
+                break
+            except FileExistsError:
+                continue  # another writer created it meanwhile: open that one
         st = os.fstat(self._fd)
         self._fd_id = _file_id(st)
         return created, st
+
+    def _check_not_lost(self) -> None:
+        """Called when the ledger file is not there: ``LedgerMissing`` if ``ledger.head`` is."""
+        if os.path.lexists(self.head_path):
+            raise LedgerMissing(self.path, self.head_path)
 
     def _with_read_fd(self, fn: Callable[[int], A], empty: A) -> A:
         if self._fd is not None:
@@ -199,6 +225,7 @@ class Ledger:
         try:
             fd = os.open(self.path, os.O_RDONLY)
         except FileNotFoundError:
+            self._check_not_lost()
             return empty
         try:
             return fn(fd)
@@ -382,6 +409,7 @@ __all__ = [
     "Checkpoint",
     "ConcurrencyError",
     "Ledger",
+    "LedgerMissing",
     "Torn",
     "VerifyReport",
     "parse_checkpoint",

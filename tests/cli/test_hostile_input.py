@@ -264,3 +264,54 @@ def test_report_out_replaces_a_report_it_wrote(beaten: Evo, tmp_path: Path) -> N
     assert beaten("report", "--out", str(out)).code == 0
     assert out.read_bytes() != first  # the new checkpoint
     assert beaten("report").code == 0 and beaten("report").code == 0  # the default, twice
+
+
+# ---------------------------------------------------------------- a missing ledger
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("heartbeat",), ("status",), ("status", "--at-cycle", "1"), ("log",), ("head",), ("timeline", "Luna-G000-genesis"),
+     ("explain", "Luna-G000"), ("report",), ("train",), ("evaluate",), ("run", "--until-idle")],
+)
+def test_a_missing_ledger_with_its_head_is_an_error_never_a_new_ledger(beaten: Evo, command: tuple[str, ...]) -> None:
+    ledger = beaten.home / "ledger.jsonl"
+    kept = ledger.read_bytes()
+    ledger.unlink()
+    before = snapshot(beaten.home)
+    line = refused(beaten(*command), 1, "ledger.jsonl is missing")
+    assert "ledger.head" in line
+    assert not ledger.exists()
+    assert snapshot(beaten.home) == before
+    ledger.write_bytes(kept)  # put back: all is well again
+    assert beaten("heartbeat").code == 0
+
+
+def test_verify_reports_a_missing_ledger(beaten: Evo) -> None:
+    (beaten.home / "ledger.jsonl").unlink()
+    r = beaten("verify")
+    assert r.code == 1 and "Traceback" not in r.err
+    assert not (beaten.home / "ledger.jsonl").exists()
+
+
+def test_a_long_lived_ledger_never_recreates_a_deleted_file(beaten: Evo) -> None:
+    from ledger.store import Ledger, LedgerMissing
+    from evo_core.events import Heartbeat
+
+    with Ledger(beaten.home) as ledger:
+        ledger.append([Heartbeat(cycle=4)])
+        (beaten.home / "ledger.jsonl").unlink()
+        with pytest.raises(LedgerMissing):
+            ledger.append([Heartbeat(cycle=5)])
+        with pytest.raises(LedgerMissing):
+            ledger.tail()
+    assert not (beaten.home / "ledger.jsonl").exists()
+
+
+def test_a_new_ledger_is_still_created_by_the_first_append(tmp_path: Path) -> None:
+    from ledger.store import Ledger
+    from evo_core.events import Heartbeat
+
+    with Ledger(tmp_path / "fresh") as ledger:
+        assert ledger.tail().seq == -1
+        assert ledger.append([Heartbeat(cycle=1)]).seq == 0
