@@ -290,12 +290,15 @@ def sweep_leftovers(archive_root: Path) -> list[Path]:
 
 def verify_archive(path: Path, expected_hash: str) -> list[str]:
     """Every way ``path`` differs from the archive that was frozen: its tree hash against
-    ``expected_hash`` (skipped when empty) and every file against its ``hashes.csv`` (when it
-    has one: a genesis archive does not)."""
+    ``expected_hash`` (skipped when empty), every file against its ``hashes.csv`` (when it
+    has one: a genesis archive does not), and anything but plain files and folders in it (a
+    symbolic link would let bytes outside the archive stand in for frozen ones)."""
     path = Path(path)
+    if path.is_symlink():
+        return [f"{path}: the archive folder is a symbolic link (to {os.readlink(path)}), not the frozen folder"]
     if not path.is_dir():
         return [f"{path}: archive folder missing"]
-    problems = []
+    problems = [f"{path}: {p}" for p in _not_plain(path)]
     if expected_hash:
         got = hash_tree(path)
         if got != expected_hash:
@@ -303,6 +306,22 @@ def verify_archive(path: Path, expected_hash: str) -> list[str]:
     listing = path / HASHES
     if listing.is_file():
         problems += [f"{path}: {p}" for p in _check_listing(path, listing)]
+    return problems
+
+
+def _not_plain(root: Path) -> list[str]:
+    """A problem for every entry under ``root`` that is neither a plain file nor a folder
+    (symbolic links, whatever they point to; fifos, sockets, devices), never followed."""
+    problems = []
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        for name in sorted(dirs + files):
+            entry = Path(folder, name)
+            rel = entry.relative_to(root).as_posix()
+            mode = entry.lstat().st_mode
+            if stat.S_ISLNK(mode):
+                problems.append(f"{rel} is a symbolic link (to {os.readlink(entry)}): an archive holds only its own files")
+            elif not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                problems.append(f"{rel} is not a plain file or folder")
     return problems
 
 

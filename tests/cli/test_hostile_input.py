@@ -315,3 +315,50 @@ def test_a_new_ledger_is_still_created_by_the_first_append(tmp_path: Path) -> No
     with Ledger(tmp_path / "fresh") as ledger:
         assert ledger.tail().seq == -1
         assert ledger.append([Heartbeat(cycle=1)]).seq == 0
+
+
+# ---------------------------------------------------------------- verify --deep and links in an archive
+
+
+def _writable(folder: Path) -> None:
+    folder.chmod(0o755)
+
+
+@pytest.mark.parametrize("how", ["file swapped for a link to the same bytes", "extra link", "link to a folder"])
+def test_verify_deep_reports_a_symlink_inside_an_archive(evo: Evo, tmp_path: Path, how: str) -> None:
+    archive = evo.home / "models" / "archive" / "Luna-G000-genesis"
+    assert evo("verify", "--deep").code == 0
+    _writable(archive)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    if how.startswith("file swapped"):  # the tree hash alone cannot see it: the bytes are the same
+        card = archive / "GENESIS.md"
+        (elsewhere / "GENESIS.md").write_bytes(card.read_bytes())
+        card.chmod(0o644)
+        card.unlink()
+        card.symlink_to(elsewhere / "GENESIS.md")
+    elif how == "extra link":
+        (archive / "extra.gguf").symlink_to(elsewhere / "model.gguf")
+    else:
+        (archive / "weights").symlink_to(elsewhere, target_is_directory=True)
+    before = snapshot(evo.home)
+    r = evo("verify", "--deep")
+    assert r.code == 1 and "Traceback" not in r.err
+    assert "symbolic link" in r.out + r.err
+    assert snapshot(evo.home) == before
+    assert evo("verify").code == 0  # the shallow verify does not open archives
+
+
+def test_verify_deep_reports_an_archive_folder_that_is_a_symlink(evo: Evo, tmp_path: Path) -> None:
+    import shutil
+
+    archive = evo.home / "models" / "archive" / "Luna-G000-genesis"
+    copy = tmp_path / "copy"
+    shutil.copytree(archive, copy)
+    _writable(archive)
+    for p in archive.iterdir():
+        p.chmod(0o644)
+    shutil.rmtree(archive)
+    archive.symlink_to(copy, target_is_directory=True)
+    r = evo("verify", "--deep")
+    assert r.code == 1 and "symbolic link" in r.out + r.err
