@@ -15,7 +15,8 @@ period read from config.toml by ``adapters.runtime.workspace``, then ``App.execu
 heartbeat, and the links and projection files follow as after the CLI. ``respond`` goes through
 a ``Router`` created on first use (llama.cpp is imported then, not before): it serves whatever
 the GHEAD link names, mirrors shadow traffic and records burn-in answers. The agent never
-decides anything else: training, evaluation and the rollout are the runner's.
+decides anything else: training, evaluation and the rollout are the runner's. A query longer
+than the model's context is refused (``PromptTooLong``, one line) before llama.cpp sees it.
 """
 
 from __future__ import annotations
@@ -24,10 +25,36 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from evo_core.errors import InvalidInput
+
 if TYPE_CHECKING:
     from adapters.runtime.app import App
     from adapters.serving.router import Answer, Router
+    from adapters.serving.served import Served
     from evo_core.state import State
+
+
+class PromptTooLong(InvalidInput):
+    """A query that, rendered with the chat template, leaves the model no room to answer."""
+
+
+def check_prompt(served: Served, query: str) -> None:
+    """Refuse ``query`` (``InvalidInput``) when it is not text or, rendered with ``served``'s
+    chat template, fills its whole context (llama.cpp would raise deep inside generation)."""
+    try:
+        data = served.render(query).encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput("the prompt is not valid text (it holds bytes that are not UTF-8): re-type it") from None
+    llm = served.llm
+    if not (hasattr(llm, "tokenize") and hasattr(llm, "n_ctx")):
+        return  # a stand-in model (tests) has no context to overflow
+    n_ctx = int(llm.n_ctx())
+    tokens = len(llm.tokenize(data, add_bos=True, special=True))
+    if tokens >= n_ctx:
+        raise PromptTooLong(
+            f"the prompt is {tokens} tokens with the chat template, but {served.name} reads at most "
+            f"{n_ctx - 1} (its context is {n_ctx}): shorten it"
+        )
 
 
 class Agent:
@@ -65,7 +92,9 @@ class Agent:
         return self._router
 
     def respond(self, query: str, kind: str = "TRIVIAL") -> Answer:
-        """GEN_HEAD's answer (``kind``: TRIVIAL, STANDARD or CRITICAL; only TRIVIAL is mirrored)."""
+        """GEN_HEAD's answer (``kind``: TRIVIAL, STANDARD or CRITICAL; only TRIVIAL is mirrored).
+        ``PromptTooLong`` (nothing recorded) when ``query`` does not fit HEAD's context."""
+        check_prompt(self.router.serve_head(), query)
         return self.router.respond(query, kind=kind)
 
     # ------------------------------------------------------------------ lifecycle
@@ -83,4 +112,4 @@ class Agent:
         self.close()
 
 
-__all__ = ["Agent"]
+__all__ = ["Agent", "PromptTooLong", "check_prompt"]

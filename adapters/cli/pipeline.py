@@ -46,11 +46,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
+    from adapters.agent import check_prompt
     from adapters.serving.generations import find_generation
     from adapters.serving.router import Router
 
     with Router(resolve_home(args.home), max_tokens=args.max_tokens) as router:
         name = find_generation(router.ws, args.generation) if args.generation else None
+        check_prompt(router.model(name) if name is not None else router.serve_head(), args.prompt)
         answer = router.answer(args.prompt, generation=name)
     if args.json:
         out_json(

@@ -79,3 +79,31 @@ def test_ask_help(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["ask", "--help"])
     assert exc.value.code == 0 and "--generation" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("words", [300, 20_000])
+def test_a_prompt_longer_than_the_context_is_one_line_not_a_traceback(
+    home: Path, capsys: pytest.CaptureFixture[str], words: int
+) -> None:
+    """Issue 13: llama.cpp raised deep inside generation; now one line, exit 1, nothing changed."""
+    ledger = (home / "ledger.jsonl").read_bytes()
+    prompt = " ".join(["blurk"] * words)
+    code, out, err = _run(home, capsys, prompt)
+    assert code == 1 and out == "" and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and "shorten it" in err and "context is 256" in err, err
+    code, _, err = _run(home, capsys, prompt, "--generation", GENESIS)
+    assert code == 1 and "shorten it" in err
+    assert (home / "ledger.jsonl").read_bytes() == ledger
+    code, out, _ = _run(home, capsys, " ".join(["blurk"] * 20))  # a prompt that fits still answers
+    assert code == 0
+
+
+def test_the_agent_refuses_a_prompt_longer_than_the_context(home: Path) -> None:
+    from adapters.agent import Agent, PromptTooLong
+
+    ledger = (home / "ledger.jsonl").read_bytes()
+    with Agent(home) as agent:
+        with pytest.raises(PromptTooLong, match="shorten it"):
+            agent.respond("blurk " * 1000)
+        assert agent.respond(Q).generation == GENESIS
+    assert (home / "ledger.jsonl").read_bytes() == ledger
