@@ -25,6 +25,9 @@ freeze temp folder of a dead process is swept, an archive renamed into place who
 CandidateFrozen never reached the ledger is re-used when whole (``freeze.archive.reclaim``).
 Training workers die with the runner (``PR_SET_PDEATHSIG``, ``adapters.runtime.workers``), so none trains on unseen.
 
+One runner per workspace: ``run`` holds ``<home>/.evo/runner.lock`` (``flock``, released by the
+kernel however the process ends); a second one exits 1 naming the holder's pid, host and start.
+
 A step that fails with a domain or workspace error (a config.toml that does not validate, a
 window whose data cannot train) ends ``evo run --until-idle`` with its one line (exit 1); the
 daemon prints the line and waits for the ledger to move before it asks again.
@@ -52,6 +55,7 @@ import msgspec
 from adapters.runtime.app import App
 from adapters.runtime.ledger_watch import LedgerWatch
 from adapters.runtime.perform import HANDLERS, Handler, Turn, group, perform
+from adapters.runtime.runner_lock import RunnerLock
 from adapters.runtime.workers import stop_workers, train_worker
 from evo_core import commands as cmd
 from evo_core import events as ev
@@ -154,8 +158,9 @@ class Runner:
     # ------------------------------------------------------------------ the loop
 
     def run(self, until_idle: bool = False) -> RunReport:
-        """Perform what is due until idle (``until_idle``) or until a signal stops it."""
-        with self._signals():
+        """Perform what is due until idle (``until_idle``) or until a signal stops it.
+        ``RunnerBusy`` if another runner runs on the workspace (``adapters.runtime.runner_lock``)."""
+        with self._exclusive(), self._signals():
             try:
                 self._start()
                 self._loop(until_idle)
@@ -164,6 +169,16 @@ class Runner:
                 self._record_interruption(stop.signal)
             self._finishing = True  # a signal from now on is only noted
             return self._report()
+
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """One runner per workspace file: held while it runs (a runner on another ledger, the
+        in-memory one of unit tests, shares no workspace and takes no lock)."""
+        if self.ledger is not None:
+            yield
+            return
+        with RunnerLock(self.app.ws):
+            yield
 
     def _start(self) -> None:
         from adapters.freeze.archive import sweep_leftovers

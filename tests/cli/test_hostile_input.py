@@ -6,6 +6,7 @@ workspace's files."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -362,3 +363,70 @@ def test_verify_deep_reports_an_archive_folder_that_is_a_symlink(evo: Evo, tmp_p
     archive.symlink_to(copy, target_is_directory=True)
     r = evo("verify", "--deep")
     assert r.code == 1 and "symbolic link" in r.out + r.err
+
+
+# ---------------------------------------------------------------- one runner per workspace
+
+
+def _start_runner(home: Path, log: Path) -> "subprocess.Popen[bytes]":
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    with open(log, "wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "adapters.cli", "--home", str(home), "run"],
+            stdout=out, stderr=subprocess.STDOUT, cwd=root,
+        )
+
+
+def _wait(condition: Callable[[], bool], timeout: float = 60.0) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_a_second_runner_exits_1_naming_the_holder_and_a_killed_one_leaves_no_lock(
+    beaten: Evo, tmp_path: Path
+) -> None:
+    import json
+    import signal
+    import socket
+
+    lock = beaten.home / ".evo" / "runner.lock"
+    proc = _start_runner(beaten.home, tmp_path / "run.log")
+    try:
+        def holding() -> bool:
+            try:
+                return json.loads(lock.read_bytes())["pid"] == proc.pid
+            except (OSError, ValueError, KeyError):
+                return proc.poll() is not None
+        assert _wait(holding) and proc.poll() is None, (tmp_path / "run.log").read_text()
+        ledger = beaten.ledger_bytes
+        line = refused(beaten("run", "--until-idle"), 1, "another runner", f"pid {proc.pid}", socket.gethostname(), "since")
+        assert "runner.lock" in line
+        assert beaten.ledger_bytes == ledger
+        assert json.loads(lock.read_bytes())["pid"] == proc.pid  # the holder's note is left alone
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    r = beaten("run", "--until-idle")  # the kernel released the killed runner's lock
+    assert r.code == 0, r.err
+    assert beaten("run", "--until-idle").code == 0  # and this one released its own
+
+
+def test_the_runner_lock_is_per_workspace(beaten: Evo) -> None:
+    from adapters.runtime.runner_lock import RunnerBusy, RunnerLock
+    from adapters.runtime.workspace import Workspace
+
+    with RunnerLock(Workspace(beaten.home)):
+        with pytest.raises(RunnerBusy, match=r"pid \d+ on host"):
+            RunnerLock(Workspace(beaten.home)).acquire()
+        other = beaten.home.parent / "other"
+        with RunnerLock(Workspace(other)):
+            pass
