@@ -6,6 +6,11 @@ worker that dies (SIGKILL, out of memory, a segfault in a native library) is see
 becomes a failed candidate with the reason; a window never hangs on a dead worker. The CPU is
 divided among the workers (``threads = cores // workers``, at least 1), so three students on two
 cores do not oversubscribe them.
+
+Every worker dies with the process that started it, however that one ends (SIGKILL included),
+so no orphan keeps training on unseen: before its target runs, the child asks Linux to SIGKILL it
+when its parent dies (``prctl(PR_SET_PDEATHSIG)``), and a watchdog thread checks the parent pid
+twice a second for where that is not available (or the parent died before the ``prctl``).
 """
 
 from __future__ import annotations
@@ -13,6 +18,9 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import sys
+import threading
+import time
 from multiprocessing.connection import Connection, wait
 from typing import Any, Callable, Sequence
 
@@ -23,6 +31,39 @@ from evo_core.values import BudgetUsed, TrainingStats
 
 Progress = Callable[[str, dict[str, Any]], None]
 Done = Callable[[TrainResult], None]
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent(parent_pid: int, *, pdeathsig: bool = True, poll_s: float = 0.5) -> None:
+    """Make this process die (SIGKILL) when ``parent_pid``, its parent, dies: the kernel's
+    parent-death signal on Linux (``pdeathsig``), and a watchdog thread that polls ``getppid``
+    (a dead parent's children are re-parented) everywhere."""
+    if pdeathsig and sys.platform.startswith("linux"):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+
+    def orphaned() -> bool:
+        return os.getppid() != parent_pid
+
+    if orphaned():  # it died before the prctl: nobody would send the signal
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def watch() -> None:
+        while not orphaned():
+            time.sleep(poll_s)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="evo-parent-watchdog", daemon=True).start()
+
+
+def _child(target: Callable[[bytes, Connection], None], parent_pid: int, spec_bytes: bytes, conn: Connection) -> None:
+    """A worker process's entry: bound to its parent's life, then ``target``."""
+    die_with_parent(parent_pid)
+    target(spec_bytes, conn)
 
 
 def threads_per_worker(workers: int, cores: int | None = None) -> int:
@@ -66,7 +107,9 @@ def run_pool(
     for spec in specs:
         receiver, sender = ctx.Pipe(duplex=False)
         proc = ctx.Process(
-            target=target, args=(msgspec.json.encode(spec), sender), name=f"evo-train-{spec.candidate}"
+            target=_child,
+            args=(target, os.getpid(), msgspec.json.encode(spec), sender),
+            name=f"evo-train-{spec.candidate}",
         )
         proc.start()
         sender.close()  # the child holds the only sending end: EOF means it is gone

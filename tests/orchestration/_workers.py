@@ -55,3 +55,13 @@ def rendezvous(spec_bytes: bytes, conn: Connection) -> None:
             os._exit(4)
         time.sleep(0.01)
     finishes(spec_bytes, conn)
+
+
+def trains_forever(spec_bytes: bytes, conn: Connection) -> None:
+    """A worker that never finishes: it notes its pid in out_dir and keeps "training" (one long
+    step: it sends nothing more, so a broken pipe would never tell it the parent is gone)."""
+    spec = msgspec.json.decode(spec_bytes, type=TrainSpec)
+    conn.send(("progress", {"step": 1, "steps": 10**9}))
+    (Path(spec.out_dir) / f"{spec.branch}.pid").write_text(str(os.getpid()))
+    while True:
+        time.sleep(0.05)
