@@ -9,11 +9,11 @@ rollback are each one ledger batch followed by the link swap). Calling one twice
 runners at once, appends at most once: a command that loses the race to another process is
 refused by ``decide`` and, the action no longer being due, is reported as nothing done.
 
-Signatures are checked here, never in the core: ``adapters.operator.signing`` verifies the pending
-approval (or the operator's signed autonomy grant) against the trusted keys of the config.
-An approval that does not verify is withdrawn (``ApprovalRefused``: back to PROPOSED, the
-operator must approve again); an autonomy grant that does not verify is only logged: nothing
-is appended, so the runner, which asks again only when the ledger moves, does not loop.
+The runner acts on the verified fold (``adapters.runtime.history``): an approval or an autonomy
+grant whose signature does not verify with a key the ledger trusts was never applied, so
+nothing here re-checks a signature. What it checks is bytes: the shadow starts only when the
+approved candidate's ``model.gguf`` still hashes to what was frozen and approved; otherwise it
+logs why and waits (the operator rolls back, i.e. aborts, or restores the file).
 """
 
 from __future__ import annotations
@@ -61,49 +61,33 @@ def _describe(events: list[ev.Event]) -> None:
 
 
 def self_approve(app: App, config: EvoConfig, action: SelfApprove) -> list[ev.Event]:
-    """Approve the pending proposal for the scheduler, under the operator's verified autonomy grant."""
+    """Approve the pending proposal for the scheduler: only under the operator's autonomy grant
+    (verified by the fold) and with config.toml's ``approval.autonomous`` also true."""
     if not still_due(app, action):
         return []
-    state = app.state()
-    digest = action.proposal_hash
-    problem: str | None
     if not config.approval.autonomous:
-        problem = "approval.autonomous is off in config.toml"
-    else:
-        from adapters.operator import signing  # late: crypto only when a rollout step runs
-
-        problem = signing.autonomy_problem(config, signing.ledger_id(app), state)
-    if problem is not None:
-        log.warning("evo: not approving %s autonomously: %s; the operator must approve or reject it",
-                    digest[:16], problem)
+        log.warning("evo: not approving %s autonomously: approval.autonomous is off in config.toml; "
+                    "the operator must approve or reject it", action.proposal_hash[:16])
         return []
-    return _execute(app, cmd.Approve(operator=SCHEDULER, proposal_hash=digest, autonomous=True), action)
+    command = cmd.Approve(operator=SCHEDULER, proposal_hash=action.proposal_hash, autonomous=True)
+    return _execute(app, command, action)
 
 
 def start_shadow(app: App, config: EvoConfig, action: StartShadow) -> list[ev.Event]:
-    """Verify the approval, then start the shadow phase; an approval that does not verify is
-    withdrawn (``ApprovalRefused``, phase back to PROPOSED)."""
+    """Start the shadow phase of the approved candidate, if its model's bytes are the approved ones."""
     if not still_due(app, action):
         return []
     state = app.state()
     pending = state.proposal
     assert pending is not None  # StartShadow is due only with an approved proposal
-    from adapters.operator import signing
+    from adapters.serving.generations import bytes_problem
 
-    problem = signing.approval_problem(config, signing.ledger_id(app), state)
-
+    problem = bytes_problem(app.ws, state, pending.proposal.candidate)
     if problem is not None:
-        log.warning("evo: the approval of %s does not verify: %s", pending.hash[:16], problem)
-        command: cmd.Command = cmd.RefuseApproval(
-            action="approve",
-            operator=pending.approved_by or "",
-            reason=problem,
-            proposal_hash=pending.hash,
-            key_id=pending.approval_key_id,
-        )
-    else:
-        command = cmd.StartShadow(config=config)
-    return _execute(app, command, action)
+        log.error("evo: not shadowing %s: %s; roll back (abort) with `evo rollback`, or restore the archive",
+                  pending.proposal.candidate, problem)
+        return []
+    return _execute(app, cmd.StartShadow(config=config), action)
 
 
 def replay_shadow(

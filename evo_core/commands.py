@@ -167,6 +167,8 @@ class Approve(Command, frozen=True, kw_only=True):
     signature: str = ""
     key_id: str = ""
     autonomous: bool = False
+    checkpoint_seq: int = -1  # the ledger checkpoint the operator saw and signed
+    checkpoint_hash: str = ""
 
 
 class Reject(Command, frozen=True, kw_only=True):
@@ -175,6 +177,8 @@ class Reject(Command, frozen=True, kw_only=True):
     proposal_hash: str | None = None
     signature: str = ""
     key_id: str = ""
+    checkpoint_seq: int = -1
+    checkpoint_hash: str = ""
 
 
 class RefuseApproval(Command, frozen=True, kw_only=True):
@@ -195,9 +199,44 @@ class ChangeAutonomy(Command, frozen=True, kw_only=True):
     key_id: str
     signature: str
     nonce: int
+    checkpoint_seq: int = -1
+    checkpoint_hash: str = ""
+
+
+class TrustKey(Command, frozen=True, kw_only=True):
+    """Trust an operator key: pinned with the workspace (unsigned, before the genesis), or
+    signed by ``signer``, a key the ledger trusts (``evo_core.authority.trust_message``)."""
+
+    key_id: str
+    public: str
+    operator: str
+    comment: str = ""
+    signer: str = ""
+    signature: str = ""
+    checkpoint_seq: int = -1
+    checkpoint_hash: str = ""
+
+
+class RevokeKey(Command, frozen=True, kw_only=True):
+    """Stop trusting ``key_id``; signed by ``signer``, a key the ledger trusts."""
+
+    key_id: str
+    operator: str
+    reason: str
+    signer: str
+    signature: str
+    checkpoint_seq: int = -1
+    checkpoint_hash: str = ""
 
 
 class Rollback(Command, frozen=True, kw_only=True):
+    """The operator's rollback, signed like an approval (``evo_core.authority.rollback_message``
+    names the generation left and the one returned to)."""
+
     operator: str
     to: str | None = None  # None: the previous promoted generation
     reason: str = "manual rollback"
+    signature: str = ""
+    key_id: str = ""
+    checkpoint_seq: int = -1
+    checkpoint_hash: str = ""

@@ -141,5 +141,7 @@ _HANDLERS: dict[type[cmd.Command], Callable[[State, Any], Events]] = {
     cmd.CompleteBurnIn: rollout.complete_burn_in,
     cmd.RefuseApproval: rollout.refuse,
     cmd.ChangeAutonomy: rollout.change_autonomy,
+    cmd.TrustKey: rollout.trust_key,
+    cmd.RevokeKey: rollout.revoke_key,
     cmd.RecordInterruption: rollout.interrupted,
 }

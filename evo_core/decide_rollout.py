@@ -73,12 +73,14 @@ def approve(state: State, c: cmd.Approve) -> Events:
             signature=c.signature,
             key_id=c.key_id,
             autonomous=c.autonomous,
+            checkpoint_seq=c.checkpoint_seq,
+            checkpoint_hash=c.checkpoint_hash,
         )
     ]
 
 
 def refuse(state: State, c: cmd.RefuseApproval) -> Events:
-    if c.action not in ("approve", "reject", "autonomy"):
+    if c.action not in ("approve", "reject", "autonomy", "rollback", "trust"):
         raise InvalidInput(f"unknown refused action {c.action!r}")
     if not c.reason.strip():
         raise InvalidInput("a refusal needs its reason")
@@ -105,7 +107,41 @@ def change_autonomy(state: State, c: cmd.ChangeAutonomy) -> Events:
         raise InvalidInput(f"autonomy is already {'on' if c.enabled else 'off'}")
     return [
         ev.AutonomyChanged(
-            enabled=c.enabled, operator=c.operator, key_id=c.key_id, signature=c.signature, nonce=c.nonce
+            enabled=c.enabled, operator=c.operator, key_id=c.key_id, signature=c.signature, nonce=c.nonce,
+            checkpoint_seq=c.checkpoint_seq, checkpoint_hash=c.checkpoint_hash,
+        )
+    ]
+
+
+def trust_key(state: State, c: cmd.TrustKey) -> Events:
+    if c.key_id in state.keys:
+        raise InvalidInput(f"key {c.key_id} is already trusted")
+    if not c.signer and state.phase is not Phase.EMPTY:
+        raise InvalidInput(
+            "a key is added by a record signed with a key the ledger trusts (`evo trust add PUB --key FILE`); "
+            "only the keys pinned with a new workspace (`evo init --operator-key`) are unsigned"
+        )
+    return [
+        ev.KeyTrusted(
+            key_id=c.key_id, public=c.public, operator=c.operator, comment=c.comment, signer=c.signer,
+            signature=c.signature, checkpoint_seq=c.checkpoint_seq, checkpoint_hash=c.checkpoint_hash,
+        )
+    ]
+
+
+def revoke_key(state: State, c: cmd.RevokeKey) -> Events:
+    if c.key_id not in state.keys:
+        raise InvalidInput(f"key {c.key_id} is not trusted (see `evo trust list`)")
+    if set(state.keys) == {c.key_id}:
+        raise InvalidInput(
+            f"key {c.key_id} is the last trusted key: add its successor first (`evo trust add`), then revoke it"
+        )
+    if not c.reason.strip():
+        raise InvalidInput("a revocation needs a reason (--reason)")
+    return [
+        ev.KeyRevoked(
+            key_id=c.key_id, operator=c.operator, reason=c.reason, signer=c.signer, signature=c.signature,
+            checkpoint_seq=c.checkpoint_seq, checkpoint_hash=c.checkpoint_hash,
         )
     ]
 
@@ -123,41 +159,57 @@ def reject(state: State, c: cmd.Reject) -> Events:
             reason=c.reason,
             signature=c.signature,
             key_id=c.key_id,
+            checkpoint_seq=c.checkpoint_seq,
+            checkpoint_hash=c.checkpoint_hash,
         )
     ]
 
 
 def _resolve_promoted(state: State, name: str) -> str:
-    matches = by_prefix(name, state.promoted)
+    if name in state.revoked:
+        raise RollbackError(f"{name} was rolled back by an operator's (or the burn-in's) rollback: it is revoked")
+    matches = by_prefix(name, [g for g in state.promoted if g not in state.revoked])
     if len(matches) == 1:
         return matches[0]
-    known = ", ".join(state.promoted)
+    known = ", ".join(g for g in state.promoted if g not in state.revoked and g != state.head) or "none"
     if matches:
         raise RollbackError(f"{name!r} is ambiguous: {', '.join(matches)}")
     raise RollbackError(f"{name} was never promoted; rollback targets: {known}")
 
 
-def rollback(state: State, c: cmd.Rollback) -> Events:
+def rollback_target(state: State, to: str | None) -> str:
+    """The generation a rollback returns HEAD to (``to``, a prefix, or by default: the
+    generation HEAD replaced during burn-in, HEAD itself when aborting a shadow, else the latest
+    earlier promoted generation that no rollback revoked): what the operator signs."""
     if state.head is None:
         raise RollbackError("nothing to roll back: no generation is registered")
     aborting = state.phase in (Phase.APPROVED, Phase.SHADOW)
-    if c.to is not None:
-        target = _resolve_promoted(state, c.to)
+    if to is not None:
+        target = _resolve_promoted(state, to)
     elif aborting:
         target = state.head  # the shadow never reached HEAD: aborting it is the rollback
     elif state.phase is Phase.BURN_IN and state.burn_in is not None:
         target = state.burn_in.previous_head
     else:
         head_gen = state.generations[state.head].gen
-        earlier = [g for g in state.promoted if state.generations[g].gen < head_gen]
+        earlier = [g for g in state.promoted if state.generations[g].gen < head_gen and g not in state.revoked]
         if not earlier:
             raise RollbackError(f"no earlier promoted generation to roll back to (HEAD is {state.head})")
         target = max(earlier, key=lambda g: (state.generations[g].gen, state.promoted.index(g)))
     if target == state.head and not aborting:
         raise RollbackError(f"{target} is already HEAD")
+    return target
+
+
+def rollback(state: State, c: cmd.Rollback) -> Events:
+    target = rollback_target(state, c.to)
+    if not (c.signature and c.key_id):
+        raise InvalidInput("a rollback must be signed by a trusted operator key: `evo rollback --key FILE`")
+    assert state.head is not None
     return [
         ev.RolledBack(
-            from_generation=state.head, to_generation=target, reason=c.reason, operator=c.operator
+            from_generation=state.head, to_generation=target, reason=c.reason, operator=c.operator,
+            signature=c.signature, key_id=c.key_id, checkpoint_seq=c.checkpoint_seq, checkpoint_hash=c.checkpoint_hash,
         )
     ]
 

@@ -159,7 +159,8 @@ class NoPromotion(Event, frozen=True):
 
 class Approved(Event, frozen=True):
     """The pending proposal was approved: by an operator, whose ed25519 ``signature`` of the
-    proposal (see ``adapters.operator.signing``) verifies with the trusted key ``key_id``; or, with
+    proposal recomputed from the ledger and of the checkpoint the operator saw
+    (``evo_core.authority``) verifies with the key ``key_id`` the ledger trusts; or, with
     ``autonomous``, by the scheduler itself under the operator's signed autonomy grant."""
 
     proposal_hash: str
@@ -167,6 +168,8 @@ class Approved(Event, frozen=True):
     signature: str = ""
     key_id: str = ""
     autonomous: bool = False
+    checkpoint_seq: int = -1  # the ledger checkpoint (seq, hash) the operator signed with it
+    checkpoint_hash: str = ""
 
 
 class Rejected(Event, frozen=True):
@@ -175,6 +178,8 @@ class Rejected(Event, frozen=True):
     reason: str
     signature: str = ""
     key_id: str = ""
+    checkpoint_seq: int = -1
+    checkpoint_hash: str = ""
 
 
 class ApprovalRefused(Event, frozen=True):
@@ -182,7 +187,7 @@ class ApprovalRefused(Event, frozen=True):
     key, a stale proposal): recorded for auditors, it changes nothing, except that an approval
     refused after it was appended (by the runner, before acting on it) is withdrawn."""
 
-    action: Literal["approve", "reject", "autonomy"]
+    action: Literal["approve", "reject", "autonomy", "rollback", "trust"]
     proposal_hash: str
     operator: str
     key_id: str
@@ -199,6 +204,36 @@ class AutonomyChanged(Event, frozen=True):
     key_id: str
     signature: str
     nonce: int
+    checkpoint_seq: int = -1
+    checkpoint_hash: str = ""
+
+
+class KeyTrusted(Event, frozen=True):
+    """The ledger trusts an operator key (``public``: its raw ed25519 key, 64 hex). Pinned when
+    the workspace was created (unsigned, before the genesis: part of what the ledger id hashes),
+    or added later by a record ``signer`` signed, a key the ledger trusted then."""
+
+    key_id: str
+    public: str
+    operator: str
+    comment: str = ""
+    signer: str = ""
+    signature: str = ""
+    checkpoint_seq: int = -1
+    checkpoint_hash: str = ""
+
+
+class KeyRevoked(Event, frozen=True):
+    """The ledger stops trusting ``key_id`` from here on (signatures it made before still count
+    for the history they signed); signed by ``signer``, a key trusted then (it may be itself)."""
+
+    key_id: str
+    operator: str
+    reason: str
+    signer: str
+    signature: str
+    checkpoint_seq: int = -1
+    checkpoint_hash: str = ""
 
 
 class ShadowStarted(Event, frozen=True):
@@ -310,13 +345,19 @@ class BurnInFailed(Event, frozen=True):
 
 
 class RolledBack(Event, frozen=True):
-    """GEN_HEAD was pointed back at ``to_generation`` (one command, or automatic after burn-in)."""
+    """GEN_HEAD was pointed back at ``to_generation``: by the operator's signed command, or
+    ``automatic``ally after a failed burn-in (then only to the generation HEAD replaced). The
+    generation it leaves is revoked: no rollback returns to it."""
 
     from_generation: str
     to_generation: str
     reason: str
     operator: str = ""
     automatic: bool = False
+    signature: str = ""
+    key_id: str = ""
+    checkpoint_seq: int = -1
+    checkpoint_hash: str = ""
 
 
 class WorkInterrupted(Event, frozen=True):
@@ -348,6 +389,8 @@ AnyEvent = Union[
     Rejected,
     ApprovalRefused,
     AutonomyChanged,
+    KeyTrusted,
+    KeyRevoked,
     ShadowStarted,
     ShadowCompared,
     ShadowCompleted,

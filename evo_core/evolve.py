@@ -31,6 +31,7 @@ from evo_core.state import (
     Phase,
     Shadow,
     State,
+    TrustedKey,
     Window,
 )
 from evo_core.transitions import next_phase
@@ -60,7 +61,7 @@ def _closed(state: State) -> State:
 
 def evolve(state: State, event: ev.Event) -> State:
     if type(event) is ev.Heartbeat:  # the hot path: almost every record of a long ledger
-        return replace(state, cycle=event.cycle)
+        return replace(state, cycle=event.cycle, records=state.records + 1)
     try:
         phase = next_phase(state, event)
         after = _apply(state, event, phase)
@@ -68,7 +69,7 @@ def evolve(state: State, event: ev.Event) -> State:
         raise CorruptHistory(
             f"{ev.event_name(event)} cannot apply to the history before it ({type(exc).__name__}: {exc})"
         ) from None
-    return after if after.phase is phase else replace(after, phase=phase)
+    return replace(after, phase=phase, records=state.records + 1)
 
 
 def _apply(state: State, event: ev.Event, phase: Phase) -> State:
@@ -78,7 +79,11 @@ def _apply(state: State, event: ev.Event, phase: Phase) -> State:
             return replace(state, cycle=cycle)
 
         case ev.GenerationRegistered(generation=name, gen=gen, source=source):
-            generations = {**state.generations, name: Generation(name=name, gen=gen, parent=None)}
+            genesis = Generation(
+                name=name, gen=gen, parent=None,
+                archive=event.archive, archive_hash=event.archive_hash, model_hash=event.model_hash,
+            )
+            generations = {**state.generations, name: genesis}
             state = replace(state, generations=generations, genesis=name, genesis_source=source)
             return _set_head(state, name)
 
@@ -177,7 +182,8 @@ def _apply(state: State, event: ev.Event, phase: Phase) -> State:
             assert state.window is not None
             cand = state.candidates[proposal.candidate]
             generation = Generation(
-                name=cand.id, gen=cand.gen, parent=cand.parent, window=cand.window
+                name=cand.id, gen=cand.gen, parent=cand.parent, window=cand.window,
+                archive=cand.archive, archive_hash=cand.archive_hash, model_hash=cand.model_hash,
             )
             return replace(
                 state,
@@ -225,6 +231,16 @@ def _apply(state: State, event: ev.Event, phase: Phase) -> State:
         case ev.WorkInterrupted():
             return state
 
+        case ev.KeyTrusted(key_id=kid):
+            key = TrustedKey(key_id=kid, public=event.public, comment=event.comment, since=state.records)
+            revoked = tuple(k for k in state.revoked_keys if k != kid)
+            pinned = state.pinned_keys + ((kid,) if state.phase is Phase.EMPTY else ())
+            return replace(state, keys={**state.keys, kid: key}, revoked_keys=revoked, pinned_keys=pinned)
+
+        case ev.KeyRevoked(key_id=kid):
+            keys = {k: v for k, v in state.keys.items() if k != kid}
+            return replace(state, keys=keys, revoked_keys=state.revoked_keys + (kid,))
+
         case ev.Rejected():
             return _closed(state)
 
@@ -258,7 +274,8 @@ def _apply(state: State, event: ev.Event, phase: Phase) -> State:
                 return _closed(state)
             if outcome == "inconclusive":
                 return replace(state, shadow=replace(state.shadow, until_cycle=until))
-            return state  # passed: the Promoted in the same batch moves the phase
+            # passed: the Promoted in the same batch moves the phase
+            return replace(state, shadow=replace(state.shadow, passed=True))
 
         case ev.Promoted(generation=name, previous_head=previous, cycle=cycle):
             burn_in = BurnIn(
@@ -296,9 +313,12 @@ def _apply(state: State, event: ev.Event, phase: Phase) -> State:
             return _closed(state)
 
         case ev.BurnInFailed():
-            return state  # the RolledBack in the same batch moves HEAD back and closes
+            assert state.burn_in is not None  # the RolledBack in the same batch moves HEAD back and closes
+            return replace(state, burn_in=replace(state.burn_in, failed=True))
 
-        case ev.RolledBack(to_generation=target):
+        case ev.RolledBack(from_generation=source, to_generation=target):
+            if source != target and source not in state.revoked:
+                state = replace(state, revoked=state.revoked + (source,))
             state = _set_head(state, target)
             if phase is Phase.IDLE:
                 return _closed(state)

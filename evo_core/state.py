@@ -13,7 +13,7 @@ import msgspec
 
 from evo_core.values import BudgetLimits, BudgetUsed, GateResult, Metrics, Proposal
 
-STATE_VERSION = "evo-state/3"
+STATE_VERSION = "evo-state/4"
 
 
 class Phase(enum.Enum):
@@ -77,11 +77,18 @@ class Window(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Generation(msgspec.Struct, frozen=True, kw_only=True):
+    """A generation that can be served: the genesis, or a proposed candidate. ``model_hash`` is
+    the blake3 of its ``model.gguf`` and ``archive_hash`` of its archive, as recorded when it was
+    registered or frozen: what the router checks the bytes against before it loads them."""
+
     name: str
     gen: int
     parent: str | None
     window: int | None = None
     promoted: bool = False
+    archive: str = ""
+    archive_hash: str = ""
+    model_hash: str = ""
 
 
 class PendingProposal(msgspec.Struct, frozen=True, kw_only=True):
@@ -105,6 +112,7 @@ class Shadow(msgspec.Struct, frozen=True, kw_only=True):
     judged: int = 0  # scored answers to queries HEAD knows (``plausible`` not None)
     plausible: int = 0  # judged answers at or above the floor
     logprob_sum: float = 0.0  # over the judged answers
+    passed: bool = False  # a ShadowCompleted "passed" was recorded: the cutover may follow
 
     @property
     def parity(self) -> float | None:
@@ -136,6 +144,7 @@ class BurnIn(msgspec.Struct, frozen=True, kw_only=True):
     judged: int = 0  # scored answers to queries the old HEAD knows (``plausible`` not None)
     plausible: int = 0  # judged answers at or above the floor
     logprob_sum: float = 0.0  # over the judged answers
+    failed: bool = False  # a BurnInFailed was recorded: the automatic rollback may follow
 
     @property
     def latency_ratio(self) -> float | None:
@@ -163,6 +172,25 @@ class AutonomyGrant(msgspec.Struct, frozen=True, kw_only=True):
     nonce: int
 
 
+class Flag(msgspec.Struct, frozen=True, kw_only=True):
+    """A record the verified fold did not apply: one the state machine could not have produced,
+    or whose authority does not verify (``evo_core.authority``). It changes nothing but this list."""
+
+    seq: int
+    type: str
+    reason: str
+
+
+class TrustedKey(msgspec.Struct, frozen=True, kw_only=True):
+    """An operator key the ledger trusts: pinned when the workspace was created, or added by a
+    record signed with a key trusted then."""
+
+    key_id: str
+    public: str  # 64 hex: the raw ed25519 public key
+    comment: str = ""
+    since: int = 0  # the seq of the record that trusted it
+
+
 class State(msgspec.Struct, frozen=True, kw_only=True):
     phase: Phase = Phase.EMPTY
     cycle: int = 0
@@ -181,6 +209,14 @@ class State(msgspec.Struct, frozen=True, kw_only=True):
     autonomy: bool = False  # the operator's signed grant: the scheduler approves for itself
     autonomy_changes: int = 0  # AutonomyChanged events so far: the next one's nonce
     autonomy_grant: AutonomyGrant | None = None  # the latest AutonomyChanged, for re-verification
+    # the verified fold (``evo_core.authority``): where it is, what it trusts, what it refused
+    records: int = 0  # records folded: the next record's seq
+    ledger_id: str = ""  # the hash of record 0: what every operator signature is bound to
+    keys: dict[str, TrustedKey] = {}  # the operator keys trusted now, by key id
+    pinned_keys: tuple[str, ...] = ()  # key ids pinned with the workspace (before the genesis)
+    revoked_keys: tuple[str, ...] = ()  # key ids once trusted, now revoked
+    revoked: tuple[str, ...] = ()  # generations an operator's (or the burn-in's) rollback took off HEAD
+    flagged: tuple[Flag, ...] = ()  # records not applied, and why
 
     @property
     def parent(self) -> str | None:

@@ -57,8 +57,9 @@ def _stay(phase: Phase, *events: type[ev.Event]) -> dict[type[ev.Event], Move]:
     return {event: phase for event in events}
 
 
-# accepted in every phase, never moving it
-_ALWAYS = (ev.Heartbeat, ev.WindowSkipped, ev.WorkInterrupted)
+# accepted in every phase, never moving it (the trust records are judged by their signatures:
+# ``evo_core.authority``)
+_ALWAYS = (ev.Heartbeat, ev.WindowSkipped, ev.WorkInterrupted, ev.KeyTrusted, ev.KeyRevoked)
 # with a HEAD: the operator's autonomy switch, and refusals (recorded for auditors); RolledBack
 # is one too, but it leads somewhere, so each row names it
 _HEAD = (ev.AutonomyChanged, ev.ApprovalRefused)

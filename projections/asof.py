@@ -8,10 +8,10 @@ stops as soon as the point is passed.
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Callable, Iterable
 
 from evo_core.errors import InvalidInput
-from evo_core.events import Heartbeat
+from evo_core.events import Event, Heartbeat
 from evo_core.evolve import evolve
 from evo_core.state import State
 
@@ -19,9 +19,14 @@ from projections.records import LedgerRecord
 
 
 def state_at(
-    records: Iterable[LedgerRecord], *, seq: int | None = None, cycle: int | None = None
+    records: Iterable[LedgerRecord],
+    *,
+    seq: int | None = None,
+    cycle: int | None = None,
+    step: Callable[[State, Event], State] = evolve,
 ) -> State:
-    """The folded state as of record ``seq`` or heartbeat ``cycle`` (neither: the end)."""
+    """The folded state as of record ``seq`` or heartbeat ``cycle`` (neither: the end), folded
+    with ``step`` (the shell passes its verified fold's)."""
     if seq is not None and cycle is not None:
         raise InvalidInput("give a seq or a cycle, not both")
     if seq is not None and seq < 0:
@@ -35,5 +40,5 @@ def state_at(
             break
         if cycle is not None and isinstance(e, Heartbeat) and e.cycle > cycle:
             break
-        state = evolve(state, e)
+        state = step(state, e)
     return state

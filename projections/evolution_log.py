@@ -8,7 +8,7 @@ one-line ``message``; the rest depends on the action. The spec's rollback script
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import msgspec
 
@@ -138,9 +138,18 @@ def _fields(e: ev.Event) -> tuple[str, dict[str, object]] | None:
     return None
 
 
-def evolution_log(records: Iterable[LedgerRecord]) -> list[LogEntry]:
+def evolution_log(records: Iterable[LedgerRecord], flagged: Mapping[int, str] | None = None) -> list[LogEntry]:
+    """One entry per notable record; a record the verified fold refused (``flagged``: seq ->
+    reason) is a ``REFUSED`` entry saying why, never what it claims."""
     out: list[LogEntry] = []
     for cycle, record in clocked(records):
+        if flagged and record.seq in flagged:
+            name = ev.event_name(record.event)
+            out.append(LogEntry(
+                seq=record.seq, cycle=cycle, timestamp=record.at, action="REFUSED",
+                message=f"{name} not applied: {flagged[record.seq]}", reason=flagged[record.seq],
+            ))
+            continue
         found = _fields(record.event)
         if found is None:
             continue

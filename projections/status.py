@@ -10,7 +10,7 @@ from __future__ import annotations
 import msgspec
 
 from evo_core.reactions import reactions
-from evo_core.state import Phase, State
+from evo_core.state import Flag, Phase, State
 from evo_core.values import Metrics
 
 from projections.candidates import status_label
@@ -99,6 +99,8 @@ class StatusView(msgspec.Struct, frozen=True, kw_only=True):
     burn_in: BurnInProgress | None
     due: tuple[str, ...]
     autonomy: bool = False  # the operator's signed grant (config approval.autonomous must agree)
+    refused: tuple[Flag, ...] = ()  # records the verified fold did not apply: the operator must look
+    trusted_keys: int = 0
 
 
 def next_window_cycle(state: State, period: int) -> int:
@@ -223,6 +225,8 @@ def status_view(state: State, *, seq: int | None, period: int) -> StatusView:
         burn_in=burn_in,
         due=_due(state),
         autonomy=state.autonomy,
+        refused=state.flagged,
+        trusted_keys=len(state.keys),
     )
 
 
@@ -240,6 +244,14 @@ def render_text(view: StatusView) -> str:
         f"GEN_HEAD-PARENT: {v.parent or '-'}",
         f"genesis: {v.genesis or '-'}",
     ]
+    if v.refused:
+        lines.append(
+            f"REFUSED RECORDS: {len(v.refused)} record(s) in the ledger were not applied (forged, or not "
+            "authorised); HEAD is the last verified generation. `evo verify` names them:"
+        )
+        lines.extend(f"  seq {f.seq}: {f.type}: {f.reason}" for f in v.refused[-5:])
+    if v.trusted_keys == 0 and v.phase != Phase.EMPTY.value:
+        lines.append("operator keys: NONE trusted: nothing can be approved or rolled back (see `evo trust list`)")
     if v.autonomy:
         lines.append("autonomy: ON (the scheduler approves its own proposals; `evo autonomy off --key FILE`)")
     wait = v.next_window_cycle - v.cycle

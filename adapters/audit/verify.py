@@ -2,17 +2,19 @@
 
 1. The ledger contract: every record's blake3, seq and prev link; the head file (truncation);
    an auditor's checkpoint (the ledger still extends it); a torn tail.
-2. The history is one the machine could have produced (one fold checks this and the snapshots): every event is accepted by the phase
-   it was appended in (``evo_core.transitions``), so a well-chained record written out of band
-   that the scheduler would never emit is named with its seq.
-3. Derived things agree with the ledger: snapshots with the fold at their seq; the GEN_HEAD
-   links (a disagreement is a note: the next command reconciles it from the ledger).
-4. With ``deep``: every archive the ledger names (CandidateFrozen, the genesis
+2. The verified fold (``adapters.runtime.history``, the one the runner, the router and the agent
+   use): every record the state machine could not have produced, or whose authority does not
+   verify with the keys the ledger trusted then, is named with its seq and the reason.
+3. The operator's checkpoints: every checkpoint an operator signature covers names a record of
+   this ledger with that hash, and so does every checkpoint in the operator's witness outside
+   the workspace (``adapters.operator.witness``; ``witness_root`` overrides its folder): a
+   truncated or consistently rewritten ledger is detected. So are keys pinned at creation that
+   differ from the ones the operator pinned.
+4. Derived things agree with the ledger: the GEN_HEAD links (a disagreement is a note: the
+   next command repairs it). Snapshot files are a cache nothing trusts (a note if one differs).
+5. With ``deep``: every archive the ledger names (CandidateFrozen, the genesis
    GenerationRegistered) is re-hashed against its event and its hashes.csv
    (``adapters.freeze.verify_ledger_archives``).
-5. Every signed record (Approved, Rejected, AutonomyChanged) re-verified against today's
-   ``[approval] trusted_keys`` (``adapters.operator.signing.event_problem``): a bad one is a problem named
-   with its seq, except an approval withdrawn by ``ApprovalRefused`` before it was acted on (a note).
 """
 
 from __future__ import annotations
@@ -22,16 +24,12 @@ from pathlib import Path
 import msgspec
 
 from adapters.runtime import links
+from adapters.runtime.history import verified_fold
 from adapters.runtime.workspace import Workspace
-from evo_core.errors import CorruptHistory
-from evo_core.evolve import evolve
-from evo_core import events as ev
 from evo_core.events import event_name
-from evo_core.state import STATE_VERSION, Phase, State
-from evo_core.transitions import accepts
-from ledger.eventstore import core_fold
+from evo_core.state import State
 from ledger.record import CorruptRecord
-from ledger.snapshot import Snapshot, read_snapshot, snapshot_paths
+from ledger.snapshot import read_snapshot, snapshot_paths
 from ledger.store import Checkpoint, Ledger
 
 
@@ -51,7 +49,9 @@ class AuditReport(msgspec.Struct, kw_only=True):
         return f"FAILED{where}: {self.problems[0] if self.problems else 'unknown problem'}"
 
 
-def audit(home: Path, checkpoint: Checkpoint | None = None, *, deep: bool = False) -> AuditReport:
+def audit(
+    home: Path, checkpoint: Checkpoint | None = None, *, deep: bool = False, witness_root: Path | None = None
+) -> AuditReport:
     ws = Workspace(home)
     if not ws.ledger_path.exists():
         return AuditReport(ok=False, records=0, seq=-1, hash="", problems=[f"no ledger at {ws.ledger_path}"])
@@ -69,13 +69,14 @@ def audit(home: Path, checkpoint: Checkpoint | None = None, *, deep: bool = Fals
         )
         if not report.ok:
             return out
-        signed: list[tuple[int, ev.Event, State]] = []
-        state = _replay(home, ledger, out, signed)
-        if out.ok:
-            _check_signatures(ws, ledger, signed, out)
-        if out.ok:
-            _check_links(ws, state, out)
-        if out.ok and deep:
+        state, hashes, signed = _replay(ledger, out)
+        for flag in state.flagged:
+            _fail(out, flag.seq, f"seq {flag.seq}: {flag.type}: {flag.reason}")
+        _check_signed_checkpoints(hashes, signed, out)
+        _check_witness(home, state, hashes, out, witness_root)
+        _check_snapshots(home, hashes, out)
+        _check_links(ws, state, out)
+        if deep:
             _check_archives(ws, ledger, out)
         return out
     finally:
@@ -88,81 +89,62 @@ def _fail(out: AuditReport, seq: int, problem: str) -> None:
     out.problems.append(problem)
 
 
-def _snapshots(home: Path, out: AuditReport) -> dict[int, tuple[Path, Snapshot]]:
-    wanted: dict[int, tuple[Path, Snapshot]] = {}
-    for path in snapshot_paths(home):
-        snap = read_snapshot(path)
-        if snap is None or STATE_VERSION not in snap.version:
-            out.notes.append(f"snapshot {path.name} is unreadable or of another version (ignored)")
-            continue
-        wanted[snap.seq] = (path, snap)
-    return wanted
-
-
-_SIGNED = (ev.Approved, ev.Rejected, ev.AutonomyChanged, ev.ApprovalRefused)
-
-
-def _replay(
-    home: Path, ledger: Ledger, out: AuditReport, signed: list[tuple[int, ev.Event, State]] | None = None
-) -> State:
-    """One fold of the whole ledger: every event is one its phase accepts and that applies to
-    the history before it, and every snapshot equals the fold at its seq. ``signed`` collects
-    the signed records (and refusals) with the state each was appended to."""
-    decode = core_fold().decode
-    snapshots = _snapshots(home, out)
+def _replay(ledger: Ledger, out: AuditReport) -> tuple[State, list[str], list[tuple[int, str, int, str]]]:
+    """The verified fold of the whole ledger, every record's hash, and the checkpoints the
+    applied operator signatures cover: (seq, type, checkpoint seq, checkpoint hash)."""
+    step = verified_fold(ledger).evolve
     state = State()
+    hashes: list[str] = []
+    signed: list[tuple[int, str, int, str]] = []
     try:
         for rec in ledger.records():
-            if not accepts(state.phase, rec.event):
-                _fail(out, rec.seq, f"seq {rec.seq}: {event_name(rec.event)} is not allowed in phase {state.phase.value!r}")
-                return state
-            if signed is not None and isinstance(rec.event, _SIGNED):
-                signed.append((rec.seq, rec.event, state))
-            try:
-                state = evolve(state, rec.event)
-            except CorruptHistory as exc:
-                _fail(out, rec.seq, f"seq {rec.seq}: {exc}")
-                return state
-            if rec.seq in snapshots:
-                path, snap = snapshots.pop(rec.seq)
-                if snap.hash != rec.hash or decode(bytes(snap.state)) != state:
-                    _fail(out, rec.seq, f"snapshot {path.name} does not match the ledger at seq {rec.seq}")
+            flagged = len(state.flagged)
+            state = step(state, rec.event)
+            hashes.append(rec.hash)
+            seq = getattr(rec.event, "checkpoint_seq", -1)
+            if seq >= 0 and len(state.flagged) == flagged:
+                signed.append((rec.seq, event_name(rec.event), seq, rec.event.checkpoint_hash))  # type: ignore[attr-defined]
     except CorruptRecord as exc:  # appended between verify and this pass, and bad
         _fail(out, exc.seq, str(exc))
-    for path, _ in snapshots.values():
-        out.notes.append(f"snapshot {path.name} is beyond the ledger's end (ignored)")
-    return state
+    return state, hashes, signed
 
 
-def _check_signatures(ws: Workspace, ledger: Ledger, signed: list[tuple[int, ev.Event, State]], out: AuditReport) -> None:
-    if not any(not isinstance(e, ev.ApprovalRefused) for _, e, _ in signed):
+def _check_signed_checkpoints(hashes: list[str], signed: list[tuple[int, str, int, str]], out: AuditReport) -> None:
+    for seq, name, cp_seq, cp_hash in signed:
+        if cp_seq >= len(hashes) or hashes[cp_seq] != cp_hash:
+            _fail(out, seq, f"seq {seq}: {name}: the operator signed checkpoint {cp_seq}:{cp_hash[:16]}, "
+                  "which this ledger does not hold: the history before it was rewritten")
+
+
+def _check_witness(home: Path, state: State, hashes: list[str], out: AuditReport, root: Path | None) -> None:
+    from adapters.operator import witness
+
+    path, kept = witness.checkpoints(home, root)
+    if not kept:
+        out.notes.append(f"no operator checkpoints at {path} (the operator's witness; see `evo verify --help`)")
         return
-    from adapters.operator import signing
-    from evo_core.errors import EvoError
+    pinned = tuple(sorted(state.pinned_keys))
+    for w in kept:
+        if w.ledger_id != state.ledger_id:
+            _fail(out, 0, f"the operator's checkpoint {w.seq}:{w.hash[:16]} ({w.action}, {w.at}) belongs to ledger "
+                  f"{w.ledger_id[:16]}, this ledger is {state.ledger_id[:16]}: it was rewritten from the start")
+        elif w.seq >= len(hashes):
+            _fail(out, len(hashes), f"the operator's checkpoint {w.seq}:{w.hash[:16]} ({w.action}, {w.at}) is past "
+                  f"the ledger's end (seq {len(hashes) - 1}): the ledger was truncated")
+        elif hashes[w.seq] != w.hash:
+            _fail(out, w.seq, f"seq {w.seq}: the operator's checkpoint ({w.action}, {w.at}) has hash {w.hash[:16]}, "
+                  f"the ledger {hashes[w.seq][:16]}: the history was rewritten")
+        if w.action == "init" and w.keys and tuple(sorted(w.keys)) != pinned:
+            _fail(out, 0, f"the keys pinned in this ledger ({', '.join(pinned) or 'none'}) are not the ones the "
+                  f"operator pinned ({', '.join(w.keys)})")
+    out.notes.append(f"{len(kept)} operator checkpoints checked ({path})")
 
-    try:
-        config = ws.load_config()
-    except (EvoError, OSError) as exc:
-        out.notes.append(f"signatures not checked: {exc}")
-        return
-    lid = signing.ledger_id(ledger)
-    standing: dict[str, tuple[int, str]] = {}  # proposal hash -> a bad approval not yet withdrawn
-    for seq, event, before in signed:
-        if isinstance(event, ev.ApprovalRefused):
-            withdrawn = event.action == "approve" and before.phase is Phase.APPROVED
-            if withdrawn and event.proposal_hash in standing:
-                bad_seq, why = standing.pop(event.proposal_hash)
-                out.notes.append(f"seq {bad_seq}: Approved: {why} (withdrawn at seq {seq})")
-            continue
-        problem = signing.event_problem(config, lid, event, before)
-        if problem is None:
-            continue
-        if isinstance(event, ev.Approved):  # keyed by the proposal it approved, whatever it claims
-            standing[before.proposal.hash if before.proposal else event.proposal_hash] = (seq, problem)
-        else:
-            _fail(out, seq, f"seq {seq}: {event_name(event)}: {problem}")
-    for bad_seq, problem in standing.values():
-        _fail(out, bad_seq, f"seq {bad_seq}: Approved: {problem}")
+
+def _check_snapshots(home: Path, hashes: list[str], out: AuditReport) -> None:
+    for path in snapshot_paths(home):
+        snap = read_snapshot(path)
+        if snap is None or snap.seq >= len(hashes) or hashes[snap.seq] != snap.hash:
+            out.notes.append(f"snapshot {path.name} does not match the ledger (a cache nothing reads: ignored)")
 
 
 def _check_archives(ws: Workspace, ledger: Ledger, out: AuditReport) -> None:
@@ -187,5 +169,5 @@ def _check_links(ws: Workspace, state: State, out: AuditReport) -> None:
             if got != target:
                 out.notes.append(
                     f"{path.name} points at {got or '(nothing)'}, the ledger says {target or '(nothing)'}; "
-                    "the next evo command reconciles it"
+                    "the next evo command repairs it (nothing follows the link)"
                 )

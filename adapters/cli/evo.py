@@ -10,6 +10,7 @@ or torch.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
@@ -59,16 +60,42 @@ def cmd_init(args: argparse.Namespace) -> int:
     base = Path(args.base_model) if args.base_model else None
     if args.demo:
         print("building the demo genesis model (tokenizer + a 0.94M-parameter Llama, about 1-2 min)...", file=sys.stderr)
+    keys = _operator_keys(args.operator_key)
     with init_workspace(
-        home, period=args.period, max_concurrent=args.max_concurrent, demo=args.demo, base_model=base
+        home, period=args.period, max_concurrent=args.max_concurrent, demo=args.demo, base_model=base,
+        operator_keys=keys,
     ) as app:
         state = app.state()
         out(f"initialised {home}: HEAD is {state.head}")
+        for key in state.keys.values():
+            out(f"operator key pinned: {key.key_id} {key.comment}".rstrip())
+        if not state.keys:
+            print(
+                "evo: warning: no operator key pinned: nothing can ever be approved or rolled back in this "
+                "workspace (make one with `evo keygen`, then create the workspace with --operator-key KEY.pub)",
+                file=sys.stderr,
+            )
         if args.demo or base is not None:
             source = "the demo model" if args.demo else str(base)
             out(f"genesis model: {source} in {app.ws.archive / str(state.head) / 'weights'}")
         out(f"config: {app.ws.config_path} (period {app.ws.heartbeat_settings().evo_period_cycles} cycles)")
     return 0
+
+
+def _operator_keys(given: list[str]) -> list[tuple[bytes, str]]:
+    """The operator keys to pin: the files given, else the operator's default key's .pub."""
+    from adapters.cli.operator import KEY_ENV, default_key_path
+
+    paths = [Path(p).expanduser() for p in given]
+    if not paths:
+        default = Path(os.environ[KEY_ENV]).expanduser() if os.environ.get(KEY_ENV) else default_key_path()
+        pub = default.with_name(default.name + ".pub")
+        paths = [pub] if pub.is_file() else []
+    if not paths:
+        return []
+    from adapters.operator import signing
+
+    return [signing.load_public(p) for p in paths]
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -122,7 +149,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         if args.at_cycle is not None or args.at_seq is not None:
             from projections.asof import state_at
 
-            state = state_at(app.store.ledger.records(), seq=args.at_seq, cycle=args.at_cycle)
+            state = state_at(
+                app.store.ledger.records(), seq=args.at_seq, cycle=args.at_cycle, step=app.store.fold.evolve
+            )
             checkpoint = None
         else:
             from adapters.runtime.materialize import missing
@@ -201,14 +230,9 @@ def cmd_reject(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    from adapters.runtime.app import operator_name
-    from evo_core.commands import Rollback
+    from adapters.cli.operator import cmd_rollback as signed_rollback
 
-    with open_app(args) as app:
-        outcome = app.execute(
-            Rollback(operator=args.operator or operator_name(), to=args.to, reason=args.reason)
-        )
-        return print_events(outcome, args.json)
+    return signed_rollback(args)
 
 
 def cmd_timeline(args: argparse.Namespace) -> int:
@@ -255,6 +279,11 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument(
         "--base-model", metavar="DIR", help="genesis = a local Hugging Face causal-LM folder (copied)"
     )
+    sp.add_argument(
+        "--operator-key", metavar="FILE", action="append", default=[],
+        help="pin this operator public key (a .pub from `evo keygen`) in the new ledger; repeatable "
+        "(default: $EVO_OPERATOR_KEY.pub, else ~/.config/evo/operator.key.pub, if it exists)",
+    )
 
     sp = add("ingest", cmd_ingest, "add the agent's conversations from a JSONL file (duplicate ids ignored)")
     sp.add_argument("file", help="one JSON conversation per line: id, cycle, karma, messages")
@@ -298,6 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--to", metavar="GENERATION", help="a generation that was promoted before (a unique prefix will do)")
     sp.add_argument("--reason", default="manual rollback", help="recorded in the ledger")
     sp.add_argument("--operator", help="who rolls back (default: $EVO_OPERATOR or your user name)")
+    cli_operator.signing_options(sp)
 
     add("train", cmd_train, "spawn and train the open window's candidates in parallel (LoRA distillation under hard budgets)")
 

@@ -255,6 +255,18 @@ def _seal(root: Path) -> None:
             os.chmod(dirpath, _read_only(os.stat(dirpath).st_mode))
 
 
+def seal(folder: Path) -> None:
+    """Make a whole archive folder read-only as ``freeze`` makes a candidate's: fsync and
+    ``chmod a-w`` every file (0444) and sub-folder (0555), then the folder itself, and fsync its
+    parent. For the genesis archive once ``evo init`` has filled it (hash it after: the modes
+    are not hashed, but nothing may be written into it after this)."""
+    folder = Path(folder)
+    _seal(folder)
+    os.chmod(folder, _read_only(folder.stat().st_mode))
+    fsync_dir(folder)
+    fsync_dir(folder.parent)
+
+
 def _remove(path: Path) -> None:
     """rmtree, read-only folders included."""
     if not path.exists():

@@ -1,26 +1,33 @@
-"""The operator's signed decisions as use cases: approve or reject the pending proposal, turn the
-scheduler's autonomy on or off. The CLI (``adapters/cli/operator.py``) only parses, gets the
-credentials and prints.
+"""The operator's signed decisions as use cases: approve or reject the pending proposal, roll
+back, turn the scheduler's autonomy on or off, trust or revoke a key. The CLI
+(``adapters/cli/operator.py``) only parses, gets the credentials and prints.
 
-Every signature is verified here, against config.toml's ``[approval] trusted_keys``, before
-anything is appended (``adapters.operator.signing`` says what is signed). A forged,
-wrongly-signed, untrusted-key or stale one is refused (``Refused``, one line) and recorded as
-``ApprovalRefused`` for auditors; nothing else changes.
+Each one signs what ``evo_core.authority`` says it signs, with the checkpoint of the ledger the
+operator sees now (or, offline, the one given with the signature), verifies the signature
+against the keys the ledger trusts, and only then appends; the verified fold would not apply
+anything else anyway. A forged, wrongly-signed, untrusted-key or stale one is refused
+(``Refused``, one line) and recorded as ``ApprovalRefused`` for auditors; nothing else changes.
+The checkpoint signed is also kept in the operator's witness, outside the workspace
+(``adapters.operator.witness``).
 """
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from evo_core import authority
 from evo_core import commands as cmd
 from evo_core.decide import decide
+from evo_core.decide_rollout import rollback_target
 from evo_core.errors import DomainError, InvalidInput, StaleProposal
 from evo_core.state import Phase, State
+from ledger.tail import Checkpoint
 
 if TYPE_CHECKING:
     from adapters.runtime.app import App, Outcome
-    from evo_core.config import EvoConfig
 
 
 class Refused(DomainError):
@@ -29,11 +36,13 @@ class Refused(DomainError):
 
 @dataclass
 class Credentials:
-    """Who signs: a private key here, or a signature made elsewhere with its key id."""
+    """Who signs: a private key here, or a signature made elsewhere with its key id and the
+    checkpoint it signed (``evo ... --print-message`` shows both)."""
 
     key_id: str
     private: Any = None  # signing.PrivateKey when signing here
     signature: str = ""  # given, when signed offline
+    checkpoint: Checkpoint | None = None  # given with an offline signature
 
     def signature_for(self, message: bytes) -> str:
         from adapters.operator import signing
@@ -60,6 +69,49 @@ def refuse(app: App, action: str, operator: str, reason: str, digest: str, kid: 
     raise Refused(f"{what} refused: {reason}{advice}{where}")
 
 
+@dataclass(frozen=True)
+class Signed:
+    """One signed operator command: what it is called, the message for a checkpoint, and the
+    command that carries the signature."""
+
+    action: str  # ApprovalRefused.action: approve, reject, autonomy, rollback, trust
+    what: str  # "approval", "rollback", ...
+    operator: str
+    message: Callable[[State, Checkpoint], bytes]
+    command: Callable[[str, str, Checkpoint], cmd.Command]  # (signature, key id, checkpoint)
+    subject: str = ""  # the proposal hash a refusal names
+
+
+def current_checkpoint(app: App) -> Checkpoint:
+    return app.store.load().checkpoint
+
+
+def message_for(app: App, signed: Signed, checkpoint: Checkpoint | None = None) -> bytes:
+    """The exact bytes to sign (offline) at ``checkpoint`` (default: the ledger's end now)."""
+    return signed.message(app.state(), checkpoint or current_checkpoint(app))
+
+
+def execute_signed(app: App, signed: Signed, creds: Credentials) -> Outcome:
+    from adapters.operator import signing, witness
+
+    state = app.state()
+    cp = creds.checkpoint or current_checkpoint(app)
+    message = signed.message(state, cp)
+    signature = creds.signature_for(message)
+    problem = authority.signature_problem(state, signing.CRYPTO, creds.key_id, signature, message, signed.what)
+    if problem is None and not 0 <= cp.seq < state.records:
+        problem = authority.SignatureProblem(
+            authority.SignatureFault.MISMATCH, f"checkpoint {cp.seq} is not a record of this ledger"
+        )
+    if problem:
+        refuse(app, signed.action, signed.operator, problem.text, signed.subject, creds.key_id, signed.what,
+               signing.hint(problem.fault))
+    outcome = app.execute(signed.command(signature, creds.key_id, cp))
+    if witness.record(app.ws.home, state.ledger_id, cp.seq, cp.hash, signed.action) is None:
+        print(f"evo: warning: could not keep checkpoint {cp.seq} in {witness.witness_path(app.ws.home)}", file=sys.stderr)
+    return outcome
+
+
 # ---------------------------------------------------------------- approve, reject
 
 
@@ -74,23 +126,24 @@ class ProposalDecision:
     def what(self) -> str:
         return "approval" if self.action == "approve" else "rejection"
 
-    def command(self, digest: str | None, signature: str, kid: str) -> cmd.Command:
-        if self.action == "approve":
-            return cmd.Approve(operator=self.operator, proposal_hash=digest, signature=signature, key_id=kid)
-        return cmd.Reject(
-            operator=self.operator, reason=self.reason, proposal_hash=digest, signature=signature, key_id=kid
-        )
 
-
-def _pending(app: App, d: ProposalDecision, creds: Credentials | None) -> tuple[str, bytes]:
-    """The pending proposal's full hash and the exact bytes to sign, after the core's own checks
-    (a proposal pending? the one named? a reason?); a stale one is refused and recorded when
-    the operator signed."""
-    from adapters.operator import signing
-
+def proposal_decision(app: App, d: ProposalDecision, creds: Credentials | None) -> Signed:
+    """The signed approval or rejection of the pending proposal, after the core's own checks (a
+    proposal pending? the one named? a reason?); a stale one is refused and recorded when the
+    operator signed."""
     state = app.state()
+
+    def command(signature: str, kid: str, cp: Checkpoint, digest: str | None) -> cmd.Command:
+        common: dict[str, Any] = dict(
+            operator=d.operator, proposal_hash=digest, signature=signature, key_id=kid,
+            checkpoint_seq=cp.seq, checkpoint_hash=cp.hash,
+        )
+        if d.action == "approve":
+            return cmd.Approve(**common)
+        return cmd.Reject(reason=d.reason, **common)
+
     try:
-        decide(state, d.command(d.given, "-", "-"))  # dry: nothing is appended
+        decide(state, command("-", "-", Checkpoint(-1, ""), d.given))  # dry: nothing is appended
     except StaleProposal as exc:
         if creds is None:
             raise
@@ -98,57 +151,81 @@ def _pending(app: App, d: ProposalDecision, creds: Credentials | None) -> tuple[
         refuse(app, d.action, d.operator, str(exc), d.given or pending, creds.key_id, d.what)
     assert state.proposal is not None  # the dry run raised NothingPending otherwise
     digest = state.proposal.hash
-    return digest, signing.approval_message(signing.ledger_id(app), d.action, digest)
+    return Signed(
+        action=d.action, what=d.what, operator=d.operator, subject=digest,
+        message=lambda s, cp: authority.proposal_message(s, d.action, cp.seq, cp.hash),
+        command=lambda signature, kid, cp: command(signature, kid, cp, digest),
+    )
 
 
-def proposal_message(app: App, d: ProposalDecision) -> bytes:
-    """What the operator signs offline to approve or reject the pending proposal."""
-    return _pending(app, d, None)[1]
+def decide_proposal(app: App, d: ProposalDecision, creds: Credentials) -> Outcome:
+    return execute_signed(app, proposal_decision(app, d, creds), creds)
 
 
-def decide_proposal(app: App, config: EvoConfig, d: ProposalDecision, creds: Credentials) -> Outcome:
-    """Sign the pending proposal's full hash, verify the signature, append the decision."""
-    from adapters.operator import signing
+# ---------------------------------------------------------------- rollback
 
-    digest, message = _pending(app, d, creds)
-    signature = creds.signature_for(message)
-    problem = signing.signature_problem(config, creds.key_id, signature, message, f"proposal {digest[:16]}")
-    if problem:
-        refuse(app, d.action, d.operator, problem.text, digest, creds.key_id, d.what, problem.fault.hint)
-    return app.execute(d.command(digest, signature, creds.key_id))
+
+def rollback(app: App, to: str | None, reason: str, operator: str) -> Signed:
+    state = app.state()
+    target = rollback_target(state, to)  # the core's refusals (never promoted, revoked) come first
+    source = state.head or ""
+    return Signed(
+        action="rollback", what=f"rollback {source} -> {target}", operator=operator,
+        message=lambda s, cp: authority.rollback_message(s.ledger_id, source, target, cp.seq, cp.hash),
+        command=lambda signature, kid, cp: cmd.Rollback(
+            operator=operator, to=target, reason=reason, signature=signature, key_id=kid,
+            checkpoint_seq=cp.seq, checkpoint_hash=cp.hash,
+        ),
+    )
 
 
 # ---------------------------------------------------------------- autonomy
 
 
-def autonomy_message(app: App, enabled: bool) -> bytes:
-    """What the operator signs to turn autonomy on or off: bound to the ledger and the next nonce."""
-    from adapters.operator import signing
-
+def autonomy(app: App, enabled: bool, operator: str) -> Signed:
+    """Turning autonomy on or off: bound to the ledger and the next nonce."""
     state = app.state()
     if enabled == state.autonomy:
         raise InvalidInput(f"autonomy is already {'on' if enabled else 'off'}")
-    return signing.autonomy_message(signing.ledger_id(app), enabled, state.autonomy_changes)
-
-
-def change_autonomy(app: App, config: EvoConfig, enabled: bool, operator: str, creds: Credentials) -> Outcome:
-    """Verify the signed change (a signature replayed from an older nonce is named so), append it."""
-    from adapters.operator import signing
-
-    message = autonomy_message(app, enabled)
-    lid, nonce = signing.ledger_id(app), app.state().autonomy_changes
+    nonce = state.autonomy_changes
     setting = "on" if enabled else "off"
-    signature = creds.signature_for(message)
-    problem = signing.signature_problem(config, creds.key_id, signature, message, f"autonomy {setting} at nonce {nonce}")
-    if problem and problem.fault is signing.SignatureFault.MISMATCH:
-        for old in range(nonce):
-            if not signing.signature_problem(config, creds.key_id, signature, signing.autonomy_message(lid, enabled, old), ""):
-                problem = signing.SignatureProblem(
-                    signing.SignatureFault.MISMATCH,
-                    f"replayed: this signature is for autonomy {setting} at nonce {old}, the next change is nonce {nonce}",
-                )
-    if problem:
-        refuse(app, "autonomy", operator, problem.text, "", creds.key_id, "autonomy change", problem.fault.hint)
-    return app.execute(
-        cmd.ChangeAutonomy(enabled=enabled, operator=operator, key_id=creds.key_id, signature=signature, nonce=nonce)
+    return Signed(
+        action="autonomy", what=f"autonomy {setting} at nonce {nonce}", operator=operator,
+        message=lambda s, cp: authority.autonomy_message(s.ledger_id, enabled, nonce, cp.seq, cp.hash),
+        command=lambda signature, kid, cp: cmd.ChangeAutonomy(
+            enabled=enabled, operator=operator, key_id=kid, signature=signature, nonce=nonce,
+            checkpoint_seq=cp.seq, checkpoint_hash=cp.hash,
+        ),
+    )
+
+
+# ---------------------------------------------------------------- trust
+
+
+def trust_add(app: App, public: bytes, comment: str, operator: str) -> Signed:
+    from adapters.operator.crypto import key_id
+
+    kid, hexkey = key_id(public), public.hex()
+    if kid in app.state().keys:
+        raise InvalidInput(f"key {kid} is already trusted")
+    return Signed(
+        action="trust", what=f"trust in key {kid}", operator=operator,
+        message=lambda s, cp: authority.trust_message(s.ledger_id, "add", kid, hexkey, cp.seq, cp.hash),
+        command=lambda signature, signer, cp: cmd.TrustKey(
+            key_id=kid, public=hexkey, operator=operator, comment=comment, signer=signer, signature=signature,
+            checkpoint_seq=cp.seq, checkpoint_hash=cp.hash,
+        ),
+    )
+
+
+def trust_revoke(app: App, kid: str, reason: str, operator: str) -> Signed:
+    state = app.state()
+    decide(state, cmd.RevokeKey(key_id=kid, operator=operator, reason=reason, signer="-", signature="-"))  # dry
+    return Signed(
+        action="trust", what=f"revocation of key {kid}", operator=operator,
+        message=lambda s, cp: authority.trust_message(s.ledger_id, "revoke", kid, "", cp.seq, cp.hash),
+        command=lambda signature, signer, cp: cmd.RevokeKey(
+            key_id=kid, operator=operator, reason=reason, signer=signer, signature=signature,
+            checkpoint_seq=cp.seq, checkpoint_hash=cp.hash,
+        ),
     )

@@ -1,57 +1,39 @@
-"""Operator keys and signatures: only the operator may approve, reject or grant autonomy.
+"""Operator keys and signatures: the adapter side of ``evo_core.authority``.
 
 Theory of operation
 -------------------
 The agent that evolves can write the ledger, so an ``Approved`` record proves nothing by
 itself. What it cannot do is sign: the operator's ed25519 private key lives outside the
-workspace (``evo keygen`` refuses a path inside it), and only signatures by a public key listed
-in ``config.toml`` ``[approval] trusted_keys`` count. A key is named by its ``key_id``: the
-first 16 hex characters of the blake3 of its raw 32-byte public key.
-
-What is signed (UTF-8, each line ending in ``\\n``)::
-
-    evo-approve-v1 | evo-reject-v1        evo-autonomy-v1
-    <ledger id>                           <ledger id>
-    <full proposal hash>                  on | off
-                                          <nonce>
-
-The ledger id (the hash of record seq 0) binds a signature to one workspace; the proposal hash
-binds it to one proposal, so an old approval replayed on a new proposal does not verify; the
-nonce (the number of earlier autonomy changes) makes every autonomy switch single-use.
+workspace (``evo keygen`` refuses a path inside it), and only signatures by a key the ledger
+trusts count: keys pinned when the workspace was created (``evo init --operator-key``) or
+added later by a record signed with a key trusted then (``evo trust add``). config.toml grants
+no trust. A key is named by its ``key_id``: the first 16 hex characters of the blake3 of its
+raw 32-byte public key. What each signature covers (the ledger id, what is decided, and the
+checkpoint the operator saw) is ``evo_core.authority``'s ``*_message``; every acting process
+verifies through the verified fold with ``CRYPTO`` (blake3 and ed25519).
 
 Key files: the private key is unencrypted PEM PKCS#8 (``openssl pkey`` reads it; ``openssl
 pkeyutl -sign -rawin`` signs a message with it offline), written with mode 0600 from the start
 and moved into place without ever overwriting; ``<key>.pub`` holds the ``ed25519:<hex>
-<comment>`` line that goes into ``trusted_keys``. ``load_private`` refuses a key file that
-group or others may read, as ssh does.
-
-The core never sees any of this: it only refuses unsigned commands. The CLI verifies before it
-appends, the runner re-verifies (``approval_problem``, ``autonomy_problem``) before it acts, and
-``evo verify`` re-checks every signed record (``event_problem``). Why one signature does not
-count is a typed value (``SignatureProblem``: a ``SignatureFault`` and the line that says it),
-so the CLI picks its advice by the fault, never by the text.
+<comment>`` line. ``load_private`` refuses a key file that group or others may read, as ssh
+does. Why one signature does not count is a typed value (``SignatureProblem``: a
+``SignatureFault`` and the line that says it), so the CLI picks its advice (``hint``) by the
+fault, never by the text.
 """
 
 from __future__ import annotations
 
-import enum
 import os
 import stat
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import blake3
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from evo_core import events as ev
+from adapters.operator.crypto import CRYPTO, key_id
+from evo_core.authority import SignatureFault, SignatureProblem
 from evo_core.errors import EnvironmentFault
-from evo_core.state import State
-
-if TYPE_CHECKING:
-    from evo_core.config import EvoConfig
 
 PrivateKey = Ed25519PrivateKey
 KEY_PREFIX = "ed25519:"
@@ -61,47 +43,25 @@ class KeyFileError(EnvironmentFault):
     """A key file that is missing, unreadable, too open, malformed or already there."""
 
 
-class SignatureFault(enum.Enum):
-    """Why a signature does not count."""
-
-    UNSIGNED = "unsigned"  # no signature or no key id
-    UNTRUSTED = "untrusted"  # the key is not in [approval] trusted_keys
-    NOT_HEX = "not hex"
-    WRONG_SIZE = "wrong size"  # not the 64 bytes of an ed25519 signature
-    MISMATCH = "mismatch"  # it does not verify for this message (another proposal, nonce or workspace)
-
-    @property
-    def hint(self) -> str:
-        """What the operator can do about it ("" when there is nothing to add)."""
-        return _HINTS[self]
-
-
 _HINTS = {
     SignatureFault.UNSIGNED: "give the 128-hex-character ed25519 signature",
-    SignatureFault.UNTRUSTED: "trust it with `evo keygen --trust` (new keys) or add its .pub line to [approval] trusted_keys",
+    SignatureFault.UNTRUSTED: "sign with a key this ledger trusts (`evo trust list`; `evo trust add` adds one, "
+    "signed by a trusted key)",
     SignatureFault.NOT_HEX: "give the 128-hex-character ed25519 signature",
     SignatureFault.WRONG_SIZE: "give the 128-hex-character ed25519 signature",
     SignatureFault.MISMATCH: "sign what is pending now with --key FILE (a signature made for another proposal, "
-    "nonce or workspace never counts)",
+    "nonce, checkpoint or workspace never counts)",
 }
 
 
-@dataclass(frozen=True)
-class SignatureProblem:
-    """A signature that does not count: the fault, and the line that says it (``str()``)."""
+def hint(fault: SignatureFault) -> str:
+    """What the operator can do about a signature that does not count."""
+    return _HINTS[fault]
 
-    fault: SignatureFault
-    text: str
 
-    def __str__(self) -> str:
-        return self.text
 
 
 # ---------------------------------------------------------------- names and messages
-
-
-def key_id(public_raw: bytes) -> str:
-    return blake3.blake3(public_raw).hexdigest()[:16]
 
 
 def public_raw(private: PrivateKey) -> bytes:
@@ -127,116 +87,34 @@ def ledger_id(source: Any) -> str:
     return str(first.hash)
 
 
-def approval_message(ledger_id: str, action: str, proposal_hash: str) -> bytes:
-    """What an approval (``action="approve"``) or rejection (``"reject"``) signs."""
-    if action not in ("approve", "reject"):
-        raise ValueError(f"unknown signed action {action!r}")
-    return f"evo-{action}-v1\n{ledger_id}\n{proposal_hash}\n".encode()
-
-
-def autonomy_message(ledger_id: str, enabled: bool, nonce: int) -> bytes:
-    return f"evo-autonomy-v1\n{ledger_id}\n{'on' if enabled else 'off'}\n{nonce}\n".encode()
-
-
-# ---------------------------------------------------------------- verifying
-
-
-def trusted(config: EvoConfig) -> dict[str, bytes]:
-    """key_id -> raw public key, for every key in ``approval.trusted_keys``."""
-    keys: dict[str, bytes] = {}
-    for entry in config.approval.trusted_keys:
-        raw = bytes.fromhex(entry.partition(":")[2].split(" ", 1)[0])  # validated by the config
-        keys[key_id(raw)] = raw
-    return keys
-
-
-def signature_problem(
-    config: EvoConfig, kid: str, signature: str, message: bytes, what: str
-) -> SignatureProblem | None:
-    """None when ``signature`` (hex) of ``message`` verifies with the trusted key ``kid``;
-    otherwise why not (``what`` names what was signed)."""
-    if not signature or not kid:
-        return SignatureProblem(SignatureFault.UNSIGNED, f"unsigned {what} (no signature or key id)")
-    public = trusted(config).get(kid)
-    if public is None:
-        return SignatureProblem(SignatureFault.UNTRUSTED, f"key {kid[:40]} is not trusted (config approval.trusted_keys)")
+def parse_public_line(line: str) -> bytes:
+    """The raw public key of a ``ed25519:<64 hex> [comment]`` line (a ``.pub`` file's)."""
+    text = line.strip()
+    body = text.split(" ", 1)[0]
+    if not body.startswith(KEY_PREFIX):
+        raise KeyFileError(f'a public key line is "{KEY_PREFIX}<64 hex> [comment]" (see `evo keygen`), got {text[:40]!r}')
     try:
-        raw = bytes.fromhex(signature)
+        raw = bytes.fromhex(body[len(KEY_PREFIX):])
     except ValueError:
-        return SignatureProblem(SignatureFault.NOT_HEX, f"the signature of {what} is not hex")
-    if len(raw) != 64:
-        return SignatureProblem(
-            SignatureFault.WRONG_SIZE, f"the signature of {what} is {len(raw)} bytes, an ed25519 signature is 64"
-        )
+        raw = b""
+    if len(raw) != 32:
+        raise KeyFileError(f"{body[:40]!r} is not a 32-byte ed25519 public key in hex")
+    return raw
+
+
+def load_public(path: Path) -> tuple[bytes, str]:
+    """(raw public key, comment) from a ``.pub`` file, or from a private key file."""
     try:
-        Ed25519PublicKey.from_public_bytes(public).verify(raw, message)
-    except InvalidSignature:
-        return SignatureProblem(SignatureFault.MISMATCH, f"the signature by key {kid} does not verify for {what}")
-    return None
-
-
-def _text(problem: SignatureProblem | None) -> str | None:
-    return None if problem is None else problem.text
-
-
-def autonomy_problem(config: EvoConfig, ledger_id: str, state: State) -> str | None:
-    """None iff the config allows autonomy and the latest autonomy change is a verified "on"."""
-    if not config.approval.autonomous:
-        return "config approval.autonomous is false"
-    grant = state.autonomy_grant
-    if grant is None or not grant.enabled:
-        return "autonomy is off (no signed `evo autonomy on`)"
-    return _text(signature_problem(
-        config, grant.key_id, grant.signature, autonomy_message(ledger_id, True, grant.nonce),
-        f"autonomy on at nonce {grant.nonce}",
-    ))
-
-
-def approval_problem(config: EvoConfig, ledger_id: str, state: State) -> str | None:
-    """None iff the state's proposal carries an approval that verifies: an operator's signature
-    of its hash by a trusted key, or an autonomous approval under a verified autonomy grant."""
-    pending = state.proposal
-    if pending is None or pending.approved_by is None:
-        return "no approved proposal"
-    if pending.approval_autonomous:
-        why = autonomy_problem(config, ledger_id, state)
-        return None if why is None else f"autonomous approval without a valid autonomy grant: {why}"
-    return _text(signature_problem(
-        config, pending.approval_key_id, pending.approval_signature,
-        approval_message(ledger_id, "approve", pending.hash), f"proposal {pending.hash[:16]}",
-    ))
-
-
-def event_problem(config: EvoConfig, ledger_id: str, event: ev.Event, before: State) -> str | None:
-    """For an auditor: what is wrong with a signed record (``Approved``, ``Rejected``,
-    ``AutonomyChanged``) given the state it was appended to; None for a good or unsigned kind.
-    An autonomous approval is checked against the grant then in force, not today's config."""
-    match event:
-        case ev.Approved(autonomous=True):
-            grant = before.autonomy_grant
-            if grant is None or not grant.enabled:
-                return "autonomous approval while autonomy was off"
-            why = signature_problem(
-                config, grant.key_id, grant.signature, autonomy_message(ledger_id, True, grant.nonce),
-                f"autonomy on at nonce {grant.nonce}",
-            )
-            return None if why is None else f"autonomous approval under a bad grant: {why}"
-        case ev.Approved() | ev.Rejected():
-            action = "approve" if isinstance(event, ev.Approved) else "reject"
-            pending = before.proposal
-            if pending is not None and event.proposal_hash != pending.hash:
-                return f"it names proposal {event.proposal_hash[:16]}, the pending one was {pending.hash[:16]}"
-            return _text(signature_problem(
-                config, event.key_id, event.signature,
-                approval_message(ledger_id, action, event.proposal_hash), f"{action} of proposal {event.proposal_hash[:16]}",
-            ))
-        case ev.AutonomyChanged():
-            setting = "on" if event.enabled else "off"
-            return _text(signature_problem(
-                config, event.key_id, event.signature, autonomy_message(ledger_id, event.enabled, event.nonce),
-                f"autonomy {setting} at nonce {event.nonce}",
-            ))
-    return None
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise KeyFileError(f"{path}: no such key file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise KeyFileError(f"{path}: cannot read the public key: {exc}") from None
+    if "PRIVATE KEY" in text:
+        return public_raw(load_private(path)), ""
+    raw = parse_public_line(text)
+    parts = text.strip().split(" ", 1)
+    return raw, parts[1] if len(parts) > 1 else ""
 
 
 # ---------------------------------------------------------------- key files
@@ -318,22 +196,19 @@ def load_private(path: Path) -> PrivateKey:
 
 
 __all__ = [
+    "CRYPTO",
     "KeyFileError",
     "PrivateKey",
     "SignatureFault",
     "SignatureProblem",
-    "approval_message",
-    "approval_problem",
-    "autonomy_message",
-    "autonomy_problem",
-    "event_problem",
     "generate",
+    "hint",
     "key_id",
     "ledger_id",
     "load_private",
+    "load_public",
+    "parse_public_line",
     "public_line",
     "public_raw",
     "sign",
-    "signature_problem",
-    "trusted",
 ]

@@ -23,11 +23,14 @@ from adapters.runtime.workspace import Workspace
 from evo_core import commands as cmd
 from evo_core import events as ev
 from evo_core.decide import decide
+from evo_core.errors import DomainError
 from evo_core.state import State
 from evo_core.values import Proposal
+from adapters.runtime.history import verified_fold
 from ledger.eventstore import EventStore
+from ledger.memory import MemorySnapshots
 from ledger.port import LedgerPort
-from ledger.store import Checkpoint
+from ledger.store import Checkpoint, Ledger
 
 
 def operator_name() -> str:
@@ -39,6 +42,11 @@ def operator_name() -> str:
 
 def proposal_hash(proposal: Proposal) -> str:
     return blake3.blake3(ev.encode_value(proposal)).hexdigest()
+
+
+class Unauthorized(DomainError):
+    """A command whose records the verified fold would not apply (a signature that does not
+    verify with a key the ledger trusts, a rollback to a revoked generation): nothing appended."""
 
 
 @dataclass
@@ -68,12 +76,11 @@ class App:
             agent = agent or settings.agent_name
             snapshot_every = snapshot_every or settings.snapshot_every
         self.agent = agent
-        if ledger is None:
-            self.store: EventStore[State] = EventStore(home, snapshot_every=snapshot_every)
-        else:
-            from ledger.memory import MemorySnapshots
-
-            self.store = EventStore(ledger, snapshots=MemorySnapshots(), snapshot_every=snapshot_every)
+        port: LedgerPort = Ledger(home) if ledger is None else ledger
+        # snapshots only in memory: a snapshot file is the agent's to write (``history``)
+        self.store: EventStore[State] = EventStore(
+            port, snapshots=MemorySnapshots(), snapshot_every=snapshot_every, fold=verified_fold(port)
+        )
         self._deferred = 0
         self._dirty = False
 
@@ -96,7 +103,7 @@ class App:
         return self.execute(cmd.Beat(period=period, cycle=cycle, count=count))
 
     def execute(self, command: cmd.Command, *, sync: bool = True) -> Outcome:
-        state, checkpoint, events = self.store.execute(lambda s: decide(s, command))
+        state, checkpoint, events = self.store.execute(lambda s: self._admitted(s, decide(s, command)))
         if sync and any(not isinstance(e, ev.Heartbeat) for e in events):
             if self._deferred:
                 links.reconcile(self.ws, state, self.agent)
@@ -108,6 +115,18 @@ class App:
             # between a cutover's (or rollback's) append and its link swap: two readlinks when right
             links.reconcile(self.ws, state, self.agent)
         return Outcome(state, checkpoint, events)
+
+    def _admitted(self, state: State, events: list[ev.Event]) -> list[ev.Event]:
+        """What ``decide`` returned, if the verified fold will apply all of it: the shell never
+        appends a record that would be flagged (an unsigned or wrongly signed command is refused
+        here, before anything is written)."""
+        step = self.store.fold.evolve
+        for event in events:
+            after = step(state, event)
+            if len(after.flagged) > len(state.flagged):
+                raise Unauthorized(f"{ev.event_name(event)} refused: {after.flagged[-1].reason}")
+            state = after
+        return events
 
     @contextmanager
     def deferred(self) -> Iterator[None]:

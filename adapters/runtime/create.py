@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from adapters.hashing import hash_tree
 from adapters.runtime.app import App
@@ -20,6 +20,7 @@ def init_workspace(
     max_concurrent: int | None,
     demo: bool = False,
     base_model: Path | None = None,
+    operator_keys: Sequence[tuple[bytes, str]] = (),
 ) -> App:
     """Create a workspace: config.toml, the folders, and the genesis generation as HEAD.
 
@@ -28,7 +29,9 @@ def init_workspace(
     causal-LM folder (``base_model``: validated, then its top-level files copied), or none.
     Everything is validated before anything is written; an existing workspace is refused.
     A model genesis is also exported to ``model.gguf`` with its parity result (``export.json``),
-    so HEAD is servable by llama.cpp from the start.
+    so HEAD is servable by llama.cpp from the start. ``operator_keys`` (raw ed25519 public key,
+    comment) are pinned in the ledger's first records, before the genesis, so the ledger id
+    hashes them; the checkpoint after the genesis goes to the operator's witness.
     """
     from evo_core.config import EvoConfig, render_config, validate_config
 
@@ -66,7 +69,13 @@ def init_workspace(
         from adapters.data.conversations import add
 
         add(app.ws, trained_on)
-    app.execute(
+    from adapters.operator import witness
+    from adapters.operator.crypto import key_id
+    from adapters.runtime.app import operator_name
+
+    for public, comment in dict(operator_keys).items():
+        app.execute(cmd.TrustKey(key_id=key_id(public), public=public.hex(), operator=operator_name(), comment=comment))
+    outcome = app.execute(
         cmd.RegisterGenesis(
             generation=genesis,
             source=source,
@@ -75,6 +84,9 @@ def init_workspace(
             archive_hash=hash_tree(folder),
         )
     )
+    if operator_keys:
+        cp = outcome.checkpoint
+        witness.record(home, outcome.state.ledger_id, cp.seq, cp.hash, "init", keys=tuple(sorted(outcome.state.keys)))
     return app
 
 

@@ -52,8 +52,10 @@ def compact(records: Iterable[Record]) -> Iterator[Record]:
 def materialize(ws: Workspace, store: EventStore[State], state: State) -> None:
     ws.models.mkdir(parents=True, exist_ok=True)
     records = list(compact(store.ledger.records()))
-    write_atomic(ws.models / "lineage.csv", render_csv(lineage_rows(replay(records))))
-    write_atomic(ws.models / "evolution_log.jsonl", render_jsonl(evolution_log(records)))
+    flagged = {f.seq: f"{f.reason}" for f in state.flagged}
+    applied = [r for r in records if r.seq not in flagged]  # what the verified fold applied
+    write_atomic(ws.models / "lineage.csv", render_csv(lineage_rows(replay(applied))))
+    write_atomic(ws.models / "evolution_log.jsonl", render_jsonl(evolution_log(records, flagged)))
     document = proposal_document(state)
     target = ws.models / PROPOSAL_FILE
     if document is None:

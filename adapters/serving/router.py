@@ -2,12 +2,35 @@
 
 Theory of operation
 -------------------
-``Router(home).respond(query, kind)`` answers with the generation the ``models/<agent>-GHEAD``
-symlink names (the link is read on every query, ~2 us: a cutover or rollback is seen by the
-next query). Generations are loaded lazily with ``load_llama`` and kept in a small LRU
-(``hot`` >= 2 entries). The generations in use are pinned: HEAD, the shadow during a shadow
-phase, and the hot standby (the previous HEAD during burn-in, else the HEAD served before the
-last change); so after a cutover the old HEAD stays loaded and a rollback swaps instantly.
+``Router(home).respond(query, kind)`` answers with HEAD as the verified fold says it
+(``App.state().head``: ``adapters.runtime.history``), never by following the
+``models/<agent>-GHEAD`` symlink: the link is a convenience for people and tools, and an agent
+that points it at a failed candidate or outside the archive changes nothing served. A cutover
+or rollback is seen by the next query (the ledger is stat'ed on every query, below).
+
+Serving checks bytes, not links. A generation is loaded only through
+``generations.open_verified``: its ``models/archive/<generation>/model.gguf``, opened without
+following a symlink, must be the bytes the verified ledger recorded when it was registered or
+frozen (see ``adapters.serving.generations``). The check runs when a generation is loaded (HEAD,
+the shadow, the standby, or ``answer(generation=...)``), never per query: ``load_llama`` reads
+the weights into memory (no mmap), so a loaded generation no longer depends on its file, and a
+file swapped after the load changes nothing served. Its cost at a (re)load is a stat per
+archive file when nothing changed (file digests are cached by inode, size, mtime and ctime); a
+changed file is hashed again. The default loader reads the checked file through
+``/proc/self/fd/<n>`` (the very inode that was hashed); a ``loader`` given to the router gets the
+archive path; either way the file is confirmed unchanged after the load.
+
+Bytes that are not the recorded ones are never served. For a shadow or standby the router
+counts and logs it (``shadow_failed``) and HEAD answers as always. For HEAD it raises
+``ServingError`` (one line), unless a generation it loaded and served as HEAD before (or the hot
+standby) is still in memory and no rollback has revoked it: then that last verified generation
+keeps answering, and ``refused`` / ``last_refusal`` count and say why (logged once per reason).
+The check is retried at the next query (a stat per file: an archive restored is served again).
+
+Generations are loaded lazily with ``load_llama`` and kept in a small LRU (``hot`` >= 2
+entries). The generations in use are pinned: HEAD, the shadow during a shadow phase, and the
+hot standby (the previous HEAD during burn-in, else the HEAD served before the last change); so
+after a cutover the old HEAD stays loaded and a rollback swaps instantly.
 
 The router follows the ledger cheaply: it ``stat``s ``ledger.jsonl`` on every query and folds
 (``App.state()``, which reuses the EventStore's in-memory cache and folds only new records)
@@ -46,11 +69,12 @@ from adapters.runtime.app import App
 from adapters.serving import observe
 from adapters.serving.generations import (
     ServingError,
+    VerifiedGGUF,
     find_generation,
     gguf_path,
+    open_verified,
     servable,
     trivial_queries,
-    unservable,
 )
 from adapters.serving.observe import ReplayReport, latency_draw, mirror_draw, quality_draw, query_digest
 from adapters.serving.served import (
@@ -99,14 +123,13 @@ class Router:
         self._own_app = app is None  # an agent or the runner shares its App: one fold, not two
         self.app = App(Path(home)) if app is None else app
         self.ws = self.app.ws
-        self.head_link = self.ws.head_link(self.app.agent)
-        self._head_link = os.fspath(self.head_link)  # strings: no Path objects on the query path
         self._ledger = os.fspath(self.ws.ledger_path)
         self.seed = seed
         self.max_tokens = max_tokens
         self.hot = hot
         self._load_kw: dict[str, Any] = dict(n_ctx=n_ctx, n_threads=n_threads, seed=seed)
         self._loader = loader or _default_loader
+        self._by_fd = loader is None  # llama.cpp reads the checked inode (see the module doc)
         self._models: OrderedDict[str, Served] = OrderedDict()
         self._ledger_key: tuple[int, int, int] | None = None
         self._state: State = State()
@@ -117,6 +140,9 @@ class Router:
         self._burn_in = observe.BurnInObserver(self)
         self._keep = keep_comparisons
         self.stats = RouterStats()
+        self.refused = 0  # queries HEAD could not answer with its recorded bytes (see the module doc)
+        self.last_refusal = ""
+        self._logged: set[str] = set()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -166,18 +192,14 @@ class Router:
             self._standby = state.burn_in.previous_head
             wanted.append(state.burn_in.previous_head)
         for name in wanted:
-            if name not in self._models and gguf_path(self.ws, name) is not None:
+            if name not in self._models:
                 try:
                     self.model(name)
                 except Exception as exc:  # a standby or shadow that cannot load never blocks HEAD
                     self.shadow_failed(f"loading {name}: {exc}")
 
     def head(self) -> str:
-        """The generation the GEN_HEAD symlink names (the ledger's HEAD when there is no link)."""
-        try:
-            return os.readlink(self._head_link).rstrip("/").rpartition("/")[2]
-        except OSError:
-            pass
+        """HEAD as the verified fold says it (never the GEN_HEAD symlink)."""
         head = self.state().head
         if head is None:
             raise ServingError(f"{self.ws.home}: no HEAD generation (run `evo init`)")
@@ -185,25 +207,31 @@ class Router:
 
     # ------------------------------------------------------------------ models
 
-    def _path(self, name: str) -> Path:
-        path = gguf_path(self.ws, name)
-        if path is None:
-            raise ServingError(unservable(self.ws, name))
-        return path
-
     def model(self, name: str) -> Served:
-        """The generation ``name``, loaded now if it is not in memory (least recently used evicted)."""
+        """The generation ``name``, loaded now if it is not in memory (least recently used
+        evicted), only if its model.gguf is the recorded bytes; else ``ServingError``."""
         served = self._models.get(name)
         if served is not None:
             self._models.move_to_end(name)
             return served
-        path = self._path(name)
-        llm = self._loader(path, **self._load_kw)
-        served = Served(name, path, llm)
+        with open_verified(self.ws, self.state(), name) as checked:
+            llm = self._load(checked)
+        served = Served(name, checked.path, llm)
         self.stats.loads += 1
         self._models[name] = served
         self._evict()
         return served
+
+    def _load(self, checked: VerifiedGGUF) -> Any:
+        llm = self._loader(checked.fd_path if self._by_fd else checked.path, **self._load_kw)
+        try:
+            checked.confirm()
+        except ServingError:
+            close = getattr(llm, "close", None)
+            if close is not None:
+                close()
+            raise
+        return llm
 
     def loaded_model(self, name: str) -> Served | None:
         """The generation ``name`` if it is in memory (never loads it)."""
@@ -221,13 +249,41 @@ class Router:
                 self._models.pop(name).close()
 
     def serve_head(self) -> Served:
-        """HEAD, loaded; the HEAD served before it becomes the hot standby."""
+        """HEAD, loaded; the HEAD served before it becomes the hot standby. HEAD's bytes not the
+        recorded ones: the last verified generation still in memory, else ``ServingError``."""
         name = self.head()
+        if name == self._head and name in self._models:
+            return self.model(name)
+        try:
+            served = self.model(name)
+        except ServingError as exc:
+            fallback = self._last_verified(name)
+            if fallback is None:
+                raise
+            self._refuse(str(exc), fallback)
+            return fallback
         if name != self._head:
             if self._head is not None and self._head in self._models:
                 self._standby = self._head  # the HEAD we served before: keep it hot
             self._head = name
-        return self.model(name)
+        return served
+
+    def _last_verified(self, head: str) -> Served | None:
+        """The generation this router served as HEAD before (else its hot standby), if it is in
+        memory, is not ``head`` and no rollback revoked it."""
+        revoked = set(getattr(self._state, "revoked", ()))
+        for name in (self._head, self._standby):
+            if name is not None and name != head and name not in revoked and name in self._models:
+                return self._models[name]
+        return None
+
+    def _refuse(self, message: str, fallback: Served) -> None:
+        self.refused += 1
+        self.last_refusal = message
+        if message not in self._logged:
+            self._logged.add(message)
+            log.error("evo router: HEAD not served: %s; %s answers (the last verified generation)", message,
+                      fallback.name)
 
     # ------------------------------------------------------------------ answering
 

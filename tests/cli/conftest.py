@@ -14,6 +14,7 @@ from adapters.cli import main
 from evo_core import commands as cmd
 from evo_core import events as ev
 from evo_core.config import render_config
+from tests import operator_key
 from tests.core.helpers import CFG, Driver
 
 
@@ -45,31 +46,19 @@ class Evo:
 
 class LedgerDriver(Driver):
     """The core's test Driver, but every command goes through App.execute (the real ledger,
-    links and projection files), as the runner will do it. With ``key`` (an operator key the
-    config trusts) its approvals are really signed, so `evo verify` accepts them."""
+    links and projection files), as the runner will do it; the commands marked ``SIGNED`` are
+    signed by the test operator key (pinned by the workspace) at the ledger's real checkpoint,
+    so the verified fold applies them and `evo verify` accepts them."""
 
     app: App
     key: Path | None = None
 
-    def approve(self, prefix: int | None = None) -> list[ev.Event]:
-        if self.key is None:
-            return super().approve(prefix)
-        from adapters.operator import signing
-
-        assert self.state.proposal is not None
-        digest = self.state.proposal.hash
-        private = signing.load_private(self.key)
-        message = signing.approval_message(signing.ledger_id(self.app), "approve", digest)
-        return self.do(
-            cmd.Approve(
-                operator="op",
-                proposal_hash=digest[:prefix] if prefix else digest,
-                signature=signing.sign(private, message),
-                key_id=signing.key_id(signing.public_raw(private)),
-            )
-        )
+    def checkpoint(self) -> tuple[int, str]:
+        cp = self.app.store.load().checkpoint
+        return cp.seq, cp.hash
 
     def do(self, command: cmd.Command) -> list[ev.Event]:
+        command = operator_key.sign_marked(self.app.state(), command, self.checkpoint())
         outcome = self.app.execute(command)
         self.state = outcome.state
         self.events.extend(outcome.events)
@@ -87,19 +76,15 @@ def _no_personal_operator_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 def evo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Evo:
     home = tmp_path / "home"
     runner = Evo(home, capsys)
-    assert runner("init", "--period", str(CFG.evo_period_cycles)).code == 0
+    _, public = operator_key.write_files(tmp_path / "operator")
+    assert runner("init", "--period", str(CFG.evo_period_cycles), "--operator-key", str(public)).code == 0
     (home / "config.toml").write_text(render_config(CFG))  # the test config: short shadow, burn-in
     return runner
 
 
 def trusted_operator_key(evo: Evo) -> Path:
-    """The workspace's operator key, beside (outside) it and trusted by its config: made once
-    with `evo keygen --trust`."""
-    key = evo.home.parent / "operator" / "operator.key"
-    if not key.exists():
-        r = evo("keygen", "--out", str(key), "--trust", "--comment", "test operator")
-        assert r.code == 0, r.err
-    return key
+    """The workspace's operator key, beside (outside) it: the test key it pinned at `evo init`."""
+    return operator_key.write_files(evo.home.parent / "operator")[0]
 
 
 @pytest.fixture

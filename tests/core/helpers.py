@@ -13,8 +13,10 @@ import msgspec
 import pytest
 from blake3 import blake3
 
+from adapters.operator.crypto import CRYPTO
 from evo_core import commands as cmd
 from evo_core import events as ev
+from evo_core.authority import verified
 from evo_core.config import BurnInConfig, EvoConfig, ShadowConfig
 from evo_core.decide import decide
 from evo_core.errors import DomainError
@@ -23,6 +25,7 @@ from evo_core.state import CandidateStatus, Phase, State
 from evo_core.transitions import ACCEPTS
 from evo_core.values import BudgetUsed, Metrics, Proposal, TrainingStats
 from evo_core.window import draft_proposal
+from tests import operator_key
 
 PERIOD = 10
 CFG = EvoConfig(
@@ -44,8 +47,24 @@ PASSES_BUT_WORSE = Metrics(recall=0.75, generalize=0.62, tone_drift=0.02, law_vi
 STATE_DECODER = msgspec.json.Decoder(State)
 
 
-# an approval as the CLI appends it after verifying the signature (the core only checks it is there)
-SIGNED = dict(signature="sig", key_id="k")
+# an operator command the drivers sign for real with the test key (``tests.operator_key``)
+SIGNED = operator_key.SIGNED
+LEDGER_ID = blake3(b"core test ledger").hexdigest()
+STEP = verified(CRYPTO, lambda: LEDGER_ID)  # the verified fold every acting process uses
+
+
+def vfold(events: list[ev.Event], state: State) -> State:
+    """Fold ``events`` through the verified fold; every one must be applied (none flagged)."""
+    for event in events:
+        after = STEP(state, event)
+        assert len(after.flagged) == len(state.flagged), after.flagged[-1]
+        state = after
+    return state
+
+
+def core_checkpoint(state: State) -> tuple[int, str]:
+    """The checkpoint a core test's operator "saw": the last record (the core checks its seq)."""
+    return state.records - 1, blake3(f"record {state.records - 1}".encode()).hexdigest()
 
 
 def proposal_hash(proposal: Proposal) -> str:
@@ -57,8 +76,8 @@ def fake_hash(text: str) -> str:
 
 
 def apply(state: State, command: cmd.Command) -> tuple[State, list[ev.Event]]:
-    events = decide(state, command)
-    return fold(events, state), events
+    events = decide(state, operator_key.sign_marked(state, command, core_checkpoint(state)))
+    return vfold(events, state), events
 
 
 def snapshot(state: State) -> bytes:
@@ -78,13 +97,17 @@ class Driver:
     events: list[ev.Event] = field(default_factory=list)
 
     def do(self, command: cmd.Command) -> list[ev.Event]:
-        out = decide(self.state, command)
-        self.state = fold(out, self.state)
+        out = decide(self.state, operator_key.sign_marked(self.state, command, self.checkpoint()))
+        self.state = vfold(out, self.state)
         self.events.extend(out)
         return out
 
+    def checkpoint(self) -> tuple[int, str]:
+        return core_checkpoint(self.state)
+
     # ------------------------------------------------------------------ agent / set-up
     def genesis(self, name: str = GENESIS) -> Driver:
+        self.do(operator_key.pin())
         self.do(cmd.RegisterGenesis(generation=name, model_hash=fake_hash(name)))
         return self
 
@@ -226,7 +249,7 @@ class Driver:
         return self.state.head
 
     def rollback(self, to: str | None = None) -> list[ev.Event]:
-        return self.do(cmd.Rollback(operator="op", to=to))
+        return self.do(cmd.Rollback(**SIGNED, operator="op", to=to))
 
 
 # --------------------------------------------------------------------------- invariants
@@ -359,7 +382,7 @@ def drain(state: State, config: EvoConfig) -> State:
         if phase is Phase.PROPOSED:
             state, _ = apply(state, cmd.Reject(**SIGNED, operator="op", reason="drain"))
         elif phase is not Phase.WINDOW:
-            state, _ = apply(state, cmd.Rollback(operator="op"))
+            state, _ = apply(state, cmd.Rollback(**SIGNED, operator="op"))
         else:
             window = state.window
             assert window is not None

@@ -49,6 +49,8 @@ SAMPLES: dict[type[ev.Event], ev.Event] = {
     ev.BurnInFailed: ev.BurnInFailed(generation="c", reason="r"),
     ev.RolledBack: ev.RolledBack(from_generation="c", to_generation="g", reason="r"),
     ev.WorkInterrupted: ev.WorkInterrupted(actions=("TrainCandidate:c",), signal="SIGINT"),
+    ev.KeyTrusted: ev.KeyTrusted(key_id="k", public="ab" * 32, operator="o"),
+    ev.KeyRevoked: ev.KeyRevoked(key_id="k", operator="o", reason="r", signer="k", signature="s"),
 }
 
 

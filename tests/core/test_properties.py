@@ -17,6 +17,7 @@ from evo_core.gates import evaluate_gates, score
 from evo_core.state import Phase, State
 from evo_core.transitions import ACCEPTS
 from evo_core.values import BudgetUsed, Metrics, TrainingStats
+from tests import operator_key
 from tests.core.helpers import BASELINE, Driver, check_history, check_invariants, drain, snapshot
 from tests.core.samples import fitted, table_says
 from tests.core.strategies import P, PCFG, command
@@ -163,7 +164,8 @@ def test_every_multiple_is_covered_exactly_once(period: int, steps: list[tuple[s
 
 
 def _run(data: st.DataObject, max_steps: int) -> tuple[State, list[ev.Event]]:
-    state, events = State(), []
+    events: list[ev.Event] = decide(State(), operator_key.pin())  # the workspace's operator key
+    state = fold(events)
     for _ in range(data.draw(st.integers(min(20, max_steps), max_steps), label="steps")):
         c = data.draw(command(state), label="command")
         before = snapshot(state)

@@ -18,8 +18,8 @@ from evo_core.decide import decide
 from evo_core.decide_rollout import judged, plausible
 from evo_core.errors import InvalidInput
 from evo_core.evolve import fold
-from evo_core.state import Phase
-from tests.core.helpers import BETTER, CFG, GENESIS, GOOD, KNOWN_QUERY, PERIOD, Driver, check_invariants, snapshot
+from evo_core.state import Phase, State
+from tests.core.helpers import BETTER, CFG, GENESIS, GOOD, KNOWN_QUERY, PERIOD, Driver, check_invariants, snapshot, vfold
 
 SANE = -0.8  # a student's answer to a question its teacher knows: almost what the teacher says
 GARBAGE = -5.0  # "TheoTheoThe.": far below the floor
@@ -274,7 +274,7 @@ def test_the_new_fields_round_trip_through_the_codec() -> None:
     d.burn_in(answers=5, logprob=GARBAGE)
     for event in d.events:
         assert ev.decode_event(ev.encode_event(event)) == event
-    assert fold([ev.decode_event(ev.encode_event(e)) for e in d.events]) == d.state
+    assert vfold([ev.decode_event(ev.encode_event(e)) for e in d.events], State()) == d.state
 
 
 def test_a_config_toml_from_before_quality_scoring_still_validates() -> None:

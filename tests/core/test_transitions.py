@@ -95,7 +95,7 @@ def test_decide_checks_its_events_against_the_table() -> None:
     odd = State(**{f: getattr(state, f) for f in state.__struct_fields__ if f != "phase"}, phase=Phase.EMPTY)
     before = snapshot(odd)
     with pytest.raises(IllegalTransition, match="RolledBack"):
-        decide(odd, cmd.Rollback(operator="op", to=GENESIS))
+        decide(odd, cmd.Rollback(**SIGNED, operator="op", to=GENESIS))
     assert snapshot(odd) == before and g1
 
 
@@ -137,8 +137,8 @@ def _menu(state: State) -> list[cmd.Command]:
         cmd.BreachBudget(candidate=c, resource="steps", limit=1.0, used=2.0, budget_used=BudgetUsed()),
         cmd.RecordBaseline(metrics=BASELINE, config=CFG), cmd.RecordEvaluation(candidate=c, metrics=GOOD, config=CFG),
         cmd.Rank(), cmd.Freeze(candidate=c, archive="a", archive_hash="h"), cmd.Propose(proposal=None),
-        cmd.Approve(**SIGNED, operator="o"), cmd.Reject(**SIGNED, operator="o", reason="r"), cmd.Rollback(operator="o"),
-        cmd.Rollback(operator="o", to=GENESIS), cmd.StartShadow(config=CFG),
+        cmd.Approve(**SIGNED, operator="o"), cmd.Reject(**SIGNED, operator="o", reason="r"), cmd.Rollback(**SIGNED, operator="o"),
+        cmd.Rollback(**SIGNED, operator="o", to=GENESIS), cmd.StartShadow(config=CFG),
         cmd.RecordShadow(exact=True, similarity=1.0), cmd.CompleteShadow(config=CFG),
         cmd.CompleteBurnIn(config=CFG), cmd.RecordAnswer(error=False, law_violation=False),
     ]

@@ -179,6 +179,6 @@ def story() -> Sim:
     s.shadow_and_promote()
     s.burn_in()
     s.beat(150)
-    s.do(cmd.Rollback(operator="travis", reason="tone regressed in chat"))
+    s.do(cmd.Rollback(**SIGNED, operator="travis", reason="tone regressed in chat"))
     s.beat(160)
     return s

@@ -4,7 +4,7 @@ import pytest
 
 from evo_core import commands as cmd
 from projections import head_at, head_history, state_at
-from tests.projections.conftest import FAIR, GENESIS, GOOD, Sim
+from tests.projections.conftest import FAIR, GENESIS, GOOD, SIGNED, Sim
 
 A = "Luna-G001-a-c100"
 
@@ -60,5 +60,5 @@ def test_automatic_rollback_after_failed_burn_in(sim: Sim) -> None:
 
 
 def test_rollback_to_a_named_generation(story: Sim) -> None:
-    story.do(cmd.Rollback(operator="travis", to=A, reason="it was fine after all"))
+    story.do(cmd.Rollback(**SIGNED, operator="travis", to=A, reason="it was fine after all"))
     assert head_history(story.records)[-1].head == A

@@ -4,7 +4,7 @@ import csv
 import io
 
 from projections import COLUMNS, lineage_rows, render_csv, replay
-from tests.projections.conftest import GENESIS, GOOD, Sim
+from tests.projections.conftest import GENESIS, GOOD, SIGNED, Sim
 
 A, B, C, D = (f"Luna-G001-{b}-c100" for b in "abcd")
 
@@ -84,7 +84,7 @@ def test_accepts_a_replayed_history(story: Sim) -> None:
 def test_second_generation_has_a_stabilizer(story: Sim) -> None:
     from evo_core import commands as cmd
 
-    story.do(cmd.Rollback(operator="t", to=A))
+    story.do(cmd.Rollback(**SIGNED, operator="t", to=A))
     story.beat(200)
     story.window({"a": GOOD})
     rows = {r.gen_name: r for r in lineage_rows(story.records)}
