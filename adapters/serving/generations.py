@@ -29,10 +29,15 @@ place (size, mtime or ctime: ``touch -d`` cannot set a ctime back) or one change
 hashed (the stat before and after differ; not cached) is hashed again. A file changed less than
 ``RACY_NS`` ago is not cached at all: a write within the same clock tick as the previous change
 leaves the timestamps as they were (git's "racily clean" entries). Hashing streams the file
-(8 MiB reads). ``open_verified`` keeps the checked ``model.gguf`` open and hands the loader
-``/proc/self/fd/<n>`` (where the platform has it): llama.cpp then reads the very inode that was
-hashed, not whatever a rename put at the path since, and ``VerifiedGGUF.confirm`` checks after
-the load that its size, mtime and ctime did not move while it was read.
+(8 MiB reads, blake3 on every core). The cache lives in the process: the first check of an
+archive in a process hashes all of it (step 3: the weights too, about twice the GGUF's bytes);
+every later one costs a stat per file.
+
+``open_verified`` keeps the checked ``model.gguf`` open; its ``fd_path``
+(``/proc/self/fd/<n>``, where the platform has it) names the very inode that was hashed, so a
+loader reading it cannot be handed whatever a rename put at the path since (the router's
+default loader does); ``VerifiedGGUF.confirm`` checks after the load that the file's size,
+mtime and ctime did not move and that the path still names it.
 
 ``gguf_path``, ``servable`` and ``find_generation`` look at folders, not at the ledger: the
 pipeline uses them for its own work (a candidate's model before it is frozen). Serving never
@@ -365,13 +370,14 @@ def _check(ws: Workspace, state: State, generation: str) -> VerifiedGGUF:
 def bytes_problem(ws: Workspace, state: State, generation: str) -> str | None:
     """None when ``generation``'s model.gguf in its archive is the recorded bytes (see the module
     doc); else one line saying why not (unknown generation, no recorded hash, a missing file, a
-    hash mismatch, a symlink, a folder outside the archive)."""
+    hash mismatch, a symlink, a folder outside the archive), for the caller to prefix with the
+    generation's name (``ServingError``s here carry it: ``"<generation>: <why>"``)."""
     try:
         _check(ws, state, generation).close()
     except _Problem as exc:
-        return f"{generation}: {exc}"
+        return str(exc)
     except OSError as exc:
-        return f"{generation}: its archive cannot be read ({exc})"
+        return f"its archive cannot be read ({exc})"
     return None
 
 
@@ -380,7 +386,7 @@ def verified_gguf(ws: Workspace, state: State, generation: str) -> Path:
     A path can be swapped after it is returned: load through ``open_verified`` instead."""
     problem = bytes_problem(ws, state, generation)
     if problem is not None:
-        raise ServingError(problem)
+        raise ServingError(f"{generation}: {problem}")
     rec = recorded(state, generation)
     assert rec is not None
     return _archive_folder(ws, rec) / GGUF_NAME
