@@ -1,4 +1,6 @@
-"""Operator keys and signatures (adapters.operator.signing): key files, messages, and what verifies."""
+"""Operator keys and signatures (adapters.operator.signing, .crypto): key files, public key lines,
+why a signature does not count (``evo_core.authority.signature_problem`` against the keys a
+ledger trusts), and the ledger id every signature is bound to."""
 
 from __future__ import annotations
 
@@ -8,20 +10,18 @@ from pathlib import Path
 
 import blake3
 import pytest
+from msgspec.structs import replace
 
 from adapters.operator import signing
-from evo_core import commands as cmd
+from adapters.runtime import history
+from evo_core import authority
 from evo_core import events as ev
-from evo_core.config import EvoConfig, validate_config
-from evo_core.state import Phase
+from evo_core.state import State, TrustedKey
 from ledger.store import Ledger
-from tests.core.helpers import GOOD, Driver
+from tests import operator_key
+from tests.core.helpers import GOOD
 
 LEDGER = "c0ffee" * 10 + "c0ff"
-
-
-def _config(*lines: str, autonomous: bool = False) -> EvoConfig:
-    return validate_config({"approval": {"trusted_keys": list(lines), "autonomous": autonomous}})
 
 
 @pytest.fixture
@@ -41,7 +41,7 @@ def test_generate_writes_a_0600_private_key_and_the_trusted_keys_line(key: tuple
     assert kid == blake3.blake3(bytes.fromhex(hexkey)).hexdigest()[:16] == signing.key_id(bytes.fromhex(hexkey))
     private = signing.load_private(path)
     assert signing.public_raw(private).hex() == hexkey
-    assert signing.trusted(_config(line)) == {kid: bytes.fromhex(hexkey)}
+    assert signing.load_public(path.parent / "op.key.pub") == (bytes.fromhex(hexkey), "alice@laptop")
     assert sorted(p.name for p in path.parent.iterdir()) == ["op.key", "op.key.pub"]  # no temp left
 
 
@@ -100,135 +100,130 @@ def test_load_private_says_what_is_wrong_with_a_bad_file(tmp_path: Path) -> None
         signing.load_private(junk)
 
 
-def test_messages_are_exactly_the_documented_bytes() -> None:
-    assert signing.approval_message("L", "approve", "P") == b"evo-approve-v1\nL\nP\n"
-    assert signing.approval_message("L", "reject", "P") == b"evo-reject-v1\nL\nP\n"
-    assert signing.autonomy_message("L", True, 3) == b"evo-autonomy-v1\nL\non\n3\n"
-    assert signing.autonomy_message("L", False, 0) == b"evo-autonomy-v1\nL\noff\n0\n"
-    with pytest.raises(ValueError):
-        signing.approval_message("L", "autonomy", "P")
-
-
-def test_signature_problem_names_each_way_a_signature_fails(key: tuple[Path, str, str], tmp_path: Path) -> None:
+def test_public_key_lines_and_files(key: tuple[Path, str, str], tmp_path: Path) -> None:
     path, kid, line = key
+    raw = bytes.fromhex(line.split(" ", 1)[0].removeprefix("ed25519:"))
+    assert signing.parse_public_line(line) == raw
+    assert signing.load_public(path.parent / "op.key.pub") == (raw, "alice@laptop")
+    assert signing.load_public(path) == (raw, "")  # a private key file gives its public key
+    assert signing.public_line(raw) == "ed25519:" + raw.hex()
+    for bad in ("ssh-ed25519 AAAA", "ed25519:abcd", "ed25519:" + "zz" * 32):
+        with pytest.raises(signing.KeyFileError):
+            signing.parse_public_line(bad)
+    with pytest.raises(signing.KeyFileError, match="no such key file"):
+        signing.load_public(tmp_path / "missing.pub")
+
+
+def test_crypto_names_keys_and_verifies_signatures(key: tuple[Path, str, str]) -> None:
+    path, kid, _ = key
     private = signing.load_private(path)
-    message = signing.approval_message(LEDGER, "approve", "ab" * 32)
+    raw = signing.public_raw(private)
+    assert signing.CRYPTO.key_id(raw) == kid == signing.key_id(raw)
+    assert signing.CRYPTO.digest(b"x") == blake3.blake3(b"x").hexdigest()
+    sig = bytes.fromhex(signing.sign(private, b"message"))
+    assert signing.CRYPTO.verifies(raw, sig, b"message")
+    assert not signing.CRYPTO.verifies(raw, sig, b"messagf")
+    assert not signing.CRYPTO.verifies(raw, bytes(64), b"message")
+    assert not signing.CRYPTO.verifies(bytes(31), sig, b"message")  # not a key: no, never a crash
+
+
+def _trusting(*keys: tuple[str, bytes], revoked: tuple[str, ...] = ()) -> State:
+    return State(
+        ledger_id=LEDGER,
+        keys={kid: TrustedKey(key_id=kid, public=raw.hex()) for kid, raw in keys},
+        revoked_keys=revoked,
+    )
+
+
+def test_signature_problem_names_each_way_a_signature_fails(key: tuple[Path, str, str]) -> None:
+    path, kid, _ = key
+    private = signing.load_private(path)
+    raw = signing.public_raw(private)
+    message = authority.approval_message(LEDGER, "approve", "ab" * 32, "C", "A", "M", 3, "ef" * 32)
     good = signing.sign(private, message)
-    config = _config(line)
+    state = _trusting((kid, raw))
     Fault = signing.SignatureFault
 
-    def problem(config: EvoConfig, kid: str, signature: str, message: bytes, fault: signing.SignatureFault) -> str:
-        found = signing.signature_problem(config, kid, signature, message, "p")
+    def problem(state: State, kid: str, signature: str, message: bytes, fault: signing.SignatureFault) -> str:
+        found = authority.signature_problem(state, signing.CRYPTO, kid, signature, message, "p")
         assert found is not None and found.fault is fault, found
-        assert str(found) == found.text and "\n" not in found.text and found.fault.hint
+        assert str(found) == found.text and "\n" not in found.text and signing.hint(fault)
         return found.text
 
-    assert signing.signature_problem(config, kid, good, message, "p") is None
-    assert "unsigned" in problem(config, "", "", message, Fault.UNSIGNED)
-    assert "not trusted" in problem(_config(), kid, good, message, Fault.UNTRUSTED)
-    assert "not hex" in problem(config, kid, "zz" * 64, message, Fault.NOT_HEX)
-    assert "64" in problem(config, kid, good[:-2], message, Fault.WRONG_SIZE)
-    other = signing.approval_message(LEDGER, "approve", "cd" * 32)
-    assert "does not verify for p" in problem(config, kid, good, other, Fault.MISMATCH)
+    assert authority.signature_problem(state, signing.CRYPTO, kid, good, message, "p") is None
+    assert "unsigned p" in problem(state, "", "", message, Fault.UNSIGNED)
+    assert "unsigned" in problem(state, kid, "", message, Fault.UNSIGNED)
+    assert f"key {kid} is not trusted by this ledger" in problem(_trusting(), kid, good, message, Fault.UNTRUSTED)
+    assert f"key {kid} was revoked" in problem(_trusting(revoked=(kid,)), kid, good, message, Fault.UNTRUSTED)
+    assert "not hex" in problem(state, kid, "zz" * 64, message, Fault.NOT_HEX)
+    assert "63 bytes" in problem(state, kid, good[:-2], message, Fault.WRONG_SIZE)
+    other = authority.approval_message(LEDGER, "approve", "cd" * 32, "C", "A", "M", 3, "ef" * 32)
+    assert f"the signature by key {kid} does not verify for p" in problem(state, kid, good, other, Fault.MISMATCH)
     forged = ("1" if good[0] != "1" else "2") + good[1:]
-    assert "does not verify" in problem(config, kid, forged, message, Fault.MISMATCH)
-    # a signature for another workspace (ledger id) does not count here
-    elsewhere = signing.sign(private, signing.approval_message("0" * 64, "approve", "ab" * 32))
-    assert "does not verify" in problem(config, kid, elsewhere, message, Fault.MISMATCH)
-    assert "evo keygen --trust" in Fault.UNTRUSTED.hint and "--key FILE" in Fault.MISMATCH.hint
+    assert "does not verify" in problem(state, kid, forged, message, Fault.MISMATCH)
+    # a signature for another workspace (ledger id), action, candidate or checkpoint does not count here
+    for elsewhere in (
+        authority.approval_message("0" * 64, "approve", "ab" * 32, "C", "A", "M", 3, "ef" * 32),
+        authority.approval_message(LEDGER, "reject", "ab" * 32, "C", "A", "M", 3, "ef" * 32),
+        authority.approval_message(LEDGER, "approve", "ab" * 32, "D", "A", "M", 3, "ef" * 32),
+        authority.approval_message(LEDGER, "approve", "ab" * 32, "C", "A", "N", 3, "ef" * 32),
+        authority.approval_message(LEDGER, "approve", "ab" * 32, "C", "A", "M", 4, "ef" * 32),
+    ):
+        assert "does not verify" in problem(state, kid, signing.sign(private, elsewhere), message, Fault.MISMATCH)
+    # the key id the signature claims is the one checked: under another trusted key it does not verify
+    two = _trusting((kid, raw), (operator_key.KID, operator_key.PUBLIC))
+    assert "does not verify" in problem(two, operator_key.KID, good, message, Fault.MISMATCH)
 
 
-def _proposed() -> Driver:
-    d = Driver().genesis()
-    d.window([GOOD, GOOD, GOOD])
-    assert d.state.phase is Phase.PROPOSED and d.state.proposal is not None
-    return d
-
-
-def test_approval_problem_verifies_the_approval_of_the_pending_proposal(key: tuple[Path, str, str]) -> None:
-    path, kid, line = key
-    private = signing.load_private(path)
-    config = _config(line)
-    d = _proposed()
-    assert d.state.proposal is not None
-    digest = d.state.proposal.hash
-    assert signing.approval_problem(config, LEDGER, d.state) == "no approved proposal"
-
-    signed = d.state
-    sig = signing.sign(private, signing.approval_message(LEDGER, "approve", digest))
-    d.do(cmd.Approve(operator="op", proposal_hash=digest, signature=sig, key_id=kid))
-    assert signing.approval_problem(config, LEDGER, d.state) is None
-    assert "not trusted" in str(signing.approval_problem(_config(), LEDGER, d.state))
-    assert "does not verify" in str(signing.approval_problem(config, "f" * 64, d.state))
-
-    # replayed: a rejection's signature (another action) or another proposal's does not count
-    d.state = signed
-    reject_sig = signing.sign(private, signing.approval_message(LEDGER, "reject", digest))
-    d.do(cmd.Approve(operator="op", proposal_hash=digest, signature=reject_sig, key_id=kid))
-    assert "does not verify for proposal" in str(signing.approval_problem(config, LEDGER, d.state))
-
-
-def test_an_autonomous_approval_needs_the_config_and_a_signed_grant(key: tuple[Path, str, str]) -> None:
-    path, kid, line = key
-    private = signing.load_private(path)
-    d = _proposed()
-    on = signing.sign(private, signing.autonomy_message(LEDGER, True, 0))
-    d.do(cmd.ChangeAutonomy(enabled=True, operator="op", key_id=kid, signature=on, nonce=0))
-    assert d.state.proposal is not None
-    d.do(cmd.Approve(operator="evo", proposal_hash=d.state.proposal.hash, autonomous=True))
-    assert signing.autonomy_problem(_config(line, autonomous=True), LEDGER, d.state) is None
-    assert signing.approval_problem(_config(line, autonomous=True), LEDGER, d.state) is None
-    assert "autonomous is false" in str(signing.approval_problem(_config(line), LEDGER, d.state))
-    assert "not trusted" in str(signing.approval_problem(_config(autonomous=True), LEDGER, d.state))
-
-
-def test_autonomy_problem_refuses_a_grant_signed_for_another_nonce(key: tuple[Path, str, str]) -> None:
-    path, kid, line = key
-    private = signing.load_private(path)
-    config = _config(line, autonomous=True)
-    d = Driver().genesis()
-    assert "autonomy is off" in str(signing.autonomy_problem(config, LEDGER, d.state))
-    on0 = signing.sign(private, signing.autonomy_message(LEDGER, True, 0))
-    off1 = signing.sign(private, signing.autonomy_message(LEDGER, False, 1))
-    d.do(cmd.ChangeAutonomy(enabled=True, operator="op", key_id=kid, signature=on0, nonce=0))
-    d.do(cmd.ChangeAutonomy(enabled=False, operator="op", key_id=kid, signature=off1, nonce=1))
-    assert "autonomy is off" in str(signing.autonomy_problem(config, LEDGER, d.state))
-    # the old "on" written out of band at nonce 2: the core takes it, the signature does not verify
-    d.do(cmd.ChangeAutonomy(enabled=True, operator="op", key_id=kid, signature=on0, nonce=2))
-    assert "does not verify for autonomy on at nonce 2" in str(signing.autonomy_problem(config, LEDGER, d.state))
-
-
-def test_event_problem_checks_each_signed_record(key: tuple[Path, str, str]) -> None:
-    path, kid, line = key
-    private = signing.load_private(path)
-    config = _config(line)
-    d = _proposed()
-    assert d.state.proposal is not None
-    digest = d.state.proposal.hash
-    ok = ev.Rejected(
-        proposal_hash=digest, operator="op", reason="no", key_id=kid,
-        signature=signing.sign(private, signing.approval_message(LEDGER, "reject", digest)),
-    )
-    assert signing.event_problem(config, LEDGER, ok, d.state) is None
-    other = "cd" * 32  # signed for another proposal, whatever the record claims
-    signed_other = signing.sign(private, signing.approval_message(LEDGER, "reject", other))
-    claims_other = ev.Rejected(proposal_hash=other, operator="op", reason="no", key_id=kid, signature=signed_other)
-    assert "it names proposal cdcd" in str(signing.event_problem(config, LEDGER, claims_other, d.state))
-    tampered = ev.Rejected(proposal_hash=digest, operator="op", reason="no", key_id=kid, signature=signed_other)
-    assert f"does not verify for reject of proposal {digest[:16]}" in str(
-        signing.event_problem(config, LEDGER, tampered, d.state)
-    )
-    unsigned = ev.Approved(proposal_hash=digest, operator="op")
-    assert "unsigned" in str(signing.event_problem(config, LEDGER, unsigned, d.state))
-    autonomous = ev.Approved(proposal_hash=digest, operator="evo", autonomous=True)
-    assert "autonomy was off" in str(signing.event_problem(config, LEDGER, autonomous, d.state))
-    assert signing.event_problem(config, LEDGER, ev.Heartbeat(cycle=1), d.state) is None
+def test_hints_say_what_the_operator_can_do() -> None:
+    Fault = signing.SignatureFault
+    assert {f for f in Fault} == {Fault.UNSIGNED, Fault.UNTRUSTED, Fault.NOT_HEX, Fault.WRONG_SIZE, Fault.MISMATCH}
+    assert "evo trust list" in signing.hint(Fault.UNTRUSTED) and "evo trust add" in signing.hint(Fault.UNTRUSTED)
+    assert "--key FILE" in signing.hint(Fault.MISMATCH) and "checkpoint" in signing.hint(Fault.MISMATCH)
+    assert "128-hex" in signing.hint(Fault.NOT_HEX) and "128-hex" in signing.hint(Fault.WRONG_SIZE)
+    assert all("keygen --trust" not in signing.hint(f) for f in Fault)
 
 
 def test_ledger_id_is_the_hash_of_the_first_record(tmp_path: Path) -> None:
     with Ledger(tmp_path) as ledger:
         with pytest.raises(signing.KeyFileError, match="empty"):
             signing.ledger_id(ledger)
+        assert history.ledger_id(ledger) == ""
         first = ledger.append([ev.Heartbeat(cycle=1)])
         ledger.append([ev.Heartbeat(cycle=2)])
-        assert signing.ledger_id(ledger) == first.hash
+        assert signing.ledger_id(ledger) == first.hash == history.ledger_id(ledger)
+
+
+def test_the_verified_fold_binds_signatures_to_this_ledgers_first_record(tmp_path: Path) -> None:
+    """The ledger id is read from record 0 by the fold itself: the same signed approval verifies
+    in the ledger it was made for and is flagged in a copy whose first record differs."""
+    from tests.core.helpers import Driver
+
+    d = Driver().genesis()
+    d.window([GOOD, GOOD, GOOD])
+    assert d.state.proposal is not None
+    events = list(d.events)
+    with Ledger(tmp_path / "a") as ledger:
+        for e in events:
+            ledger.append([e])
+        step = history.verified_fold(ledger).evolve
+        state = State()
+        for rec in ledger.records():
+            state = step(state, rec.event)
+        assert state.ledger_id == signing.ledger_id(ledger) and not state.flagged
+        seq, digest = ledger.tail().seq, ledger.tail().hash
+        sig = signing.sign(operator_key.PRIVATE, authority.proposal_message(state, "approve", seq, digest))
+        approved = ev.Approved(proposal_hash=state.proposal.hash, operator="op", signature=sig,  # type: ignore[union-attr]
+                               key_id=operator_key.KID, checkpoint_seq=seq, checkpoint_hash=digest)
+        assert not step(state, approved).flagged[len(state.flagged):]
+    with Ledger(tmp_path / "b") as other:  # the same history with another first record
+        other.append([replace(events[0], comment="elsewhere")])
+        for e in events[1:]:
+            other.append([e])
+        step = history.verified_fold(other).evolve
+        state2 = State()
+        for rec in other.records():
+            state2 = step(state2, rec.event)
+        assert state2.ledger_id != state.ledger_id and not state2.flagged
+        after = step(state2, approved)
+        assert len(after.flagged) == 1 and "does not verify" in after.flagged[0].reason
