@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import stat
 from pathlib import Path
 
 from adapters.runtime.workspace import Workspace
@@ -44,7 +45,10 @@ def read_link(path: Path) -> str | None:
 
 def _occupied(path: Path) -> bool:
     """Something that is not a symlink stands at ``path`` (a file, a folder, a fifo...)."""
-    return os.path.lexists(path) and not path.is_symlink()
+    try:
+        return not stat.S_ISLNK(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return False
 
 
 def _displace(path: Path) -> Path:
@@ -61,27 +65,23 @@ def point(path: Path, target: str | None) -> bool:
     """Make ``path`` a symlink to ``target`` (remove it for None). True if anything changed.
 
     Anything but a symlink standing at ``path`` (a file or a folder) is moved aside first."""
-    changed = False
-    if _occupied(path):
+    displaced = _occupied(path)
+    if displaced:
         _displace(path)
-        changed = True
-    if read_link(path) == target and (target is not None or not path.is_symlink()):
-        if changed:
+    current = read_link(path)
+    if current == target:  # right already (for None: no link there)
+        if displaced:
             fsync_dir(path.parent)
-        return changed
+        return displaced
     if target is None:
-        if path.is_symlink():
-            path.unlink()
-            changed = True
-        if changed:
-            fsync_dir(path.parent)
-        return changed
+        path.unlink()  # a link to something else
+        fsync_dir(path.parent)
+        return True
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    if os.path.lexists(tmp):
-        if _occupied(tmp) and tmp.is_dir():
-            _displace(tmp)
-        else:
-            tmp.unlink()
+    if _occupied(tmp):
+        _displace(tmp)
+    elif os.path.lexists(tmp):
+        tmp.unlink()
     os.symlink(target, tmp)
     os.replace(tmp, path)
     fsync_dir(path.parent)

@@ -203,7 +203,7 @@ def _open_file(name: str, dir_fd: int, shown: str) -> int:
     try:
         fd = os.open(name, os.O_RDONLY | _NOFOLLOW | _CLOEXEC | getattr(os, "O_NONBLOCK", 0), dir_fd=dir_fd)
     except FileNotFoundError:
-        raise _Problem(f"{shown} is missing") from None
+        raise _Problem(f"{shown} is missing (an archive is frozen: restore it from a copy)") from None
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise _Problem(f"{shown} is a symlink") from None
@@ -346,8 +346,13 @@ def _check(ws: Workspace, state: State, generation: str) -> VerifiedGGUF:
         real = _fd_path(dir_fd) or os.path.realpath(folder)
         if os.path.dirname(real) != root_real:
             raise _Problem(f"archive folder {folder} resolves to {real}, outside {ws.archive}")
-        gguf_fd = _open_file(GGUF_NAME, dir_fd, f"{folder / GGUF_NAME}")
         path = folder / GGUF_NAME
+        if not rec.model_hash and not os.path.lexists(path):
+            raise _Problem(
+                "has no model: this workspace was initialised without one (`evo init --demo` or "
+                "`evo init --base-model DIR` registers a model)"
+            )
+        gguf_fd = _open_file(GGUF_NAME, dir_fd, f"{path}")
         digest, key = _digest(gguf_fd, os.path.join(real, GGUF_NAME))
         if digest != rec.model_hash:
             if not rec.archive_hash:

@@ -143,6 +143,7 @@ class Router:
         self.refused = 0  # queries HEAD could not answer with its recorded bytes (see the module doc)
         self.last_refusal = ""
         self._logged: set[str] = set()
+        self._not_loaded: dict[str, str] = {}  # shadow or standby -> why the last try to load it failed
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -196,7 +197,12 @@ class Router:
                 try:
                     self.model(name)
                 except Exception as exc:  # a standby or shadow that cannot load never blocks HEAD
-                    self.shadow_failed(f"loading {name}: {exc}")
+                    message = f"loading {name}: {exc}"
+                    if self._not_loaded.get(name) != message:  # once per reason, not per heartbeat
+                        self._not_loaded[name] = message
+                        self.shadow_failed(message)
+                else:
+                    self._not_loaded.pop(name, None)
 
     def head(self) -> str:
         """HEAD as the verified fold says it (never the GEN_HEAD symlink)."""

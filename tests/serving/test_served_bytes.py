@@ -286,6 +286,13 @@ def test_unknown_unrecorded_and_outside_archives(env: Env) -> None:
     # named relative to the home, as the test drivers record it, is the same folder
     home_relative = replace(state, generations={GENESIS: replace(gen, archive=f"models/archive/{GENESIS}")})
     assert bytes_problem(env.ws, home_relative, GENESIS) is None
+    # a genesis registered without a model (`evo init` alone): one line that says so
+    folder = env.archive(GENESIS)
+    folder.chmod(0o755)
+    (folder / "model.gguf").unlink()
+    modelless = replace(state, generations={GENESIS: replace(gen, model_hash="")})
+    assert "has no model: this workspace was initialised without one" in str(bytes_problem(env.ws, modelless, GENESIS))
+    assert "model.gguf is missing" in str(bytes_problem(env.ws, state, GENESIS))
 
 
 def test_models_archive_elsewhere_is_followed_but_an_archive_leaving_it_is_not(env: Env, tmp_path: Path) -> None:
@@ -368,8 +375,11 @@ def test_head_comes_from_the_verified_fold_and_a_link_swap_changes_nothing(env: 
             assert router.respond("hi").text == GENESIS
             with env.router() as fresh:  # a process started with the link wrong
                 assert fresh.respond("hi").text == GENESIS and fresh.head() == GENESIS
+            assert links.reconcile(env.ws, env.state(), AGENT) == [f"{AGENT}-GHEAD -> archive/{GENESIS}"]
+            assert os.readlink(head_link) == f"archive/{GENESIS}"
     assert loader.tags == [GENESIS]
     # the next command that reconciles (a heartbeat is enough) repairs the link
+    links.point(head_link, f"archive/{failed}")
     env.app.heartbeat()
     assert os.readlink(head_link) == f"archive/{GENESIS}"
 
