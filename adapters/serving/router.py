@@ -94,7 +94,7 @@ TRIVIAL = "TRIVIAL"
 KINDS = ("TRIVIAL", "STANDARD", "CRITICAL")  # only TRIVIAL queries are ever mirrored
 
 
-def _default_loader(path: Path, **kw: Any) -> Any:
+def _default_loader(path: str | os.PathLike[str], **kw: Any) -> Any:
     from adapters.serving import llama  # late: llama_cpp is imported only when a model loads
 
     return llama.load_llama(path, **kw)

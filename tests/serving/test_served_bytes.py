@@ -25,6 +25,7 @@ from adapters.models.hf import weights_hash
 from adapters import rollout
 from adapters.runtime import links
 from adapters.runtime.app import App
+from adapters.runtime.workspace import Workspace
 from adapters.serving import generations
 from adapters.serving.generations import (
     ServingError,
@@ -35,7 +36,6 @@ from adapters.serving.generations import (
 )
 from adapters.serving.router import Router
 from evo_core import commands as cmd
-from evo_core import events as ev
 from evo_core.config import render_config
 from evo_core.reactions import StartShadow, reactions
 from evo_core.state import Phase, Shadow, State
@@ -97,15 +97,6 @@ class Driver(LedgerDriver):
 
     home: Path = Path()
 
-    def do(self, command: cmd.Command) -> list[ev.Event]:
-        # LedgerDriver.do, with the test key's module by a name no fixture shadows (tests/cli/
-        # conftest.py's ``operator_key`` fixture rebinds the module's name there)
-        command = operator_key.sign_marked(self.app.state(), command, self.checkpoint())
-        outcome = self.app.execute(command)
-        self.state = outcome.state
-        self.events.extend(outcome.events)
-        return outcome.events
-
     def freeze_all(self) -> None:
         ws = self.app.ws
         for cid in self.candidates():
@@ -132,7 +123,7 @@ class Env:
     driver: Driver
 
     @property
-    def ws(self) -> Any:
+    def ws(self) -> Workspace:
         return self.app.ws
 
     def state(self) -> State:
@@ -202,6 +193,19 @@ def _fresh_cache(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test hashes from scratch; files written a moment ago may be cached (see RACY_NS)."""
     generations.clear_cache()
     monkeypatch.setattr(generations, "RACY_NS", 0)
+
+
+def count_hashing(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The file descriptors hashed from now on (every hash goes through ``_hash_fd``)."""
+    calls: list[int] = []
+    real = generations._hash_fd
+
+    def counting(fd: int) -> str:
+        calls.append(fd)
+        return real(fd)
+
+    monkeypatch.setattr(generations, "_hash_fd", counting)
+    return calls
 
 
 def as_of(env: Env, router: Router, monkeypatch: pytest.MonkeyPatch, **changes: Any) -> State:
@@ -313,9 +317,7 @@ def test_the_cache_avoids_rehashing_yet_notices_a_replaced_file(
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     proposed, _ = env.propose()
-    calls: list[int] = []
-    real = generations._hash_fd
-    monkeypatch.setattr(generations, "_hash_fd", lambda fd: calls.append(fd) or real(fd))
+    calls = count_hashing(monkeypatch)
     state = env.state()
     files = len([p for p in env.archive(proposed).rglob("*") if p.is_file()])
     assert bytes_problem(env.ws, state, proposed) is None
@@ -347,9 +349,7 @@ def test_the_cache_avoids_rehashing_yet_notices_a_replaced_file(
 
 def test_a_file_changed_just_now_is_not_trusted_by_its_stat(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(generations, "RACY_NS", 10**15)
-    calls: list[int] = []
-    real = generations._hash_fd
-    monkeypatch.setattr(generations, "_hash_fd", lambda fd: calls.append(fd) or real(fd))
+    calls = count_hashing(monkeypatch)
     state = env.state()
     bytes_problem(env.ws, state, GENESIS)
     first = len(calls)
@@ -519,7 +519,11 @@ def test_a_swap_while_loading_is_refused(env: Env) -> None:
     by_fd = FakeLoader()
     with env.router(by_fd) as router:
         router._by_fd = True  # as with the default loader
-        by_fd.before = lambda path: (setattr(by_fd, "before", None), env.swap(proposed, gguf_bytes("evil")))
+        def race_by_fd(path: Any) -> None:
+            by_fd.before = None
+            env.swap(proposed, gguf_bytes("evil"))
+
+        by_fd.before = race_by_fd
         with pytest.raises(ServingError, match="changed while it was loaded"):
             router.answer("hi", generation=proposed)
         assert by_fd.paths[-1].startswith("/proc/self/fd/")
