@@ -202,12 +202,14 @@ class BurnInConfig(_Section):
 
 
 class ApprovalConfig(_Section):
-    """Who may approve: only signatures by these operator keys count (`evo keygen` prints one)."""
+    """Autonomy. Who may approve is not configured here: the operator keys are pinned in the
+    ledger (`evo init --operator-key`, `evo trust add`), out of reach of a config edit."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, strict=False)  # a TOML array of keys
 
     trusted_keys: tuple[str, ...] = Field(
-        (), description='operator public keys, "ed25519:<64 hex>" with an optional comment after a space'
+        (), description="IGNORED: grants no trust (the ledger holds the operator keys: `evo trust list`); "
+        "kept so that config files written before it still load"
     )
     autonomous: bool = Field(
         False, strict=True, description="let the scheduler approve its own proposals (also needs `evo autonomy on`, signed)"

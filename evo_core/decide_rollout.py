@@ -166,8 +166,10 @@ def reject(state: State, c: cmd.Reject) -> Events:
 
 
 def _resolve_promoted(state: State, name: str) -> str:
-    if name in state.revoked:
-        raise RollbackError(f"{name} was rolled back by an operator's (or the burn-in's) rollback: it is revoked")
+    revoked = by_prefix(name, list(state.revoked))
+    if name in state.revoked or (len(revoked) == 1 and not by_prefix(name, [g for g in state.promoted if g not in state.revoked])):
+        gone = name if name in state.revoked else revoked[0]
+        raise RollbackError(f"{gone} was rolled back by an operator's (or the burn-in's) rollback: it is revoked")
     matches = by_prefix(name, [g for g in state.promoted if g not in state.revoked])
     if len(matches) == 1:
         return matches[0]

@@ -112,6 +112,11 @@ def describe(item: LedgerRecord | ev.Event) -> str:
             what = f"proposal {short(e.proposal_hash)}" if e.proposal_hash else "autonomy change"
             who = f" from {e.operator}" if e.operator else ""
             return f"REFUSED {e.action} of {what}{who} (key {e.key_id or 'none'}): {e.reason}"
+        case ev.KeyTrusted():
+            how = f"added, signed by key {e.signer}" if e.signer else "pinned with the workspace"
+            return f"operator key {e.key_id} trusted ({how}){': ' + e.comment if e.comment else ''}"
+        case ev.KeyRevoked():
+            return f"operator key {e.key_id} revoked by {e.operator} (signed by key {e.signer}): {e.reason}"
         case ev.AutonomyChanged():
             state = "ON: the scheduler approves its own proposals" if e.enabled else "OFF: approvals need the operator"
             return f"autonomy {state} (signed by {e.operator}, key {e.key_id})"

@@ -18,10 +18,10 @@ GENESIS = "Luna-G000-genesis"
 
 
 @pytest.fixture(scope="session")
-def demo_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A workspace made by ``evo init --demo`` (its home folder)."""
+def demo_workspace(tmp_path_factory: pytest.TempPathFactory, _operator_key_files: tuple[Path, Path]) -> Path:
+    """A workspace made by ``evo init --demo`` (its home folder), pinning the test operator's key."""
     home = tmp_path_factory.mktemp("demo-workspace") / "home"
-    assert main(["--home", str(home), "init", "--demo"]) == 0
+    assert main(["--home", str(home), "init", "--demo", "--operator-key", str(_operator_key_files[1])]) == 0
     return home
 
 

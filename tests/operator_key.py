@@ -70,3 +70,9 @@ def write_files(folder: Path) -> tuple[Path, Path]:
         private.chmod(0o600)
         public.write_text(LINE + "\n")
     return private, public
+
+
+def signed(app: object, command: cmd.Command) -> cmd.Command:
+    """``command`` signed for ``app``'s ledger (an ``App``) at its current end, when marked."""
+    cp = app.store.load().checkpoint  # type: ignore[attr-defined]
+    return sign_marked(app.state(), command, (cp.seq, cp.hash))  # type: ignore[attr-defined]

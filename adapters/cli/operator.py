@@ -113,8 +113,12 @@ def signed_command(args: argparse.Namespace, make: Callable[..., Signed]) -> int
     """Print the message to sign (``--print-message``) or sign, verify and append."""
     from adapters.operator import approvals
 
-    creds = None if args.print_message else _credentials(args)
     with open_app(args) as app:
+        try:
+            creds = None if args.print_message else _credentials(args)
+        except UsageError:
+            make(app, None)  # nothing pending, a stale proposal, ...: that is what to say first
+            raise
         signed = make(app, creds)
         if creds is None:
             cp = approvals.current_checkpoint(app)

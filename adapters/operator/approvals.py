@@ -82,6 +82,18 @@ class Signed:
     subject: str = ""  # the proposal hash a refusal names
 
 
+def _holds(app: App, cp: Checkpoint) -> bool:
+    """Is ``cp`` a record of this ledger (that seq, that hash)?"""
+    if cp.seq < 0:
+        return False
+    records = app.store.ledger.records(cp.seq)
+    try:
+        record = next(records, None)
+    finally:
+        records.close()  # type: ignore[attr-defined]
+    return record is not None and record.seq == cp.seq and record.hash == cp.hash
+
+
 def current_checkpoint(app: App) -> Checkpoint:
     return app.store.load().checkpoint
 
@@ -99,9 +111,9 @@ def execute_signed(app: App, signed: Signed, creds: Credentials) -> Outcome:
     message = signed.message(state, cp)
     signature = creds.signature_for(message)
     problem = authority.signature_problem(state, signing.CRYPTO, creds.key_id, signature, message, signed.what)
-    if problem is None and not 0 <= cp.seq < state.records:
+    if problem is None and not _holds(app, cp):
         problem = authority.SignatureProblem(
-            authority.SignatureFault.MISMATCH, f"checkpoint {cp.seq} is not a record of this ledger"
+            authority.SignatureFault.MISMATCH, f"checkpoint {cp.seq} is not a record of this ledger (not with hash {cp.hash[:16]})"
         )
     if problem:
         refuse(app, signed.action, signed.operator, problem.text, signed.subject, creds.key_id, signed.what,

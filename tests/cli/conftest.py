@@ -14,7 +14,7 @@ from adapters.cli import main
 from evo_core import commands as cmd
 from evo_core import events as ev
 from evo_core.config import render_config
-from tests import operator_key
+from tests import operator_key as test_key
 from tests.core.helpers import CFG, Driver
 
 
@@ -58,7 +58,7 @@ class LedgerDriver(Driver):
         return cp.seq, cp.hash
 
     def do(self, command: cmd.Command) -> list[ev.Event]:
-        command = operator_key.sign_marked(self.app.state(), command, self.checkpoint())
+        command = test_key.sign_marked(self.app.state(), command, self.checkpoint())
         outcome = self.app.execute(command)
         self.state = outcome.state
         self.events.extend(outcome.events)
@@ -69,6 +69,7 @@ class LedgerDriver(Driver):
 def _no_personal_operator_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The operator's own key (``$EVO_OPERATOR_KEY``, ``~/.config/evo``) never leaks into a test."""
     monkeypatch.delenv("EVO_OPERATOR_KEY", raising=False)
+    monkeypatch.delenv("EVO_OPERATOR_HOME", raising=False)  # the witness under $XDG_CONFIG_HOME/evo
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
 
 
@@ -76,7 +77,7 @@ def _no_personal_operator_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 def evo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Evo:
     home = tmp_path / "home"
     runner = Evo(home, capsys)
-    _, public = operator_key.write_files(tmp_path / "operator")
+    _, public = test_key.write_files(tmp_path / "operator")
     assert runner("init", "--period", str(CFG.evo_period_cycles), "--operator-key", str(public)).code == 0
     (home / "config.toml").write_text(render_config(CFG))  # the test config: short shadow, burn-in
     return runner
@@ -84,7 +85,7 @@ def evo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Evo:
 
 def trusted_operator_key(evo: Evo) -> Path:
     """The workspace's operator key, beside (outside) it: the test key it pinned at `evo init`."""
-    return operator_key.write_files(evo.home.parent / "operator")[0]
+    return test_key.write_files(evo.home.parent / "operator")[0]
 
 
 @pytest.fixture

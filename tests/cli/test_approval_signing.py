@@ -193,9 +193,6 @@ def test_an_offline_signature_for_another_checkpoint_is_refused(evo: Evo, propos
     assert state_of(evo.home).phase is Phase.PROPOSED
 
 
-@pytest.mark.xfail(strict=True, reason="approvals.execute_signed checks only the checkpoint's seq, never its hash: "
-                   "an offline signature with a wrong checkpoint hash is appended and applied, and only `evo verify` "
-                   "then fails (see report)")
 def test_an_offline_signature_with_a_wrong_checkpoint_hash_is_refused(evo: Evo, proposed: str, operator_key: Path) -> None:
     private, kid = signing.load_private(operator_key), key_id_of(operator_key)
     seq, _ = tail(evo.home)
@@ -343,8 +340,6 @@ def test_signing_options_misused_are_usage_errors(evo: Evo, proposed: str, opera
     assert state_of(evo.home).phase is Phase.PROPOSED
 
 
-@pytest.mark.xfail(strict=True, reason="adapters/cli/operator.py signed_command reads the credentials before the use "
-                   "case's dry run: with no key it is a usage error (exit 2) about --key, not 'nothing is pending'")
 def test_approve_with_nothing_pending_and_no_key_says_so(evo: Evo) -> None:
     err = assert_unchanged(evo, 1, "approve", says="nothing to approve")
     assert "no proposal is pending" in err

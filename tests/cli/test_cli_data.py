@@ -70,7 +70,7 @@ def test_init_demo_registers_a_real_genesis_and_ingests_its_conversations(
     status = json.loads(evo("status", "--json").out)
     assert status["head"] == GENESIS and status["phase"] == "idle"
     assert evo("verify").code == 0
-    registered = json.loads(evo("log", "--json").out.splitlines()[0])["event"]
+    registered = json.loads(evo("log", "--json", "--type", "GenerationRegistered").out.splitlines()[0])["event"]
     assert registered["source"] == "demo"
     assert registered["model_hash"] == weights_hash(demo_genesis / "weights")
     stored = load(Workspace(demo_workspace))
@@ -96,7 +96,7 @@ def test_init_base_model_copies_a_local_hf_folder_as_genesis(
     evo = Evo(tmp_path / "home", capsys)
     r = evo("init", "--base-model", str(base))
     assert r.code == 0 and f"genesis model: {base.resolve()}" in r.out
-    registered = json.loads(evo("log", "--json").out.splitlines()[0])["event"]
+    registered = json.loads(evo("log", "--json", "--type", "GenerationRegistered").out.splitlines()[0])["event"]
     copied = tmp_path / "home" / "models" / "archive" / GENESIS
     assert registered["source"] == str(base.resolve())
     assert registered["model_hash"] == weights_hash(base) == weights_hash(copied / "weights")

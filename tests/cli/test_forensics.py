@@ -8,7 +8,7 @@ from pathlib import Path
 
 from evo_core import commands as cmd
 from tests.cli.conftest import Evo, LedgerDriver
-from tests.core.helpers import BAD_RECALL_LAWS, GENESIS, GOOD
+from tests.core.helpers import BAD_RECALL_LAWS, GENESIS, GOOD, SIGNED
 
 HOSTILE = "<script>alert('x')</script>"
 
@@ -84,7 +84,7 @@ def test_explain_a_genesis_and_an_unknown_name(evo: Evo) -> None:
 def test_report_is_one_offline_page_with_lineage_plots_and_table(evo: Evo, driver: LedgerDriver) -> None:
     new_head = driver.promote()
     driver.window([GOOD, BAD_RECALL_LAWS, "fail"])
-    driver.do(cmd.Rollback(operator=HOSTILE, reason="<b>tone</b> & worse"))
+    driver.do(cmd.Rollback(**SIGNED, operator=HOSTILE, reason="<b>tone</b> & worse"))
     before = evo.ledger_bytes
     r = evo("report", "--json")
     assert r.code == 0, r.err

@@ -247,8 +247,6 @@ def test_verify_names_a_raw_unsigned_rollback_or_approval(evo: Evo, two_heads: t
     assert str(seq) in status.out + status.err and str(seq2) in status.out + status.err
 
 
-@pytest.mark.xfail(strict=True, reason="evo_core/decide_rollout.py _resolve_promoted checks `name in state.revoked` "
-                   "for the exact name only: a prefix of a revoked generation is refused as 'never promoted'")
 def test_a_prefix_of_a_revoked_generation_is_refused_as_revoked(
     evo: Evo, operator_key: Path, two_heads: tuple[str, str]
 ) -> None:

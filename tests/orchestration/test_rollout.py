@@ -21,6 +21,7 @@ from evo_core import events as ev
 from evo_core.config import ApprovalConfig, BurnInConfig, EvoConfig, ShadowConfig, render_config
 from evo_core.reactions import CompleteBurnIn, CompleteShadow, SelfApprove, StartShadow
 from evo_core.state import Phase
+from tests import operator_key
 from tests.cli.conftest import LedgerDriver
 from tests.core.helpers import BETTER, CFG, GOOD
 from tests.fixtures_models import GENESIS
@@ -279,7 +280,7 @@ def test_rollback_during_the_shadow_aborts_it_without_loading(env: Env, signing:
     with env.router(loader) as router:
         router.respond(QUERIES[0])
         assert sorted(loader.loads) == sorted([GENESIS, candidate])
-        events = env.app.execute(cmd.Rollback(operator="op", reason="the operator changed their mind")).events
+        events = env.app.execute(operator_key.signed(env.app, cmd.Rollback(**operator_key.SIGNED, operator="op", reason="the operator changed their mind"))).events
         assert _types(events) == ["RolledBack"]
         assert env.refresh().phase is Phase.IDLE and env.driver.state.head == GENESIS
         mirrored = router.stats.mirrored

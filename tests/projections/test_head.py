@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from evo_core import commands as cmd
+from evo_core.errors import RollbackError
 from projections import head_at, head_history, state_at
 from tests.projections.conftest import FAIR, GENESIS, GOOD, SIGNED, Sim
 
@@ -59,6 +60,8 @@ def test_automatic_rollback_after_failed_burn_in(sim: Sim) -> None:
     assert sim.state.head == GENESIS
 
 
-def test_rollback_to_a_named_generation(story: Sim) -> None:
-    story.do(cmd.Rollback(**SIGNED, operator="travis", to=A, reason="it was fine after all"))
-    assert head_history(story.records)[-1].head == A
+def test_a_rolled_back_generation_is_revoked_for_good(story: Sim) -> None:
+    """Issue 13: no rollback returns to a generation a rollback took off HEAD."""
+    with pytest.raises(RollbackError, match="revoked"):
+        story.do(cmd.Rollback(**SIGNED, operator="travis", to=A, reason="it was fine after all"))
+    assert head_history(story.records)[-1].head == GENESIS

@@ -1,6 +1,8 @@
 """The serving router on real llama.cpp: the demo genesis (``demo_gguf``) as HEAD, candidates
 whose model.gguf is a copy of it (identical answers) or an export of a perturbed demo model
-(different answers), the ledger driven into SHADOW / BURN_IN through the real ledger."""
+(different answers), each archived read-only with its hashes recorded when it is frozen (the
+router loads only recorded bytes: ``test_served_bytes.py``), the ledger driven into SHADOW /
+BURN_IN through the real ledger."""
 
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ from typing import Any, Iterator
 
 import pytest
 
+from adapters.freeze.archive import seal
+from adapters.hashing import hash_file, hash_tree
 from adapters.runtime.app import App
 from adapters.serving import router as router_mod
 from adapters.serving.router import Router, generation_params, mirror_draw, trivial_queries
@@ -70,34 +74,49 @@ def perturbed_gguf(demo_genesis: Path, tmp_path_factory: pytest.TempPathFactory)
     return out
 
 
+class ArchivingDriver(LedgerDriver):
+    """Freezes every candidate of a window into a read-only archive holding a copy of ``gguf``
+    and records its hashes, as the runner's freeze does."""
+
+    home: Path = Path()
+    gguf: Path = Path()
+
+    def freeze_all(self) -> None:
+        for cid in self.candidates():
+            folder = self.home / "models" / "archive" / cid
+            folder.mkdir(parents=True)
+            shutil.copyfile(self.gguf, folder / "model.gguf")
+            seal(folder)
+            self.do(
+                cmd.Freeze(
+                    candidate=cid, archive=f"archive/{cid}", archive_hash=hash_tree(folder),
+                    model_hash=hash_file(folder / "model.gguf"),
+                )
+            )
+
+
 class Env:
-    """A copy of the demo workspace, its genesis served from ``demo_gguf``, and a ledger driver."""
+    """A copy of the demo workspace (its genesis serves ``demo_gguf``'s bytes) and a ledger driver."""
 
     def __init__(self, home: Path, demo_gguf: Path, config: EvoConfig):
         self.home = home
         self.demo_gguf = demo_gguf
         (home / "config.toml").write_text(render_config(config))
-        genesis_gguf = home / "models" / "archive" / GENESIS / "model.gguf"
-        if not genesis_gguf.exists():
-            shutil.copyfile(demo_gguf, genesis_gguf)
-        self.driver = LedgerDriver(config=config)
+        self.driver = ArchivingDriver(config=config)
+        self.driver.home, self.driver.gguf = home, demo_gguf
         self.driver.app = App(home)
         self.driver.state = self.driver.app.state()
 
-    def propose(self) -> str:
+    def propose(self, gguf: Path | None = None) -> str:
+        """A window whose candidates serve ``gguf`` (default: the genesis's bytes)."""
+        self.driver.gguf = gguf or self.demo_gguf
         self.driver.window([GOOD, BETTER, "fail"])
         assert self.driver.state.proposal is not None
         return self.driver.state.proposal.proposal.candidate
 
-    def place(self, generation: str, gguf: Path) -> None:
-        folder = self.home / "models" / "archive" / generation
-        folder.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(gguf, folder / "model.gguf")
-
     def shadow(self, gguf: Path | None = None) -> str:
-        """Propose, place the candidate's model.gguf, approve and start the shadow."""
-        candidate = self.propose()
-        self.place(candidate, gguf or self.demo_gguf)
+        """Propose (the candidates serve ``gguf``), approve and start the shadow."""
+        candidate = self.propose(gguf)
         self.driver.approve()
         self.driver.do(cmd.StartShadow(config=self.driver.config))
         assert self.driver.state.phase is Phase.SHADOW
@@ -267,7 +286,9 @@ def test_a_failed_append_still_answers_with_head(make_env: Any, monkeypatch: pyt
 def test_a_shadow_without_gguf_never_blocks_head(make_env: Any) -> None:
     env = make_env(_config(percent=100.0))
     candidate = env.shadow()
-    (env.home / "models" / "archive" / candidate / "model.gguf").unlink()
+    folder = env.home / "models" / "archive" / candidate
+    folder.chmod(0o755)
+    (folder / "model.gguf").unlink()
     with _router(env.home, max_tokens=8) as router:
         answer = router.respond(QUERIES[1])
         assert answer.generation == GENESIS and answer.text == _bare(env.demo_gguf, QUERIES[1], 8)
@@ -318,9 +339,9 @@ def test_a_router_started_during_burn_in_keeps_the_previous_head_hot(make_env: A
 
 def test_the_lru_never_evicts_head_or_its_standby(make_env: Any) -> None:
     env = make_env()
-    others = [f"Luna-G009-{x}-c0" for x in "abc"]
-    for name in others:
-        env.place(name, env.demo_gguf)
+    env.propose()
+    others = list(env.driver.candidates())  # frozen: recorded bytes, servable by name
+    assert len(others) == 3
     loader = CountingLoader()
     with _router(env.home, max_tokens=2, hot=2, loader=loader) as router:
         router.respond(QUERIES[0])

@@ -17,6 +17,7 @@ from evo_core.state import CandidateStatus, Phase, State
 from evo_core.values import BudgetUsed, TrainingStats
 from evo_core.window import draft_proposal
 from ledger.store import Ledger
+from tests import operator_key
 from tests.core.helpers import BAD_RECALL_LAWS, BASELINE, BETTER, GOOD, fake_hash, proposal_hash
 from tests.core.strategies import PCFG
 
@@ -40,7 +41,10 @@ def target(generation: str | None) -> str | None:
 
 
 def new_workspace(home: Path) -> None:
-    init_workspace(home, period=P, max_concurrent=CFG.max_concurrent_experiments).close()
+    init_workspace(
+        home, period=P, max_concurrent=CFG.max_concurrent_experiments,
+        operator_keys=[(operator_key.PUBLIC, "test operator")],
+    ).close()
 
 
 def ledger_state(home: Path) -> State:

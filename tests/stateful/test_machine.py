@@ -231,7 +231,7 @@ class EvoMachine(RuleBasedStateMachine):
         if to == "promoted-1":
             to = self.model.promoted[-1] if self.model.promoted else None
         target = self.model.expected_rollback(to)
-        command = cmd.Rollback(operator="op", to=to)
+        command = cmd.Rollback(**SIGNED, operator="op", to=to)
         if target is None:
             self.refused(command)
             return
@@ -246,7 +246,7 @@ class EvoMachine(RuleBasedStateMachine):
     def illegal(self, data: st.DataObject) -> None:
         options: list[cmd.Command] = [
             cmd.Beat(period=P, cycle=self.last_cycle),
-            cmd.Rollback(operator="op", to="Luna-G099-never-c1"),
+            cmd.Rollback(**SIGNED, operator="op", to="Luna-G099-never-c1"),
             cmd.RecordShadow(exact=False, similarity=float("nan")),
         ]
         if self.model.phase != "empty":

@@ -16,6 +16,7 @@ from evo_core.decide import decide
 from evo_core.state import Phase
 from ledger.record import encode_batch
 from ledger.store import Ledger, utc_now
+from tests import operator_key
 from tests.core.helpers import BETTER, GOOD, SIGNED
 from tests.stateful.crash import Crash, crash_links_at
 from tests.stateful.rollout import CFG, GENESIS, P, ledger_state, new_workspace, read_links, runner_command, target
@@ -27,7 +28,7 @@ def shadow_done(home: Path) -> App:
     app.execute(cmd.Beat(period=P, count=P))
     while app.state().phase is Phase.WINDOW:
         app.execute(runner_command(app.state(), [BETTER, GOOD]))
-    app.execute(cmd.Approve(**SIGNED, operator="op"))
+    app.execute(operator_key.signed(app, cmd.Approve(**SIGNED, operator="op")))
     app.execute(cmd.StartShadow(config=CFG))
     for _ in range(CFG.shadow.min_samples):
         app.execute(cmd.RecordShadow(exact=True, similarity=1.0))
@@ -106,7 +107,7 @@ def test_a_crash_between_the_rollback_append_and_the_link_swap_is_reconciled_on_
     app = App(home)
     crash_links_at(monkeypatch, 1)
     with pytest.raises(Crash):
-        app.execute(cmd.Rollback(operator="op"))  # during the burn-in: back to the previous HEAD
+        app.execute(operator_key.signed(app, cmd.Rollback(**SIGNED, operator="op")))  # during the burn-in: back to the previous HEAD
     app.close()
     monkeypatch.undo()
     assert ledger_state(home).head == GENESIS  # the ledger says X

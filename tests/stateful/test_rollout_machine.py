@@ -363,7 +363,7 @@ class RolloutMachine(RuleBasedStateMachine):
         elif to == "proposed":  # never promoted (yet): refused
             proposed = self.model.proposed
             to = proposed if proposed and proposed not in self.model.promoted else "Luna-G099-x-c1"
-        command = cmd.Rollback(operator="op", to=to)
+        command = cmd.Rollback(**SIGNED, operator="op", to=to)
         if self.model.expected_rollback(to) is None:
             self.refused(command)
         else:
