@@ -14,13 +14,14 @@ from tests.cli.conftest import Evo, Result
 
 
 def snapshot(home: Path) -> dict[str, bytes]:
-    """Every regular file of the workspace, by relative path (symlinks by their target)."""
+    """Every regular file of the workspace but the lock files, by relative path (symlinks by
+    their target)."""
     files: dict[str, bytes] = {}
     for path in sorted(home.rglob("*")):
         rel = str(path.relative_to(home))
         if path.is_symlink():
             files[rel] = b"-> " + str(path.readlink()).encode()
-        elif path.is_file() and path.name != "ledger.lock":
+        elif path.is_file() and path.name not in ("ledger.lock", "runner.lock"):  # locks, never content
             files[rel] = path.read_bytes()
     return files
 
