@@ -61,6 +61,7 @@ STRATEGY_SHORT = {"recent_weighted": "recent", "uniform_sample": "uniform", "hig
 def _evo(home: Path, env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     full = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
     full.pop("EVO_OPERATOR_KEY", None)
+    full["EVO_OPERATOR_HOME"] = str(Path(home).parent / "operator-home")  # the bench's witness, not yours
     proc = subprocess.run(
         [sys.executable, "-m", "adapters.cli", "--home", str(home), *args],
         cwd=ROOT, env=full, capture_output=True, text=True,
@@ -86,9 +87,18 @@ def _configure(home: Path, **changes: Any) -> None:
     path.write_text(render_config(EvoConfig.model_validate(data)))
 
 
+def _operator_key(root: Path) -> Path:
+    """The bench operator's key (outside the workspaces), made once: every genesis pins it."""
+    key = root / "operator.key"
+    if not key.exists():
+        _evo(root / "keys", {}, "keygen", "--out", str(key))
+    return key
+
+
 def _genesis(root: Path, kernel: str) -> Path:
     home = root / f"genesis-{kernel}"
-    _evo(home, KERNELS[kernel], "init", "--demo", "--period", str(PERIOD))
+    key = _operator_key(root)
+    _evo(home, KERNELS[kernel], "init", "--demo", "--period", str(PERIOD), "--operator-key", f"{key}.pub")
     return home
 
 
@@ -198,8 +208,7 @@ def _ablation(report: Report, root: Path) -> None:
     genesis = root / "genesis-native"
     if not genesis.is_dir():
         genesis = _genesis(root, "native")
-    key = root / "operator.key"
-    _evo(genesis, {}, "keygen", "--out", str(key))
+    key = _operator_key(root)
     variants = VARIANTS if not QUICK else dict(list(VARIANTS.items())[:2])
     for index, (variant, (distill, train)) in enumerate(variants.items()):
         env: dict[str, str] = {}
@@ -210,7 +219,6 @@ def _ablation(report: Report, root: Path) -> None:
                    distill=distill, train=train,
                    shadow={"cycles": 5, "min_samples": 4, "replay": True},
                    burn_in={"cycles": 5, "min_answers": 0, "max_latency_ratio": 1000.0})
-        _evo(home, env, "keygen", "--out", str(root / f"{home.name}.key"), "--trust")
         ws = Workspace(home)
         rows = []
         cells: list[str] = []
@@ -224,7 +232,7 @@ def _ablation(report: Report, root: Path) -> None:
                 if path is not None:
                     rows.append(measure(path, f"{name} ({strategy})", range(0, gen + 1)))
             if gen == 1:
-                if w["proposed"] is None or not _promote(home, env, root / f"{home.name}.key", w["proposed"]):
+                if w["proposed"] is None or not _promote(home, env, key, w["proposed"]):
                     cells.append("window 1 promoted nothing: no window 2")
                     break
         print(f"<!-- ablation {variant}:\n{render_table(rows)}\n-->", file=sys.stderr)

@@ -15,6 +15,7 @@ export EVO_HOME="${EVO_HOME:-./demo-home}"
 export EVO_OPERATOR="${EVO_OPERATOR:-demo-operator}"
 KEYS="${EVO_HOME%/}-operator"
 export EVO_OPERATOR_KEY="$KEYS/operator.key"
+export EVO_OPERATOR_HOME="$KEYS"   # the operator's witness (the checkpoints it signed): outside the workspace
 TIMES=$(mktemp)
 trap 'rm -f "$TIMES"' EXIT
 phase() { printf '%s\t%s\n' "$EPOCHREALTIME" "$1" >> "$TIMES"; }  # a phase starts now
@@ -48,9 +49,12 @@ for path in "$EVO_HOME" "$KEYS"; do
   fi
 done
 
-phase "set-up: workspace, demo model, operator key"
-step "1. A workspace with the embedded demo model as G000 (a 0.94M-parameter Llama built here: no download)"
-run evo init --demo --period 2500
+phase "set-up: operator key, workspace, demo model"
+step "1. The operator's key (outside the workspace), then a workspace pinning it, with the embedded demo model as G000 (a 0.94M-parameter Llama built here: no download)"
+mkdir -p "$KEYS" && touch "$KEYS/.evo-demo"
+run evo keygen --out "$EVO_OPERATOR_KEY" --comment demo-operator
+run evo init --demo --period 2500 --operator-key "$EVO_OPERATOR_KEY.pub"
+run evo trust list
 # Training, distillation, gates, shadow and burn-in run on the config's defaults. Only how long
 # the rollout phases last is shortened for a demo whose agent is quiet: the shadow replays the
 # agent's recorded TRIVIAL queries for 200 cycles, the burn-in watches 100 cycles and >= 5 live
@@ -67,8 +71,6 @@ c = c.model_copy(update={
 })
 path.write_text(render_config(c))
 PY
-mkdir -p "$KEYS" && touch "$KEYS/.evo-demo"
-run evo keygen --out "$EVO_OPERATOR_KEY" --comment demo-operator --trust
 run evo ask "$GENESIS_QUESTION"   # a genesis fact: HEAD knows it
 
 phase "agent: conversations and heartbeats to the first window"
@@ -104,7 +106,7 @@ step "6. Only the operator approves: an untrusted key and a forged signature are
 run evo keygen --out "$KEYS/intruder.key" --comment intruder
 run evo approve --key "$KEYS/intruder.key" || echo "(exit $? as expected)"
 kid=$(python -c "import sys; from adapters.operator.signing import key_id, load_private, public_raw; print(key_id(public_raw(load_private(sys.argv[1]))))" "$EVO_OPERATOR_KEY")
-run evo approve --signature "$(printf '%0128d' 0)" --key-id "$kid" || echo "(exit $? as expected)"   # the trusted key's id, a forged signature
+run evo approve --signature "$(printf '%0128d' 0)" --key-id "$kid" --checkpoint "$(evo head)" || echo "(exit $? as expected)"   # the trusted key's id, a forged signature
 run evo log --type ApprovalRefused
 step "7. The operator approves with the trusted key"
 run evo approve --proposal "$(proposal_hash)" --key "$EVO_OPERATOR_KEY"
@@ -154,8 +156,8 @@ step "14. Evolution at work: each generation's facts per era, asked in the train
 run python -m adapters.evaluation.knowledge --home "$EVO_HOME"
 
 phase "rollback and the auditor's view"
-step "15. The operator rolls back: one command, to the previous promoted generation"
-run evo rollback --reason "demo: back to G001"
+step "15. The operator rolls back: one signed command, to the previous promoted generation (G002 is revoked: no rollback returns to it)"
+run evo rollback --reason "demo: back to G001" --key "$EVO_OPERATOR_KEY"
 run ls -l "$EVO_HOME/models"
 run evo ask "$ERA2_QUESTION"   # an era-2 fact: G001 never learned it
 step "16. The auditor: lineage, archive, timeline, report, verify"
@@ -165,11 +167,25 @@ promoted=$(evo log --json --type Promoted | python -c "import json,sys; print(js
 run evo timeline "$promoted"
 run evo report
 run evo verify --deep
-step "17. Tampering is caught: one byte changed in a copy of the ledger"
+step "17. A hostile agent, in a copy: records appended with the project's own code (chain-valid, unsigned) change nothing; a changed byte breaks the chain"
 tampered=$(mktemp -d)
 cp -r "$EVO_HOME/." "$tampered/"
 chmod -R u+w "$tampered"
-sed -i '10s/"cycle":9}/"cycle":99}/' "$tampered/ledger.jsonl"
+python - "$tampered" <<'PY'
+import sys
+from adapters.runtime.app import App
+from evo_core import events as ev
+from ledger.store import Ledger
+with App(sys.argv[1]) as app:
+    state = app.state()
+with Ledger(sys.argv[1]) as ledger:  # what the agent can do: chain-valid records that bypass decide
+    ledger.append([ev.RolledBack(from_generation=state.head, to_generation=state.revoked[-1],
+                                 reason="the agent restores what the operator rolled back", operator="agent")])
+    ledger.append([ev.Approved(proposal_hash="0" * 64, operator="agent", autonomous=True)])
+PY
+run evo --home "$tampered" status | head -n 9
+run evo --home "$tampered" verify || echo "(exit $? as expected)"
+sed -i '10s/"cycle":[0-9]*}/"cycle":99999}/' "$tampered/ledger.jsonl"
 run evo --home "$tampered" verify || echo "(exit $? as expected)"
 rm -rf "$tampered"
 

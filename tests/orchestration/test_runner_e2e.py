@@ -27,6 +27,7 @@ from adapters.runtime.links import link_target, read_link
 from adapters.runtime.workspace import Workspace
 from evo_core.config import BurnInConfig, EvoConfig, ShadowConfig, render_config
 from ledger.store import Ledger
+from tests import operator_key
 from tests.orchestration._runner_setup import events, evo
 
 PERIOD = demo_world.ERA_CYCLES  # one era of new facts per window
@@ -101,8 +102,7 @@ def test_two_promotions_on_the_default_config(demo_workspace: Path, tmp_path: Pa
     home = tmp_path / "home"
     shutil.copytree(demo_workspace, home, symlinks=True)
     (home / "config.toml").write_text(render_config(CONFIG))
-    key = tmp_path / "operator" / "operator.key"
-    assert evo(home, "keygen", "--out", str(key), "--trust") == 0
+    key = operator_key.write_files(tmp_path / "operator")[0]  # the key the demo workspace pinned
 
     feed_era(home, 1)
     g1 = promote(home, key, 1, capsys)
