@@ -39,7 +39,7 @@ def _wall(cmd: list[str]) -> float:
 
 
 def _median_wall(cmd: list[str], runs: int = RUNS) -> float:
-    _wall(cmd)  # warm the page cache and the settings cache
+    _wall(cmd)  # warm the page cache
     return statistics.median(_wall(cmd) for _ in range(runs))
 
 

@@ -98,7 +98,7 @@ class App:
 
     def heartbeat(self, *, cycle: int | None = None, count: int = 1) -> Outcome:
         """The agent's clock: ``count`` heartbeats from ``cycle`` (default: the next one), with
-        the period from the heartbeat settings cache (no pydantic on this path)."""
+        the period read from config.toml itself (tomllib: no pydantic on this path)."""
         period = self.ws.heartbeat_settings().evo_period_cycles
         return self.execute(cmd.Beat(period=period, cycle=cycle, count=count))
 

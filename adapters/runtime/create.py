@@ -64,7 +64,7 @@ def init_workspace(
     source, model_hash, trained_on = _build_genesis(folder, genesis, demo=demo, base=base)
     write_atomic(ws.config_path, render_config(config))
     app = App(home, agent=config.agent_name, snapshot_every=config.ledger.snapshot_every)
-    app.ws.load_config()  # fills the heartbeat cache
+    app.ws.load_config()  # validated once more, as written
     if trained_on:
         from adapters.data.conversations import add
 
