@@ -358,8 +358,25 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _not_utf8(argv: Sequence[str]) -> str | None:
+    """The first argument that is not valid UTF-8 (Python keeps such bytes as lone surrogates,
+    which no ledger record or file name can carry), shown escaped."""
+    for arg in argv:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            return arg.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    bad = _not_utf8(argv)
+    if bad is not None:
+        parser.print_usage(sys.stderr)
+        print(f"evo: error: argument {bad!r} is not valid UTF-8 text; give it in UTF-8", file=sys.stderr)
+        return UsageError.exit_code
     args = parser.parse_args(argv)
     try:
         return int(args.fn(args))

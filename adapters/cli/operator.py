@@ -140,10 +140,18 @@ def decide_proposal(args: argparse.Namespace, action: str) -> int:
     from adapters.operator import approvals
     from adapters.runtime.app import operator_name
 
+    given = None
+    if args.proposal is not None:
+        given = args.proposal.strip().lower()
+        if not 8 <= len(given) <= 64 or any(c not in "0123456789abcdef" for c in given):
+            raise UsageError(
+                f"--proposal is the proposal hash you reviewed, or a prefix of 8 to 64 hex digits (`evo status`), "
+                f"got {args.proposal[:70]!r}"
+            )
     decision = approvals.ProposalDecision(
         action=action,
         operator=args.operator or operator_name(),
-        given=args.proposal.strip().lower() if args.proposal is not None else None,
+        given=given,
         reason=getattr(args, "reason", "") or "",
     )
     return signed_command(args, lambda app, creds: approvals.proposal_decision(app, decision, creds))

@@ -431,3 +431,24 @@ def test_the_runner_lock_is_per_workspace(beaten: Evo) -> None:
         other = beaten.home.parent / "other"
         with RunnerLock(Workspace(other)):
             pass
+
+
+# ---------------------------------------------------------------- the operator's commands (lead)
+
+
+@pytest.mark.parametrize("command", [["approve"], ["reject", "--reason", "r"], ["rollback"]])
+def test_non_utf8_arguments_are_a_usage_error_and_change_nothing(evo: Evo, command: list[str]) -> None:
+    before = evo.ledger_bytes
+    bad = b"op\xff\xfe".decode("utf-8", "surrogateescape")  # what Python makes of such argv bytes
+    r = evo(*command, "--operator", bad)
+    assert r.code == 2 and r.err.splitlines()[-1].startswith("evo: error: argument") and "UTF-8" in r.err
+    assert "Traceback" not in r.err and evo.ledger_bytes == before
+
+
+@pytest.mark.parametrize("given", ["", "   ", "abc", "zzzzzzzzzz", "0" * 65, "ab cd ef gh"])
+def test_a_malformed_proposal_is_a_usage_error_not_a_refusal(evo: Evo, given: str) -> None:
+    before = evo.ledger_bytes
+    key = evo.home.parent / "operator" / "operator.key"
+    r = evo("approve", "--proposal", given, "--key", str(key))
+    assert r.code == 2 and "--proposal" in r.err.splitlines()[-1]
+    assert evo.ledger_bytes == before
