@@ -277,7 +277,7 @@ class Router:
     def _last_verified(self, head: str) -> Served | None:
         """The generation this router served as HEAD before (else its hot standby), if it is in
         memory, is not ``head`` and no rollback revoked it."""
-        revoked = set(getattr(self._state, "revoked", ()))
+        revoked = set(self._state.revoked)
         for name in (self._head, self._standby):
             if name is not None and name != head and name not in revoked and name in self._models:
                 return self._models[name]
