@@ -4,6 +4,7 @@ print (``adapters.cli.evo`` registers them)."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import msgspec
@@ -47,11 +48,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     from adapters.agent import check_prompt
-    from adapters.serving.generations import find_generation
+    from adapters.serving.generations import find_recorded
     from adapters.serving.router import Router
 
     with Router(resolve_home(args.home), max_tokens=args.max_tokens) as router:
-        name = find_generation(router.ws, args.generation) if args.generation else None
+        # a generation the verified ledger records, its bytes checked when it loads
+        name = find_recorded(router.state(), args.generation) if args.generation else None
         check_prompt(router.model(name) if name is not None else router.serve_head(), args.prompt)
         answer = router.answer(args.prompt, generation=name)
     if args.json:
@@ -82,6 +84,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     from adapters.serving.gguf_export import export_generation
 
     folder = ws.archive / matches[0]
+    if not os.access(folder, os.W_OK):
+        raise WorkspaceError(
+            f"{folder.name} is archived read-only: its model.gguf is the one whose hash the ledger recorded, "
+            "and nothing is written into it (export a copy of its weights/ elsewhere)"
+        )
     if not (folder / "weights" / "config.json").is_file():
         raise WorkspaceError(f"{folder.name}: no weights to export ({folder / 'weights'} holds no model)")
     print(f"exporting {folder.name} ({args.dtype}) and checking parity...", file=sys.stderr)

@@ -62,6 +62,9 @@ def init_workspace(
         folder.mkdir(parents=True, exist_ok=True)
     folder = ws.archive / genesis
     source, model_hash, trained_on = _build_genesis(folder, genesis, demo=demo, base=base)
+    from adapters.freeze.archive import seal
+
+    seal(folder)  # read-only like a frozen candidate's archive, then hashed (below)
     write_atomic(ws.config_path, render_config(config))
     app = App(home, agent=config.agent_name, snapshot_every=config.ledger.snapshot_every)
     app.ws.load_config()  # validated once more, as written

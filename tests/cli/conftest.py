@@ -3,6 +3,7 @@ and the core's test Driver running the runner's commands through the real ledger
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -63,6 +64,31 @@ class LedgerDriver(Driver):
         self.state = outcome.state
         self.events.extend(outcome.events)
         return outcome.events
+
+
+class ArchivingDriver(LedgerDriver):
+    """Freezes every candidate of a window into a read-only archive holding a copy of ``gguf``
+    and records its hashes, as the runner's freeze does (what the router checks before it loads
+    a generation's bytes)."""
+
+    home: Path = Path()
+    gguf: Path = Path()
+
+    def freeze_all(self) -> None:
+        from adapters.freeze.archive import seal
+        from adapters.hashing import hash_file, hash_tree
+
+        for cid in self.candidates():
+            folder = self.home / "models" / "archive" / cid
+            folder.mkdir(parents=True)
+            shutil.copyfile(self.gguf, folder / "model.gguf")
+            seal(folder)
+            self.do(
+                cmd.Freeze(
+                    candidate=cid, archive=f"archive/{cid}", archive_hash=hash_tree(folder),
+                    model_hash=hash_file(folder / "model.gguf"),
+                )
+            )
 
 
 @pytest.fixture(autouse=True)

@@ -22,7 +22,7 @@ from evo_core.config import ApprovalConfig, BurnInConfig, EvoConfig, ShadowConfi
 from evo_core.reactions import CompleteBurnIn, CompleteShadow, SelfApprove, StartShadow
 from evo_core.state import Phase
 from tests import operator_key
-from tests.cli.conftest import LedgerDriver
+from tests.cli.conftest import ArchivingDriver
 from tests.core.helpers import BETTER, CFG, GOOD
 from tests.fixtures_models import GENESIS
 
@@ -100,7 +100,8 @@ class Env:
         self.home = home
         (home / "config.toml").write_text(render_config(CONFIG))
         self.app = App(home)
-        self.driver = LedgerDriver(config=CONFIG)
+        self.driver = ArchivingDriver(config=CONFIG)  # the candidates serve a copy of the genesis's bytes
+        self.driver.home, self.driver.gguf = home, home / "models/archive" / GENESIS / "model.gguf"
         self.driver.app = self.app
         self.driver.state = self.app.state()
 
@@ -114,9 +115,6 @@ class Env:
         assert self.driver.state.proposal is not None
         candidate = self.candidate = self.driver.state.proposal.proposal.candidate
         self.proposal_hash = self.driver.state.proposal.hash
-        folder = self.home / "models/archive" / candidate
-        folder.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(self.home / "models/archive" / GENESIS / "model.gguf", folder / "model.gguf")
         return candidate
 
     def step(self, name: str, config: EvoConfig = CONFIG) -> list[ev.Event]:

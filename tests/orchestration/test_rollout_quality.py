@@ -19,7 +19,7 @@ from evo_core import events as ev
 from evo_core.config import BurnInConfig, EvoConfig, ShadowConfig, render_config
 from evo_core.reactions import CompleteBurnIn, CompleteShadow, StartShadow
 from evo_core.state import Phase
-from tests.cli.conftest import LedgerDriver
+from tests.cli.conftest import ArchivingDriver
 from tests.core.helpers import BETTER, CFG, GOOD
 from tests.fixtures_models import GENESIS
 from tests.serving.quality_models import build_garbage, build_student
@@ -57,15 +57,13 @@ class Env:
         (home / "config.toml").write_text(render_config(config))
         self.app = App(home)
         add(self.app.ws, demo_world.conversations(1, demo_world.ERA_CYCLES, per_1000_cycles=200))
-        self.driver = LedgerDriver(config=config)
+        self.driver = ArchivingDriver(config=config)  # every candidate serves a copy of ``gguf``
+        self.driver.home, self.driver.gguf = home, gguf
         self.driver.app = self.app
         self.driver.state = self.app.state()
         self.driver.window([GOOD, BETTER, "fail"])
         assert self.driver.state.proposal is not None
         self.candidate = self.driver.state.proposal.proposal.candidate
-        folder = home / "models" / "archive" / self.candidate
-        folder.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(gguf, folder / "model.gguf")
         self.driver.approve()
 
     def beat_past(self, until: int) -> None:

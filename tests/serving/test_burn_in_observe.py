@@ -20,7 +20,7 @@ from evo_core import commands as cmd
 from evo_core import events as ev
 from evo_core.config import BurnInConfig, EvoConfig, render_config
 from evo_core.state import Phase
-from tests.cli.conftest import LedgerDriver
+from tests.cli.conftest import ArchivingDriver
 from tests.core.helpers import BETTER, CFG, GOOD
 from tests.fixtures_models import GENESIS
 
@@ -62,24 +62,19 @@ class FaultLoader:
 
 
 class Env:
-    """A workspace at BURN_IN: the genesis (``demo`` or a model-less init given the demo GGUF)
-    replaced by a promoted candidate that serves the same weights."""
+    """A workspace at BURN_IN: the genesis (``demo``, or a model-less init: no standby can
+    answer) replaced by a promoted candidate frozen with the demo GGUF's bytes."""
 
     def __init__(self, home: Path, config: EvoConfig, gguf: Path):
         self.home = home
         (home / "config.toml").write_text(render_config(config))
-        genesis = home / "models" / "archive" / GENESIS / "model.gguf"
-        if not genesis.exists():
-            shutil.copyfile(gguf, genesis)
-        self.driver = d = LedgerDriver(config=config)
+        self.driver = d = ArchivingDriver(config=config)
+        d.home, d.gguf = home, gguf
         d.app = App(home)
         d.state = d.app.state()
         d.window([GOOD, BETTER, "fail"])
         assert d.state.proposal is not None
         self.candidate = d.state.proposal.proposal.candidate
-        folder = home / "models" / "archive" / self.candidate
-        folder.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(gguf, folder / "model.gguf")
         d.approve()
         d.do(cmd.StartShadow(config=config))
         for i in range(config.shadow.min_samples):
@@ -188,6 +183,7 @@ def test_a_failing_head_is_recorded_and_the_hot_standby_answers(make_env: Any) -
 
 def test_without_a_hot_standby_the_failure_propagates_after_recording(make_env: Any) -> None:
     env = make_env(_config())
+    (env.home / "models" / "archive" / GENESIS).chmod(0o755)  # the genesis archive is read-only
     (env.home / "models" / "archive" / GENESIS / "model.gguf").unlink()  # the old HEAD cannot load
     loader = FaultLoader()
     with env.router(loader) as router:

@@ -13,8 +13,6 @@ from typing import Any, Iterator
 
 import pytest
 
-from adapters.freeze.archive import seal
-from adapters.hashing import hash_file, hash_tree
 from adapters.runtime.app import App
 from adapters.serving import router as router_mod
 from adapters.serving.router import Router, generation_params, mirror_draw, trivial_queries
@@ -23,7 +21,7 @@ from evo_core import events as ev
 from evo_core.config import EvoConfig, ShadowConfig, render_config
 from evo_core.errors import NothingPending
 from evo_core.state import Phase
-from tests.cli.conftest import LedgerDriver
+from tests.cli.conftest import ArchivingDriver
 from tests.core.helpers import BETTER, CFG, GOOD
 from tests.fixtures_models import GENESIS
 
@@ -72,27 +70,6 @@ def perturbed_gguf(demo_genesis: Path, tmp_path_factory: pytest.TempPathFactory)
     out = folder / "model.gguf"
     export_gguf(folder / "weights", out)
     return out
-
-
-class ArchivingDriver(LedgerDriver):
-    """Freezes every candidate of a window into a read-only archive holding a copy of ``gguf``
-    and records its hashes, as the runner's freeze does."""
-
-    home: Path = Path()
-    gguf: Path = Path()
-
-    def freeze_all(self) -> None:
-        for cid in self.candidates():
-            folder = self.home / "models" / "archive" / cid
-            folder.mkdir(parents=True)
-            shutil.copyfile(self.gguf, folder / "model.gguf")
-            seal(folder)
-            self.do(
-                cmd.Freeze(
-                    candidate=cid, archive=f"archive/{cid}", archive_hash=hash_tree(folder),
-                    model_hash=hash_file(folder / "model.gguf"),
-                )
-            )
 
 
 class Env:

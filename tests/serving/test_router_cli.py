@@ -51,28 +51,26 @@ def test_ask_head(home: Path, demo_gguf: Path, capsys: pytest.CaptureFixture[str
     assert data["text"] == _expected(demo_gguf, 4) and 0 < data["tokens"] <= 4
 
 
-def test_ask_a_generation_by_prefix(home: Path, demo_gguf: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_ask_answers_only_generations_the_ledger_recorded(home: Path, demo_gguf: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A folder with a model.gguf that no frozen record names is not a generation (issue 13:
+    serving checks bytes, not folders); the genesis by a unique prefix is."""
     other = home / "models" / "archive" / "Luna-G001-a-c10"
     other.mkdir()
     shutil.copyfile(demo_gguf, other / "model.gguf")
-    code, out, _ = _run(home, capsys, Q, "--generation", "Luna-G001", "--json")
-    assert code == 0 and json.loads(out)["generation"] == "Luna-G001-a-c10"
-    code, _, err = _run(home, capsys, Q, "--generation", "Luna-G0")
-    assert code == 1 and "ambiguous" in err and len(err.strip().splitlines()) == 1
+    code, out, err = _run(home, capsys, Q, "--generation", "Luna-G001")
+    assert code == 1 and out == "" and "no generation the ledger recorded" in err and len(err.strip().splitlines()) == 1
+    code, out, _ = _run(home, capsys, Q, "--generation", "Luna-G000", "--json")
+    assert code == 0 and json.loads(out)["generation"] == GENESIS
 
 
 def test_ask_a_generation_without_gguf_fails_in_one_line(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    (home / "models" / "archive" / "Luna-G002-b-c20").mkdir()
-    code, out, err = _run(home, capsys, Q, "--generation", "Luna-G002-b-c20")
-    assert code == 1 and out == "" and len(err.strip().splitlines()) == 1
-    assert "has no model: this workspace was initialised without one" in err  # no weights either
-    code, _, err = _run(home, capsys, Q, "--generation", "Luna-G002")
-    assert code == 1 and "has no model:" in err
     code, _, err = _run(home, capsys, Q, "--generation", "nope")
     assert code == 1 and "no generation" in err
-    (home / "models" / "archive" / GENESIS / "model.gguf").unlink()
-    code, _, err = _run(home, capsys, Q)
-    assert code == 1 and "has no model.gguf (run `evo export" in err and len(err.strip().splitlines()) == 1
+    folder = home / "models" / "archive" / GENESIS
+    folder.chmod(0o755)  # the genesis archive is read-only: someone removes its model anyway
+    (folder / "model.gguf").unlink()
+    code, out, err = _run(home, capsys, Q)
+    assert code == 1 and out == "" and "model.gguf is missing" in err and len(err.strip().splitlines()) == 1
 
 
 def test_ask_help(capsys: pytest.CaptureFixture[str]) -> None:

@@ -564,7 +564,6 @@ def test_the_genesis_evo_init_registers_is_served_by_its_recorded_bytes(demo_wor
         assert bytes_problem(app.ws, state, GENESIS) is None
 
 
-@pytest.mark.xfail(strict=True, reason="adapters/runtime/create.py does not call freeze.archive.seal yet")
 def test_the_genesis_archive_is_read_only_after_evo_init(demo_workspace: Path) -> None:
     folder = demo_workspace / "models" / "archive" / GENESIS
     for p in [folder, *folder.rglob("*")]:
