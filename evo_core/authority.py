@@ -53,7 +53,7 @@ from evo_core import events as ev
 from evo_core.errors import CorruptHistory, InvalidInput
 from evo_core.gates import PAIRED, budget_breaches, generalize_gate, recall_gate, tone_gate
 from evo_core.guards import is_hex64
-from evo_core.state import Flag, Phase, State
+from evo_core.state import CandidateStatus, Flag, Phase, State
 from evo_core.transitions import accepts
 from evo_core.window import draft_proposal, rank, verdict
 
@@ -175,6 +175,11 @@ def signature_problem(
 def _checkpoint_problem(state: State, seq: int, digest: str) -> str | None:
     if not 0 <= seq < state.records or not is_hex64(digest):
         return f"its checkpoint {seq}:{digest[:16]} names no earlier record"
+    if seq < state.last_signed:
+        return (
+            f"its checkpoint {seq} is older than the last signed record (seq {state.last_signed}): "
+            "a signature is used once (replayed, or signed before another operator command: sign again)"
+        )
     return None
 
 
@@ -190,9 +195,13 @@ def _signed(state: State, crypto: Crypto, kid: str, signature: str, message: byt
 
 def _gates_problem(state: State, e: ev.GateEvaluated) -> str | None:
     cand = state.candidates.get(e.candidate)
-    head = state.window.baseline if state.window else None
-    if cand is None or head is None:
+    if cand is None:
         return None  # evolve names what is missing
+    head = state.window.baseline if state.window else None
+    if head is None:
+        return "no baseline of HEAD is recorded in this window: nothing to judge the gates against"
+    if cand.status is not CandidateStatus.TRAINED:
+        return f"{e.candidate} is {cand.status.value}, not trained: it cannot be evaluated"
     names = [g.name for g in e.gates]
     if names != ["recall", "generalize", "tone", "laws", "budget"]:
         return f"gates {names} are not the five gates"
@@ -254,6 +263,38 @@ def _approval_problem(state: State, e: ev.Approved | ev.Rejected, crypto: Crypto
     return _signed(state, crypto, e.key_id, e.signature, message, what, e.checkpoint_seq, e.checkpoint_hash)
 
 
+def _shadow_verdict_problem(state: State, e: ev.ShadowCompleted) -> str | None:
+    """The verdict must be due (the shadow's cycles are over), about the shadow running, on
+    the comparisons recorded, and follow from them and the thresholds it names."""
+    shadow = state.shadow
+    if shadow is None or shadow.generation != e.generation:
+        return f"{e.generation} is not in shadow"
+    if state.cycle < shadow.until_cycle:
+        return f"the shadow runs until cycle {shadow.until_cycle} (now {state.cycle})"
+    if (e.samples, e.scored, e.judged) != (shadow.samples, shadow.scored, shadow.judged):
+        return f"it counts {e.samples} comparisons, the ledger holds {shadow.samples}"
+    parity = shadow.parity or 0.0
+    low = parity < e.threshold or (
+        shadow.quality is not None and e.quality_threshold > 0 and shadow.quality < e.quality_threshold
+    )
+    if e.outcome == "passed" and (low or shadow.samples == 0):
+        return f"a pass on {shadow.samples} comparisons at parity {parity:.3f} (threshold {e.threshold:g})"
+    if e.outcome == "failed" and not low:
+        return f"a failure at parity {parity:.3f} that meets its threshold {e.threshold:g}"
+    return None
+
+
+def _burn_in_verdict_problem(state: State, e: ev.BurnInPassed | ev.BurnInFailed) -> str | None:
+    burn = state.burn_in
+    if burn is None or burn.generation != e.generation:
+        return f"{e.generation} is not under burn-in"
+    if state.cycle < burn.until_cycle:
+        return f"the burn-in runs until cycle {burn.until_cycle} (now {state.cycle})"
+    if (e.answers, e.errors, e.law_violations) != (burn.answers, burn.errors, burn.law_violations):
+        return f"it counts {e.answers} answers, the ledger holds {burn.answers}"
+    return None
+
+
 def _rollback_problem(state: State, e: ev.RolledBack, crypto: Crypto) -> str | None:
     if e.from_generation != state.head:
         return f"it rolls back from {e.from_generation}, HEAD is {state.head}"
@@ -309,6 +350,10 @@ def admit(state: State, event: ev.Event, crypto: Crypto) -> str | None:
             cand = state.candidates.get(cid)
             if cand is None:
                 return None
+            if cand.frozen:
+                return f"{cid} is already frozen (an archive is recorded once)"
+            if state.window is None or state.window.ranking is None:
+                return "candidates are frozen after ranking"
             try:
                 right = verdict(cand)
             except InvalidInput as exc:
@@ -342,9 +387,15 @@ def admit(state: State, event: ev.Event, crypto: Crypto) -> str | None:
             if pending.proposal.current_head != state.head:
                 return f"HEAD moved to {state.head} since the proposal was made"
             return None
-        case ev.BurnInPassed(generation=name) | ev.BurnInFailed(generation=name):
-            burn = state.burn_in
-            return None if burn is not None and burn.generation == name else f"{name} is not under burn-in"
+        case ev.ShadowCompleted():
+            return _shadow_verdict_problem(state, event)
+        case ev.BurnInPassed() | ev.BurnInFailed():
+            return _burn_in_verdict_problem(state, event)
+        case ev.ApprovalRefused(action="approve", proposal_hash=digest):
+            pending = state.proposal
+            if state.phase is Phase.APPROVED and pending is not None and pending.hash == digest:
+                return "it would withdraw a verified approval (only a refused signature is recorded; this one verified)"
+            return None
         case ev.RolledBack():
             return _rollback_problem(state, event, crypto)
     return None

@@ -69,7 +69,21 @@ def evolve(state: State, event: ev.Event) -> State:
         raise CorruptHistory(
             f"{ev.event_name(event)} cannot apply to the history before it ({type(exc).__name__}: {exc})"
         ) from None
-    return replace(after, phase=phase, records=state.records + 1)
+    signed = state.records if _operator_signed(event) else state.last_signed
+    return replace(after, phase=phase, records=state.records + 1, last_signed=signed)
+
+
+def _operator_signed(event: ev.Event) -> bool:
+    """A record the operator signed (``evo_core.authority``): the next one must have seen it."""
+    if isinstance(event, (ev.Rejected, ev.AutonomyChanged, ev.KeyRevoked)):
+        return True
+    if isinstance(event, ev.Approved):
+        return not event.autonomous
+    if isinstance(event, ev.RolledBack):
+        return not event.automatic
+    if isinstance(event, ev.KeyTrusted):
+        return bool(event.signer)
+    return False
 
 
 def _apply(state: State, event: ev.Event, phase: Phase) -> State:

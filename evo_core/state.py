@@ -211,6 +211,7 @@ class State(msgspec.Struct, frozen=True, kw_only=True):
     autonomy_grant: AutonomyGrant | None = None  # the latest AutonomyChanged, for re-verification
     # the verified fold (``evo_core.authority``): where it is, what it trusts, what it refused
     records: int = 0  # records folded: the next record's seq
+    last_signed: int = -1  # the seq of the last operator-signed record: every signature must have seen it
     ledger_id: str = ""  # the hash of record 0: what every operator signature is bound to
     keys: dict[str, TrustedKey] = {}  # the operator keys trusted now, by key id
     pinned_keys: tuple[str, ...] = ()  # key ids pinned with the workspace (before the genesis)
