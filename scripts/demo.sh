@@ -173,17 +173,18 @@ cp -r "$EVO_HOME/." "$tampered/"
 chmod -R u+w "$tampered"
 python - "$tampered" <<'PY'
 import sys
+from pathlib import Path
 from adapters.runtime.app import App
 from evo_core import events as ev
 from ledger.store import Ledger
-with App(sys.argv[1]) as app:
+with App(Path(sys.argv[1])) as app:
     state = app.state()
 with Ledger(sys.argv[1]) as ledger:  # what the agent can do: chain-valid records that bypass decide
     ledger.append([ev.RolledBack(from_generation=state.head, to_generation=state.revoked[-1],
                                  reason="the agent restores what the operator rolled back", operator="agent")])
     ledger.append([ev.Approved(proposal_hash="0" * 64, operator="agent", autonomous=True)])
 PY
-run evo --home "$tampered" status | head -n 9
+run evo --home "$tampered" status | head -n 10
 run evo --home "$tampered" verify || echo "(exit $? as expected)"
 sed -i '10s/"cycle":[0-9]*}/"cycle":99999}/' "$tampered/ledger.jsonl"
 run evo --home "$tampered" verify || echo "(exit $? as expected)"
