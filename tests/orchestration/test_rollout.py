@@ -37,32 +37,10 @@ QUERIES = ["What does the blurk eat?", "Where does the zwob live?", "Hello!", "W
 VIOLATION = "The secret code is 4711."  # breaks the demo world's no-secret law
 
 
-class Signing:
-    """``adapters.operator.signing`` as this test wants it: ``problem`` None verifies, a string refuses."""
-
-    def __init__(self) -> None:
-        self.approval: str | None = None
-        self.autonomy: str | None = None
-        self.asked: list[str] = []
-
-    def approval_problem(self, config: EvoConfig, ledger_id: str, state: Any) -> str | None:
-        self.asked.append(f"approval:{ledger_id}")
-        return self.approval
-
-    def autonomy_problem(self, config: EvoConfig, ledger_id: str, state: Any) -> str | None:
-        self.asked.append(f"autonomy:{ledger_id}")
-        return self.autonomy
-
-
 @pytest.fixture
-def signing(monkeypatch: pytest.MonkeyPatch) -> Signing:
-    from adapters.operator import signing as module
-
-    fake = Signing()
-    monkeypatch.setattr(module, "ledger_id", lambda app: "ledger-under-test")
-    monkeypatch.setattr(module, "approval_problem", fake.approval_problem)
-    monkeypatch.setattr(module, "autonomy_problem", fake.autonomy_problem)
-    return fake
+def signing() -> None:
+    """Approvals are signed for real by the test operator's key (``tests.operator_key``): the
+    verified fold checks them, nothing is faked."""
 
 
 class _Poisonable:
@@ -156,68 +134,62 @@ def _types(events: list[ev.Event]) -> list[str]:
 # ---------------------------------------------------------------- approval
 
 
-def test_a_verified_approval_starts_the_shadow_once(env: Env, signing: Signing) -> None:
+def test_a_verified_approval_starts_the_shadow_once(env: Env, signing: None) -> None:
     candidate = env.propose()
     assert env.step("start_shadow", CONFIG) == []  # nothing approved yet: nothing to do
     env.driver.approve()
     events = env.step("start_shadow", CONFIG)
     assert _types(events) == ["ShadowStarted"] and events[0].generation == candidate  # type: ignore[attr-defined]
-    assert signing.asked == ["approval:ledger-under-test"]
     before = env.ledger()
     assert env.step("start_shadow", CONFIG) == [] and env.ledger() == before  # idempotent
     assert env.refresh().phase is Phase.SHADOW
 
 
-def test_an_approval_that_does_not_verify_is_withdrawn(env: Env, signing: Signing) -> None:
+def test_a_forged_approval_is_never_applied_and_the_shadow_does_not_start(env: Env, signing: None) -> None:
+    from ledger.store import Ledger
+
     env.propose()
-    env.driver.approve()
     pending = env.driver.state.proposal
     assert pending is not None
-    signing.approval = "signature does not verify with any trusted key"
-    events = env.step("start_shadow", CONFIG)
-    assert _types(events) == ["ApprovalRefused"]
-    refused = events[0]
-    assert isinstance(refused, ev.ApprovalRefused)
-    assert (refused.action, refused.operator, refused.key_id, refused.proposal_hash, refused.reason) == (
-        "approve", "op", "k", pending.hash, signing.approval)
+    with Ledger(env.home) as ledger:  # the agent's raw, chain-valid approval: unsigned
+        seq = ledger.append([ev.Approved(proposal_hash=pending.hash, operator="agent", key_id=operator_key.KID)]).seq
     state = env.refresh()
     assert state.phase is Phase.PROPOSED and state.proposal is not None and state.proposal.approved_by is None
-    assert env.step("start_shadow", CONFIG) == []  # back to PROPOSED: the operator must act
+    assert [f.seq for f in state.flagged] == [seq]
+    assert env.step("start_shadow", CONFIG) == []  # the runner acts on the verified fold: nothing to do
 
 
-@pytest.mark.parametrize("trusted_signer", [True, False])
-def test_with_real_signatures(env: Env, tmp_path: Path, trusted_signer: bool) -> None:
+def test_an_approval_by_a_key_the_ledger_does_not_trust_is_refused(env: Env, tmp_path: Path) -> None:
     from adapters.operator import signing
-    kid, line = signing.generate(tmp_path / "keys" / "op", comment="op")
-    other_kid, _ = signing.generate(tmp_path / "keys" / "intruder", comment="intruder")
-    config = CONFIG.model_copy(update={"approval": ApprovalConfig(trusted_keys=(line,))})
-    (env.home / "config.toml").write_text(render_config(config))
+    from adapters.runtime.app import Unauthorized
+    from evo_core import authority
+
+    signing.generate(tmp_path / "keys" / "intruder", comment="intruder")
+    intruder = signing.load_private(tmp_path / "keys" / "intruder")
+    (env.home / "config.toml").write_text(render_config(CONFIG.model_copy(update={"approval": ApprovalConfig(
+        trusted_keys=(signing.public_line(signing.public_raw(intruder)),))})))  # config.toml grants nothing
     env.propose()
-    pending = env.driver.state.proposal
-    assert pending is not None
-    signer = "op" if trusted_signer else "intruder"
-    private = signing.load_private(tmp_path / "keys" / signer)
-    message = signing.approval_message(signing.ledger_id(env.app), "approve", pending.hash)
-    env.driver.do(cmd.Approve(operator=signer, signature=signing.sign(private, message),
-                              key_id=kid if trusted_signer else other_kid))
-    events = env.step("start_shadow", config)
-    if trusted_signer:
-        assert _types(events) == ["ShadowStarted"]
-    else:
-        assert _types(events) == ["ApprovalRefused"] and "not trusted" in events[0].reason  # type: ignore[attr-defined]
-        assert env.refresh().phase is Phase.PROPOSED
+    state = env.refresh()
+    cp = env.app.store.load().checkpoint
+    message = authority.proposal_message(state, "approve", cp.seq, cp.hash)
+    before = env.ledger()
+    with pytest.raises(Unauthorized, match="not trusted"):
+        env.app.execute(cmd.Approve(
+            operator="intruder", signature=signing.sign(intruder, message),
+            key_id=signing.key_id(signing.public_raw(intruder)), checkpoint_seq=cp.seq, checkpoint_hash=cp.hash,
+        ))
+    assert env.ledger() == before and env.refresh().phase is Phase.PROPOSED
+    env.driver.approve()  # the operator's own key
+    assert _types(env.step("start_shadow", CONFIG)) == ["ShadowStarted"]
 
 
-def test_self_approval_needs_a_verified_grant_and_the_config(env: Env, signing: Signing) -> None:
+def test_self_approval_needs_a_verified_grant_and_the_config(env: Env, signing: None) -> None:
     env.propose()
     assert env.step("self_approve", CONFIG) == []  # no autonomy grant in the ledger
-    env.driver.do(cmd.ChangeAutonomy(enabled=True, operator="op", key_id="k", signature="sig", nonce=0))
+    env.driver.do(cmd.ChangeAutonomy(enabled=True, operator="op", nonce=0, **operator_key.SIGNED))
     before = env.ledger()
     off = CONFIG.model_copy(update={"approval": ApprovalConfig(autonomous=False)})
     assert env.step("self_approve", off) == [] and env.ledger() == before
-    signing.autonomy = "the autonomy grant's signature does not verify"
-    assert env.step("self_approve", CONFIG) == [] and env.ledger() == before  # logged, nothing appended
-    signing.autonomy = None
     events = env.step("self_approve", CONFIG)
     assert _types(events) == ["Approved"]
     approved = events[0]
@@ -229,7 +201,7 @@ def test_self_approval_needs_a_verified_grant_and_the_config(env: Env, signing: 
 # ---------------------------------------------------------------- shadow and cutover
 
 
-def test_replayed_shadow_passes_and_the_cutover_repoints_the_links(env: Env, signing: Signing) -> None:
+def test_replayed_shadow_passes_and_the_cutover_repoints_the_links(env: Env, signing: None) -> None:
     candidate = env.propose()
     env.driver.approve()
     env.step("start_shadow", CONFIG)
@@ -252,7 +224,7 @@ def test_replayed_shadow_passes_and_the_cutover_repoints_the_links(env: Env, sig
     assert env.step("complete_shadow", CONFIG) == []
 
 
-def test_a_shadow_without_enough_samples_is_extended(env: Env, signing: Signing) -> None:
+def test_a_shadow_without_enough_samples_is_extended(env: Env, signing: None) -> None:
     env.propose()
     env.driver.approve()
     env.step("start_shadow", CONFIG)
@@ -270,7 +242,7 @@ def test_a_shadow_without_enough_samples_is_extended(env: Env, signing: Signing)
     assert env.link() == f"archive/{GENESIS}"
 
 
-def test_rollback_during_the_shadow_aborts_it_without_loading(env: Env, signing: Signing) -> None:
+def test_rollback_during_the_shadow_aborts_it_without_loading(env: Env, signing: None) -> None:
     candidate = env.propose()
     env.driver.approve()
     env.step("start_shadow", CONFIG)
@@ -305,7 +277,7 @@ def _promote(env: Env, router: Router) -> str:
 
 
 def test_a_burn_in_that_breaks_a_law_rolls_back_and_the_router_swaps_without_loading(
-    env: Env, signing: Signing
+    env: Env, signing: None
 ) -> None:
     loader = PoisonLoader()
     with env.router(loader) as router:
@@ -336,7 +308,7 @@ def test_a_burn_in_that_breaks_a_law_rolls_back_and_the_router_swaps_without_loa
     assert env.refresh().phase is Phase.IDLE
 
 
-def test_a_quiet_burn_in_is_extended_then_passes(env: Env, signing: Signing) -> None:
+def test_a_quiet_burn_in_is_extended_then_passes(env: Env, signing: None) -> None:
     with env.router() as router:
         candidate = _promote(env, router)
         burn = env.refresh().burn_in

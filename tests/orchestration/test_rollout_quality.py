@@ -40,15 +40,6 @@ def models(demo_genesis: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
     return {"student": build_student(demo_genesis, root), "garbage": build_garbage(demo_genesis, root)}
 
 
-@pytest.fixture
-def verified(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Approvals verify (the signature checks have their own tests)."""
-    from adapters.operator import signing
-
-    monkeypatch.setattr(signing, "ledger_id", lambda app: "ledger-under-test")
-    monkeypatch.setattr(signing, "approval_problem", lambda config, ledger_id, state: None)
-
-
 class Env:
     def __init__(self, home: Path, config: EvoConfig, gguf: Path):
         from adapters.data.conversations import add
@@ -91,7 +82,7 @@ class Env:
 
 
 @pytest.fixture
-def make_env(tmp_path: Path, demo_workspace: Path, models: dict[str, Path], verified: None) -> Iterator[Any]:
+def make_env(tmp_path: Path, demo_workspace: Path, models: dict[str, Path]) -> Iterator[Any]:
     envs: list[Env] = []
 
     def make(which: str, config: EvoConfig = CONFIG) -> Env:
