@@ -174,7 +174,7 @@ def clear_cache() -> None:
         _DIGESTS.clear()
 
 
-class _Problem(Exception):
+class _Problem(ServingError):
     """One line saying why bytes cannot be served (internal: callers get the line)."""
 
 

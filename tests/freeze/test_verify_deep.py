@@ -31,7 +31,7 @@ def test_deep_verify_catches_a_changed_genesis_archive(evo: Evo) -> None:
     assert r.code == 1
     assert f"archive of {GENESIS}" in r.err and "does not match the recorded" in r.err
     report = json.loads(evo("verify", "--deep", "--json").out)
-    assert report["ok"] is False and report["first_bad_seq"] == 0
+    assert report["ok"] is False and report["first_bad_seq"] == 1  # seq 0 pins the operator key
 
 
 def test_deep_verify_checks_every_frozen_candidate(evo: Evo, driver: LedgerDriver, tmp_path: Path) -> None:

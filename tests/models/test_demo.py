@@ -89,8 +89,7 @@ def test_init_registered_it_with_its_weights_hash(demo_workspace: Path, demo_gen
 
     with App(demo_workspace) as app:
         events = [r.event for r in app.store.ledger.records()]
-    reg = events[0]
-    assert isinstance(reg, GenerationRegistered)
+    reg = next(e for e in events if isinstance(e, GenerationRegistered))
     assert reg.source == "demo" and reg.archive == "archive/Luna-G000-genesis"
     assert reg.model_hash == weights_hash(demo_genesis / "weights")
     assert reg.archive_hash == hash_tree(demo_genesis)

@@ -37,7 +37,7 @@ from evo_core.values import BudgetUsed, TrainingStats
 from ledger.memory import MemoryLedger
 from ledger.store import Ledger
 from tests.cli.conftest import LedgerDriver
-from tests.core.helpers import BASELINE, BETTER, CFG, GOOD, PASSES_BUT_WORSE, fake_hash
+from tests.core.helpers import BASELINE, BETTER, CFG, GOOD, PASSES_BUT_WORSE, SIGNED, fake_hash
 
 METRICS = {"a": GOOD, "b": BETTER, "c": PASSES_BUT_WORSE}
 
@@ -285,7 +285,7 @@ def test_self_approve_goes_to_the_rollout_when_autonomy_is_on(loop: MemoryLoop, 
     driver = loop.driver
     fake = Rollout(monkeypatch, CFG)
     fake.idle.add("self_approve")  # the grant does not verify: it appends nothing
-    driver.do(cmd.ChangeAutonomy(enabled=True, operator="op", signature="sig", key_id="k", nonce=0))
+    driver.do(cmd.ChangeAutonomy(enabled=True, operator="op", nonce=0, **SIGNED))
     driver.window([GOOD, BETTER, "fail"])
     report = loop.run(until_idle=True)
     assert fake.calls == ["self_approve"] and report.phase == "proposed"

@@ -128,7 +128,7 @@ def test_every_answer_of_the_new_head_is_recorded_and_timed(make_env: Any) -> No
         (env.candidate, False, False, a.query_id) for a in answers
     ]
     assert all(o.latency_ratio is not None and o.latency_ratio > 0 for o in observed)
-    assert sorted(set(loader.loads)) == sorted({GENESIS, env.candidate}) and len(loader.loads) == 2
+    assert set(loader.loads) == {GENESIS, env.candidate}, loader.loads  # (the old HEAD loads twice: see the closing note of issue 13)
     burn = env.driver.app.state().burn_in
     assert burn is not None and burn.answers == len(QUERIES) and burn.latency_samples == len(QUERIES)
 

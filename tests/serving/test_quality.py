@@ -21,7 +21,7 @@ from evo_core import commands as cmd
 from evo_core import events as ev
 from evo_core.config import EvoConfig, ShadowConfig, render_config
 from evo_core.state import Phase
-from tests.cli.conftest import LedgerDriver
+from tests.cli.conftest import ArchivingDriver
 from tests.core.helpers import BETTER, CFG, GOOD
 
 GENESIS_QUESTIONS = [f.question(0) for f in demo_world.era_facts(0)] + [q for q, _ in demo_world.SMALL_TALK]
@@ -126,16 +126,14 @@ class Env:
 
         self.home = home
         (home / "config.toml").write_text(render_config(config))
-        self.driver = d = LedgerDriver(config=config)
+        self.driver = d = ArchivingDriver(config=config)  # every candidate frozen serving ``gguf``
+        d.home, d.gguf = home, gguf
         d.app = App(home)
         add(d.app.ws, demo_world.conversations(1, demo_world.ERA_CYCLES, per_1000_cycles=200))
         d.state = d.app.state()
         d.window([GOOD, BETTER, "fail"])
         assert d.state.proposal is not None
         self.candidate = d.state.proposal.proposal.candidate
-        folder = home / "models" / "archive" / self.candidate
-        folder.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(gguf, folder / "model.gguf")
         d.approve()
         d.do(cmd.StartShadow(config=config))
 

@@ -33,6 +33,7 @@ class HeadModel:
     burn_prev: str | None = None  # HEAD before the last promotion: where a failed burn-in goes
     samples: list[float] = field(default_factory=list)
     answers: list[Answer] = field(default_factory=list)
+    revoked: list[str] = field(default_factory=list)  # generations a rollback took off HEAD (issue 13)
 
     def register(self, genesis: str) -> None:
         assert self.phase == "empty"
@@ -82,7 +83,8 @@ class HeadModel:
         if verdict == "extended":
             return
         if verdict == "failed":  # the automatic rollback
-            assert self.burn_prev is not None
+            assert self.burn_prev is not None and self.head is not None
+            self.revoked.append(self.head)
             self.head = self.burn_prev
         self.phase = "idle"
 
@@ -94,8 +96,11 @@ class HeadModel:
             return None
         aborting = self.phase in ("approved", "shadow")
         want: str | None
+        live = [g for g in self.promoted if g not in self.revoked]
         if to is not None:
-            matches = [g for g in self.promoted if g == to] or [g for g in self.promoted if g.startswith(to)]
+            if to in self.revoked:
+                return None
+            matches = [g for g in live if g == to] or [g for g in live if g.startswith(to)]
             if len(matches) != 1:
                 return None
             want = matches[0]
@@ -104,7 +109,7 @@ class HeadModel:
         elif self.phase == "burn_in":
             want = self.burn_prev
         else:
-            earlier = [g for g in self.promoted if gen_of(g) < gen_of(self.head)]
+            earlier = [g for g in live if gen_of(g) < gen_of(self.head)]
             if not earlier:
                 return None
             want = max(earlier, key=lambda g: (gen_of(g), self.promoted.index(g)))
@@ -113,6 +118,8 @@ class HeadModel:
         return want
 
     def roll_back(self, to_generation: str) -> None:
+        if self.head is not None and self.head != to_generation:
+            self.revoked.append(self.head)
         self.head = to_generation
         if self.phase != "window":
             self.phase = "idle"

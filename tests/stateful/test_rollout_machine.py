@@ -32,9 +32,10 @@ from adapters.runtime.app import App
 from evo_core import commands as cmd
 from evo_core import events as ev
 from evo_core.errors import DomainError
-from evo_core.evolve import fold
 from evo_core.state import State
+from adapters.runtime.history import verified_fold
 from ledger.store import Ledger
+from tests import operator_key
 from tests.core.helpers import SIGNED, check_history, check_invariants, fake_hash
 from tests.stateful.crash import POINTS, Crash, Crasher
 from tests.stateful.model import Answer, HeadModel
@@ -87,7 +88,10 @@ class RolloutMachine(RuleBasedStateMachine):
         if self._fresh is None or self._fresh[0] != key:
             with Ledger(self.home, fsync=False) as led:
                 events = [r.event for r in led.records()]
-            self._fresh = (key, events, fold(events))
+                state, step = State(), verified_fold(led).evolve  # the fold every process uses
+                for e in events:
+                    state = step(state, e)
+            self._fresh = (key, events, state)
         return self._fresh[1], self._fresh[2]
 
     @property
@@ -121,6 +125,7 @@ class RolloutMachine(RuleBasedStateMachine):
         return self.lost
 
     def step(self, app: App, command: cmd.Command) -> list[ev.Event]:
+        command = operator_key.signed(app, command)  # what the tests mark SIGNED, signed for real
         self.pending = (command, app.store.ledger.tail().seq, self.links_now())
         out = app.execute(command).events
         self.stale = False  # every successful command reconciles the links
@@ -158,7 +163,7 @@ class RolloutMachine(RuleBasedStateMachine):
         app = self.open_app()
         tail = app.store.ledger.tail()
         with pytest.raises(DomainError) as info:
-            app.execute(command)
+            app.execute(operator_key.signed(app, command))
         note(f"{type(command).__name__} refused: {info.value}")
         assert app.store.ledger.tail() == tail
 
