@@ -53,6 +53,7 @@ from evo_core import events as ev
 from evo_core.errors import CorruptHistory, InvalidInput
 from evo_core.gates import PAIRED, budget_breaches, generalize_gate, recall_gate, tone_gate
 from evo_core.guards import is_hex64
+from evo_core.reactions import CompleteBurnIn, CompleteShadow, reactions
 from evo_core.state import CandidateStatus, Flag, Phase, State
 from evo_core.transitions import accepts
 from evo_core.window import draft_proposal, rank, verdict
@@ -264,13 +265,11 @@ def _approval_problem(state: State, e: ev.Approved | ev.Rejected, crypto: Crypto
 
 
 def _shadow_verdict_problem(state: State, e: ev.ShadowCompleted) -> str | None:
-    """The verdict must be due (the shadow's cycles are over), about the shadow running, on
+    """The verdict must be due (``reactions`` says when), about the shadow running, on
     the comparisons recorded, and follow from them and the thresholds it names."""
     shadow = state.shadow
-    if shadow is None or shadow.generation != e.generation:
-        return f"{e.generation} is not in shadow"
-    if state.cycle < shadow.until_cycle:
-        return f"the shadow runs until cycle {shadow.until_cycle} (now {state.cycle})"
+    if shadow is None or CompleteShadow(generation=e.generation) not in reactions(state):
+        return f"no verdict on the shadow of {e.generation} is due"
     if (e.samples, e.scored, e.judged) != (shadow.samples, shadow.scored, shadow.judged):
         return f"it counts {e.samples} comparisons, the ledger holds {shadow.samples}"
     parity = shadow.parity or 0.0
@@ -286,10 +285,8 @@ def _shadow_verdict_problem(state: State, e: ev.ShadowCompleted) -> str | None:
 
 def _burn_in_verdict_problem(state: State, e: ev.BurnInPassed | ev.BurnInFailed) -> str | None:
     burn = state.burn_in
-    if burn is None or burn.generation != e.generation:
-        return f"{e.generation} is not under burn-in"
-    if state.cycle < burn.until_cycle:
-        return f"the burn-in runs until cycle {burn.until_cycle} (now {state.cycle})"
+    if burn is None or CompleteBurnIn(generation=e.generation) not in reactions(state):
+        return f"no verdict on the burn-in of {e.generation} is due"
     if (e.answers, e.errors, e.law_violations) != (burn.answers, burn.errors, burn.law_violations):
         return f"it counts {e.answers} answers, the ledger holds {burn.answers}"
     return None

@@ -166,16 +166,16 @@ def reject(state: State, c: cmd.Reject) -> Events:
 
 
 def _resolve_promoted(state: State, name: str) -> str:
-    revoked = by_prefix(name, list(state.revoked))
-    if name in state.revoked or (len(revoked) == 1 and not by_prefix(name, [g for g in state.promoted if g not in state.revoked])):
-        gone = name if name in state.revoked else revoked[0]
-        raise RollbackError(f"{gone} was rolled back by an operator's (or the burn-in's) rollback: it is revoked")
-    matches = by_prefix(name, [g for g in state.promoted if g not in state.revoked])
+    live = [g for g in state.promoted if g not in state.revoked]
+    matches = by_prefix(name, live)
     if len(matches) == 1:
         return matches[0]
-    known = ", ".join(g for g in state.promoted if g not in state.revoked and g != state.head) or "none"
     if matches:
         raise RollbackError(f"{name!r} is ambiguous: {', '.join(matches)}")
+    gone = by_prefix(name, list(state.revoked))
+    if len(gone) == 1:
+        raise RollbackError(f"{gone[0]} was rolled back by an operator's (or the burn-in's) rollback: it is revoked")
+    known = ", ".join(g for g in live if g != state.head) or "none"
     raise RollbackError(f"{name} was never promoted; rollback targets: {known}")
 
 
