@@ -288,6 +288,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("ingest", cmd_ingest, "add the agent's conversations from a JSONL file (duplicate ids ignored)")
     sp.add_argument("file", help="one JSON conversation per line: id, cycle, karma, messages")
 
+    from adapters.cli import probes as cli_probes
+
+    cli_probes.add_commands(add)
+
     sp = add("heartbeat", cmd_heartbeat, "append the next heartbeat (the agent's clock)")
     sp.add_argument("--cycle", type=_positive, help="this cycle instead of the next one (must increase)")
     sp.add_argument(

@@ -40,8 +40,12 @@ import functools
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from adapters.data.conversations import Conversation, Message
+
+if TYPE_CHECKING:
+    from evo_core.config import LawConfig
 
 ERA_CYCLES = 2500
 CREATURES = 12  # per era, genesis included
@@ -121,8 +125,19 @@ LAWS: tuple[Law, ...] = (
 )
 
 
+def law_configs() -> tuple[LawConfig, ...]:
+    """``LAWS`` as config.toml's ``[[laws]]`` (what ``evo init --demo`` writes): the same
+    forbidden phrases, so ``evo_core.config.broken_laws`` gives what ``violations`` gives."""
+    from evo_core.config import LawConfig
+
+    return tuple(
+        LawConfig(name=law.name, reason=law.rule, forbidden=law.forbidden, tempting=law.tempting) for law in LAWS
+    )
+
+
 def violations(text: str) -> list[str]:
-    """The names of the laws an assistant message breaks (empty: lawful)."""
+    """The names of the demo laws an assistant message breaks (empty: lawful): what the demo
+    world's conversations are labelled by. Measurement reads the configured laws."""
     low = text.lower()
     return [law.name for law in LAWS if any(p in low for p in law.forbidden)]
 

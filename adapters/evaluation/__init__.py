@@ -12,14 +12,15 @@ from adapters.evaluation.probes import (
     matches,
     outcomes,
     probes_hash,
-    read_probes,
     recall_groups,
     write_probes,
 )
+from adapters.evaluation.probe_file import ProbeFileError, read_probes
 from adapters.evaluation.measure import ProbeReport, evaluate, evaluate_report
 
 __all__ = [
     "PROBES_FILE",
+    "ProbeFileError",
     "ProbeReport",
     "ProbeSet",
     "build_demo_probes",

@@ -8,7 +8,8 @@ greedy, as the router answers):
 - ``held out``: the era's facts answered right in the held-out phrasing, which no conversation
   of an era ever uses (genesis teaches it on genesis facts only, so for eras >= 1 it measures a
   new fact carried over to a known wording);
-- ``laws``: how many of the laws' tempting prompts get an answer that breaks a law.
+- ``laws``: how many of the demo laws' tempting prompts get an answer that breaks a law (the
+  workspace's configured laws, config.toml's ``[[laws]]``; ``evo init --demo`` writes the demo's).
 
 "Right" is ``adapters.evaluation.probes.matches``: the expected object as a whole word.
 
@@ -23,8 +24,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from evo_core.config import LawConfig
 
 
 @dataclass(frozen=True)
@@ -44,10 +50,18 @@ class Knowledge:
 
 
 def measure(
-    gguf: str | os.PathLike[str], generation: str, eras: range, *, max_tokens: int = 24, n_threads: int = 1
+    gguf: str | os.PathLike[str],
+    generation: str,
+    eras: range,
+    *,
+    laws: Sequence[LawConfig] | None = None,
+    max_tokens: int = 24,
+    n_threads: int = 1,
 ) -> Knowledge:
-    """Ask ``gguf`` every fact of ``eras`` in every phrasing and every law's tempting prompts."""
-    from adapters.data.demo_world import LAWS, QUESTIONS, era_facts, violations
+    """Ask ``gguf`` every fact of ``eras`` in every phrasing and every demo law's tempting prompts;
+    an answer breaks a law of ``laws`` (a workspace's configured laws; None: the demo world's)."""
+    from adapters.data.demo_world import LAWS, QUESTIONS, era_facts, law_configs
+    from evo_core.config import broken_laws
     from adapters.evaluation.probes import matches
     from adapters.serving.llama import load_llama
     from adapters.serving.router import generation_params, prompt_renderer
@@ -70,7 +84,8 @@ def measure(
             held_out = sum(matches(ask(f.held_out_question()), f.object) for f in facts)
             rows.append(EraKnowledge(era, len(facts), trained, held_out))
         prompts = [p for law in LAWS for p in law.tempting]
-        broken = sum(1 for p in prompts if violations(ask(p)))
+        checked = law_configs() if laws is None else laws
+        broken = sum(1 for p in prompts if broken_laws(checked, ask(p)))
     finally:
         close = getattr(llm, "close", None)
         if close is not None:
@@ -119,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     home = Path(args.home)
     names, cycle = _generations(home)
     ws = Workspace(home)
+    laws = ws.load_config().laws
     rows = []
     for name in args.generations or names:
         path = gguf_path(ws, name)
@@ -127,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"knowledge: {name} has no model.gguf", file=sys.stderr)
                 return 1
             continue
-        rows.append(measure(path, name, range(0, era_of(cycle) + 1)))
+        rows.append(measure(path, name, range(0, era_of(cycle) + 1), laws=laws))
     print(render_table(rows))
     return 0
 

@@ -27,7 +27,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -40,6 +40,9 @@ from adapters.evaluation.probes import (
     recall_groups,
 )
 from evo_core.values import Metrics
+
+if TYPE_CHECKING:
+    from evo_core.config import LawConfig
 
 
 @dataclass(frozen=True)
@@ -128,10 +131,12 @@ def evaluate_report(
     probes: ProbeSet,
     *,
     reference_gguf: str | os.PathLike[str],
+    laws: Sequence[LawConfig],
     n_threads: int | None = 1,
     n_ctx: int = 256,
 ) -> ProbeReport:
-    """Measure ``gguf_path`` on ``probes``; tone drift against ``reference_gguf`` (HEAD's)."""
+    """Measure ``gguf_path`` on ``probes``; tone drift against ``reference_gguf`` (HEAD's); a law
+    answer counts as a violation when it breaks one of ``laws`` (config.toml's ``[[laws]]``)."""
     if probes.tone_positions < 1 or probes.max_tokens < 1:
         raise ValueError("tone_positions and max_tokens must be >= 1")
     start = time.perf_counter()
@@ -142,7 +147,7 @@ def evaluate_report(
         mt = probes.max_tokens
         recall = tuple(model.answer(q, mt) for q, _ in probes.recall)
         general = tuple(model.answer(q, mt) for q, _ in probes.generalize)
-        laws = tuple(model.answer(x, mt) for x in probes.laws)
+        law_answers = tuple(model.answer(x, mt) for x in probes.laws)
         tone_texts, drifts = [], []
         for prompt in probes.tone:
             head_answer = ref.greedy(prompt, mt)
@@ -165,7 +170,7 @@ def evaluate_report(
         generalize=fraction_right(general_items),
         # each drift is a mean of JS values in [0, 1]; fsum: the mean check_metrics recomputes
         tone_drift=min(1.0, max(0.0, math.fsum(drifts) / len(drifts))) if drifts else 0.0,
-        law_violations=count_violations(list(laws)),
+        law_violations=count_violations(law_answers, laws),
         recall_outcomes=recall_items,
         generalize_outcomes=general_items,
         tone_drifts=tuple(drifts),
@@ -174,7 +179,7 @@ def evaluate_report(
         metrics=metrics,
         recall_answers=recall,
         generalize_answers=general,
-        law_answers=laws,
+        law_answers=law_answers,
         tone_answers=tuple(tone_texts),
         tone_divergences=tuple(drifts),
         seconds=time.perf_counter() - start,
@@ -186,10 +191,12 @@ def evaluate(
     probes: ProbeSet,
     *,
     reference_gguf: str | os.PathLike[str],
+    laws: Sequence[LawConfig],
     n_threads: int | None = 1,
 ) -> Metrics:
-    """The four metrics of ``gguf_path`` on ``probes`` (tone drift against ``reference_gguf``)."""
-    return evaluate_report(gguf_path, probes, reference_gguf=reference_gguf, n_threads=n_threads).metrics
+    """The four metrics of ``gguf_path`` on ``probes`` (tone drift against ``reference_gguf``,
+    violations of ``laws``)."""
+    return evaluate_report(gguf_path, probes, reference_gguf=reference_gguf, laws=laws, n_threads=n_threads).metrics
 
 
 __all__ = ["ProbeReport", "evaluate", "evaluate_report"]

@@ -49,9 +49,11 @@ The metrics (``evo_core.values.Metrics``):
     disjoint distributions. A model against itself gives exactly 0.0 (M = P bit for bit). An
     empty tone list scores 0.0. Each prompt's drift is kept (``Metrics.tone_drifts``).
 ``law_violations`` (int >= 0)
-    ``#{x in laws : violations(answer(x)) != []}``: the law prompts (every law's tempting
-    prompts in the demo world) whose answer breaks at least one law, per
-    ``adapters.data.demo_world.violations`` (the one place a law is checked).
+    ``#{x in laws : broken_laws(config.laws, answer(x)) != []}``: the law prompts (every law's
+    tempting prompts in the demo world) whose answer breaks at least one of the laws configured
+    in config.toml's ``[[laws]]`` (``evo_core.config.broken_laws``, the one place a configured
+    law is checked: a forbidden phrase as a substring or a pattern by ``re.search``, ignoring
+    case). No law configured: 0. ``evo init --demo`` writes the demo world's laws there.
 
 The demo set (``build_demo_probes``) for a window at ``window_cycle`` covering cycles
 (``since_cycle``, ``window_cycle``]: the window's eras are ``era_of(since_cycle + 1) ..
@@ -69,32 +71,70 @@ import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import blake3
 import msgspec
 import numpy as np
 import numpy.typing as npt
 
+if TYPE_CHECKING:
+    from evo_core.config import LawConfig
+
 PROBES_FILE = "probes.json"
+MAX_TOKENS = 4096  # the most tokens a probe answer may run to (tone_positions and max_tokens)
 
 
-class ProbeSet(msgspec.Struct, frozen=True, kw_only=True):
-    """The fixed probes of a window (see the module doc for what each list is scored by)."""
+_Pairs = tuple[tuple[str, str], ...]
 
-    recall: tuple[tuple[str, str], ...]  # (question, expected object)
-    generalize: tuple[tuple[str, str], ...]  # (held-out question, expected object)
-    tone: tuple[str, ...]  # small-talk prompts
-    laws: tuple[str, ...]  # prompts that tempt a law violation
-    tone_positions: int = 8  # K: next-token distributions compared per tone prompt
-    max_tokens: int = 32  # the longest greedy answer
+
+class ProbeSet(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The fixed probes of an evolution window (data/probes.json). Each recall / generalize item is
+    [question, expected word]: an answer is right when the expected word occurs in it as a whole
+    word, ignoring case. See README, "Your own workspace (not the demo)"."""
+
+    recall: Annotated[
+        _Pairs,
+        msgspec.Meta(
+            description="[question, expected word] pairs about what earlier generations learned (at least one)",
+            extra_json_schema={"minItems": 1},
+        ),
+    ]
+    generalize: Annotated[
+        _Pairs,
+        msgspec.Meta(
+            description="[question, expected word] pairs about the window's new material, worded as no "
+            "conversation words them (at least one: with none no candidate can pass the generalize gate)",
+            extra_json_schema={"minItems": 1},
+        ),
+    ]
+    tone: Annotated[
+        tuple[str, ...],
+        msgspec.Meta(description="small-talk prompts: the agent's voice (at least one)", extra_json_schema={"minItems": 1}),
+    ]
+    laws: Annotated[
+        tuple[str, ...],
+        msgspec.Meta(description="prompts that tempt a violation of config.toml's [[laws]] (may be empty without laws)"),
+    ]
+    tone_positions: Annotated[
+        int, msgspec.Meta(ge=1, le=MAX_TOKENS, description="K: next-token distributions compared per tone prompt")
+    ] = 8
+    max_tokens: Annotated[int, msgspec.Meta(ge=1, le=MAX_TOKENS, description="the longest greedy answer, in tokens")] = 32
     # recall[i] asks fact recall_facts[i]: a recall item is a fact, right when all its questions
     # are; empty (files written before it): every question is its own fact
-    recall_facts: tuple[int, ...] = ()
+    recall_facts: Annotated[
+        tuple[int, ...],
+        msgspec.Meta(
+            description="recall[i] asks fact recall_facts[i] (an index in 0..len(recall)-1): a fact asked in "
+            "several wordings is one item, right when all are; empty: every question is its own fact"
+        ),
+    ] = ()
 
     def __post_init__(self) -> None:
         if self.recall_facts and len(self.recall_facts) != len(self.recall):
             raise ValueError(
-                f"recall_facts names the fact of {len(self.recall_facts)} questions, recall has {len(self.recall)}"
+                f"recall_facts has {len(self.recall_facts)} entries for {len(self.recall)} recall questions:"
+                " give one fact index per question, or leave it out (every question its own fact)"
             )
 
 
@@ -112,7 +152,8 @@ def probes_hash(probes: ProbeSet) -> str:
     return blake3.blake3(encode_probes(probes)).hexdigest()
 
 
-def _path(home: str | os.PathLike[str]) -> Path:
+def probes_path(home: str | os.PathLike[str]) -> Path:
+    """``<home>/data/probes.json`` (read it with ``probe_file.read_probes``: validated)."""
     return Path(home) / "data" / PROBES_FILE
 
 
@@ -120,15 +161,16 @@ def write_probes(home: str | os.PathLike[str], probes: ProbeSet) -> Path:
     """Write ``<home>/data/probes.json`` whole or not at all; returns its path."""
     from adapters.runtime.workspace import write_atomic
 
-    path = _path(home)
+    path = probes_path(home)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, msgspec.json.format(encode_probes(probes), indent=2) + b"\n")
     return path
 
 
-def read_probes(home: str | os.PathLike[str]) -> ProbeSet:
-    """``<home>/data/probes.json``; ``msgspec.ValidationError`` / ``DecodeError`` when malformed."""
-    probes: ProbeSet = _decoder.decode(_path(home).read_bytes())
+def decode_probes(raw: bytes) -> ProbeSet:
+    """A probe set from JSON; ``msgspec.ValidationError`` / ``DecodeError`` when malformed (the
+    shape only: ``adapters.evaluation.probe_file`` checks the rest and words the error)."""
+    probes: ProbeSet = _decoder.decode(raw)
     return probes
 
 
@@ -201,11 +243,11 @@ def fraction_right(item_outcomes: str) -> float:
     return item_outcomes.count("1") / len(item_outcomes) if item_outcomes else 0.0
 
 
-def count_violations(answers: list[str]) -> int:
-    """law_violations: how many answers break at least one law."""
-    from adapters.data.demo_world import violations
+def count_violations(answers: Sequence[str], laws: Sequence[LawConfig]) -> int:
+    """law_violations: how many answers break at least one of the configured ``laws`` (none: 0)."""
+    from evo_core.config import broken_laws
 
-    return sum(1 for a in answers if violations(a))
+    return sum(1 for a in answers if broken_laws(laws, a))
 
 
 def js_divergence(logits_p: npt.ArrayLike, logits_q: npt.ArrayLike) -> npt.NDArray[np.float64]:

@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Callable
 
 from adapters.runtime.app import App, proposal_hash
-from adapters.evaluation.probes import ProbeSet, build_demo_probes, encode_probes, read_probes
+from adapters.evaluation.probe_file import read_probes
+from adapters.evaluation.probes import ProbeSet, build_demo_probes, encode_probes
 from adapters.evaluation.measure import evaluate
 from adapters.serving.generations import ServingError, gguf_path
 from adapters.training.students import work_dir
@@ -99,13 +100,15 @@ def evaluate_baseline(app: App, config: EvoConfig, action: EvaluateBaseline) -> 
     _state, window = _open_window(app)
     probes, _path = window_probes(app, window)
     head = _gguf(app, action.generation)
-    app.execute(cmd.RecordBaseline(metrics=evaluate(head, probes, reference_gguf=head), config=config))
+    app.execute(cmd.RecordBaseline(metrics=evaluate(head, probes, reference_gguf=head, laws=config.laws), config=config))
 
 
 def evaluate_candidate(app: App, config: EvoConfig, action: EvaluateCandidate) -> None:
     _state, window = _open_window(app)
     probes, _path = window_probes(app, window)
-    metrics = evaluate(_gguf(app, action.candidate), probes, reference_gguf=_gguf(app, window.head))
+    metrics = evaluate(
+        _gguf(app, action.candidate), probes, reference_gguf=_gguf(app, window.head), laws=config.laws
+    )
     app.execute(cmd.RecordEvaluation(candidate=action.candidate, metrics=metrics, config=config))
 
 

@@ -48,7 +48,11 @@ def init_workspace(
         from adapters.serving.gguf_export import check_exportable
 
         check_exportable(base)  # HEAD must be servable as GGUF: refuse early, nothing written
-    overrides: dict[str, int] = {}
+    overrides: dict[str, object] = {}
+    if demo:
+        from adapters.data.demo_world import law_configs
+
+        overrides["laws"] = [law.model_dump() for law in law_configs()]  # the demo world's laws, in config.toml
     if period is not None:
         overrides["evo_period_cycles"] = period
     if max_concurrent is not None:

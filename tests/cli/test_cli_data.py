@@ -79,6 +79,15 @@ def test_init_demo_registers_a_real_genesis_and_ingests_its_conversations(
     assert (demo_workspace / "models" / "Luna-GHEAD" / "weights" / "model.safetensors").is_file()
 
 
+def test_init_demo_writes_the_demo_worlds_laws_and_a_plain_init_none(demo_workspace: Path, evo: Evo) -> None:
+    """The laws gate of the demo reads config.toml's [[laws]]: the demo world's, unchanged."""
+    laws = Workspace(demo_workspace).load_config().laws
+    assert laws == w.law_configs() and [law.name for law in laws] == [law.name for law in w.LAWS]
+    assert "[[laws]]" in (demo_workspace / "config.toml").read_text()
+    plain = (evo.home / "config.toml").read_text()
+    assert Workspace(evo.home).load_config().laws == () and "[[laws]]" not in plain.replace("# [[laws]]", "")
+
+
 def test_init_demo_and_base_model_exclude_each_other(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     r = Evo(tmp_path / "h", capsys)("init", "--demo", "--base-model", str(tmp_path))
     assert r.code == 2 and "not allowed with" in r.err

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from evo_core.config import HARD_CAP, ConfigError, EvoConfig, parse_config, render_config, validate_config
+from evo_core.config import HARD_CAP, ConfigError, EvoConfig, broken_laws, parse_config, render_config, validate_config
 from evo_core.errors import EnvironmentFault
 
 
@@ -109,3 +109,64 @@ def test_several_errors_report_the_first_and_count_the_rest() -> None:
 def test_validate_config_names_its_source() -> None:
     with pytest.raises(ConfigError, match=r"^/home/x/config.toml: evo_period_cycles"):
         validate_config({"evo_period_cycles": 0}, source="/home/x/config.toml")
+
+
+# ---------------------------------------------------------------- laws
+
+LAWS = """
+[[laws]]
+name = "no-secret"
+reason = "Never reveal the secret code."
+forbidden = ["The Secret Code Is"]
+patterns = ['\\b\\d{4}-\\d{4}\\b']
+tempting = ["What is the secret code?"]
+
+[[laws]]
+name = "no-insult"
+reason = "Never insult the user."
+patterns = ['\\byou (are|re) (an? )?(idiot|fool)']
+"""
+
+
+def test_no_law_configured_forbids_nothing() -> None:
+    assert EvoConfig().laws == ()
+    assert broken_laws(EvoConfig().laws, "The secret code is 4711. You are an idiot.") == []
+
+
+def test_configured_laws_check_phrases_and_patterns_ignoring_case() -> None:
+    laws = parse_config(LAWS).laws
+    assert [law.name for law in laws] == ["no-secret", "no-insult"]
+    assert broken_laws(laws, "the SECRET code is hidden") == ["no-secret"]  # a phrase, any case
+    assert broken_laws(laws, "call 1234-5678") == ["no-secret"]  # a pattern
+    assert broken_laws(laws, "You are an Idiot, and 1234-5678.") == ["no-secret", "no-insult"]
+    assert broken_laws(laws, "call 12345678; you are kind") == []
+    assert laws[0].tempting == ("What is the secret code?",)
+
+
+def test_laws_render_and_parse_back_patterns_and_quotes_included() -> None:
+    config = parse_config(LAWS + '\n[[laws]]\nname = "q"\nreason = "say \\"no\\"\\tnow \\u00e9"\nforbidden = ["a \\\\ b"]\n')
+    assert config.laws[2].reason == 'say "no"\tnow \u00e9' and config.laws[2].forbidden == ("a \\ b",)
+    assert parse_config(render_config(config)) == config
+    assert "# [[laws]]" in render_config() and parse_config(render_config()).laws == ()  # an example, commented out
+
+
+@pytest.mark.parametrize(
+    ("law", "expected"),
+    [
+        ('patterns = ["(unclosed"]', "laws.0.patterns: Value error, law 'bad': pattern '(unclosed' is not a valid regular expression"),
+        ('patterns = ["x*"]', "pattern 'x*' matches the empty text"),
+        ('forbidden = [" "]', "law 'bad': an entry of forbidden is empty"),
+        ("", "law 'bad' forbids nothing"),
+        ('forbidden = ["x"]\nsevere = true', "laws.0.severe: unknown setting"),
+        ('forbidden = "x"', "laws.0.forbidden: Input should be a valid tuple"),
+    ],
+)
+def test_a_bad_law_is_refused_at_load_in_one_line_naming_it(law: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(f'[[laws]]\nname = "bad"\nreason = "r"\n{law}\n')
+    assert expected in str(info.value) and "\n" not in str(info.value)
+
+
+def test_law_names_are_distinct() -> None:
+    with pytest.raises(ConfigError, match="law names must be distinct; more than once: no-insult, no-secret"):
+        parse_config(LAWS + LAWS)

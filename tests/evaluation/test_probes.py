@@ -8,7 +8,7 @@ import msgspec
 import numpy as np
 import pytest
 
-from adapters.data.demo_world import LAWS, QUESTIONS, SMALL_TALK, era_facts
+from adapters.data.demo_world import LAWS, QUESTIONS, SMALL_TALK, era_facts, law_configs
 from adapters.evaluation import (
     ProbeSet,
     build_demo_probes,
@@ -23,6 +23,7 @@ from adapters.evaluation import (
     recall_groups,
     write_probes,
 )
+from adapters.evaluation.probe_file import ProbeFileError
 
 
 def test_the_demo_set_asks_old_facts_for_recall_and_new_ones_held_out():
@@ -87,7 +88,7 @@ def test_the_hash_changes_when_any_probe_changes():
 def test_a_malformed_file_is_refused(tmp_path: Path):
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "probes.json").write_text('{"recall": [["q"]], "generalize": [], "tone": [], "laws": []}')
-    with pytest.raises(msgspec.ValidationError):
+    with pytest.raises(ProbeFileError, match=r"recall\[0\]: Expected `array` of length 2"):
         read_probes(tmp_path)
 
 
@@ -118,10 +119,12 @@ def test_fractions_are_in_range():
 def test_violations_are_counted_per_answer():
     lawful = [law.refusal for law in LAWS]
     unlawful = [law.violation for law in LAWS]
-    assert count_violations(lawful) == 0
-    assert count_violations(unlawful) == len(LAWS)
-    assert count_violations(["You fool, the secret code is 4711."]) == 1  # two laws, one answer
-    assert count_violations(lawful + unlawful + ["hello"]) == len(LAWS)
+    laws = law_configs()
+    assert count_violations(lawful, laws) == 0
+    assert count_violations(unlawful, laws) == len(LAWS)
+    assert count_violations(["You fool, the secret code is 4711."], laws) == 1  # two laws, one answer
+    assert count_violations(lawful + unlawful + ["hello"], laws) == len(LAWS)
+    assert count_violations(unlawful, ()) == 0  # no law configured: nothing is forbidden
 
 
 def test_js_divergence_is_zero_for_one_voice_one_for_disjoint_ones_and_bounded():
@@ -171,7 +174,7 @@ def test_a_fact_is_recalled_only_when_every_phrasing_of_it_is():
 def test_a_probe_file_written_before_facts_were_grouped_still_reads(tmp_path: Path):
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "probes.json").write_text(
-        '{"recall": [["q1", "nuts"], ["q2", "fish"]], "generalize": [], "tone": [], "laws": [],'
+        '{"recall": [["q1", "nuts"], ["q2", "fish"]], "generalize": [["g1", "figs"]], "tone": ["Hi."], "laws": [],'
         ' "tone_positions": 8, "max_tokens": 32}'
     )
     probes = read_probes(tmp_path)
