@@ -133,6 +133,24 @@ class TrainConfig(_Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
 
+class ModelConfig(_Section):
+    """Precision of the models in memory and of the served GGUF (README: Real sizes)."""
+
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto",
+        description='frozen base and teachers in memory (LoRA and optimizer stay float32); "auto": '
+        "float32 under 50M parameters, else bfloat16 where the device has bf16 kernels",
+    )
+    gguf_type: Literal["auto", "f32", "f16", "q8_0", "q6_k", "q5_k_m", "q4_k_m"] = Field(
+        "auto",
+        description='the served model.gguf of new generations; "auto": f32 under 50M parameters, else f16; '
+        "quantized types are made by llama.cpp's quantizer from an f16 export that is parity-checked",
+    )
+    gradient_checkpointing: bool = Field(
+        False, description="recompute activations in the backward pass: less memory per student, more time"
+    )
+
+
 class ShadowConfig(_Section):
     """The shadow phase after approval (spec: 10% of TRIVIAL queries for 1000 cycles).
 
@@ -304,6 +322,7 @@ class EvoConfig(_Section):
     score: ScoreConfig = ScoreConfig()
     distill: DistillConfig = DistillConfig()
     train: TrainConfig = TrainConfig()
+    model: ModelConfig = ModelConfig()
     shadow: ShadowConfig = ShadowConfig()
     burn_in: BurnInConfig = BurnInConfig()
     approval: ApprovalConfig = ApprovalConfig()

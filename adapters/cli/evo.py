@@ -339,6 +339,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("generation", help="an archived generation's name (a unique prefix will do)")
     sp.add_argument("--dtype", choices=("f32", "f16", "q8_0"), default="f32", help="tensor type (default f32)")
 
+    from adapters.cli.disk import cmd_du
+
+    add("du", cmd_du, "bytes on disk per generation: weights/, adapter/, GGUF and the rest")
+
     sp = add("ask", cmd_ask, "ask HEAD (or any generation with a model.gguf) one question through llama.cpp")
     sp.add_argument("prompt", help="the user's message (rendered with the model's chat template)")
     sp.add_argument("--generation", metavar="G", help="a generation name or unique prefix (default: HEAD)")

@@ -156,14 +156,20 @@ def _build_genesis(folder: Path, genesis: str, *, demo: bool, base: Path | None)
 
 
 def _export_genesis(folder: Path, genesis: str) -> str:
-    """``folder/model.gguf`` (f32) and ``export.json``, so HEAD is servable from the start; a
+    """``folder/model.gguf`` (config ``[model] gguf_type``) and ``export.json``, so HEAD is servable from the start; a
     genesis whose GGUF fails the parity check refuses the init (one line, nothing written)."""
     from adapters.serving.gguf_export import ExportError, export_generation
+    from adapters.training.precision import parameter_count, resolve_gguf_type
+    from evo_core.config import EvoConfig
 
-    record = export_generation(folder, dtype="f32", name=genesis)
+    # the config init writes has the default [model] gguf_type: f32 for a small model, else f16
+    dtype = resolve_gguf_type(EvoConfig().model.gguf_type, parameter_count(folder / "weights"))
+    record = export_generation(folder, dtype=dtype, name=genesis)
     if not record.parity.passed:
         raise ExportError(f"the genesis model's GGUF export fails its parity check: {record.parity.summary()}")
+    if record.quantized is not None and not record.quantized.passed:
+        raise ExportError(f"the genesis model's quantized GGUF is out of tolerance: {record.quantized.summary()}")
     return (
-        f"model.gguf (served by llama.cpp; f32), blake3: {record.blake3}\n"
+        f"model.gguf (served by llama.cpp; {record.dtype}), blake3: {record.blake3}\n"
         f"{record.parity.summary()} (export.json)\n"
     )

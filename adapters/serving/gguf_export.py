@@ -37,6 +37,7 @@ import msgspec
 
 from adapters.hashing import hash_file
 from adapters.serving.parity import ParityReport
+from adapters.serving.quantize import QuantReport
 from adapters.runtime.workspace import WorkspaceError, write_atomic
 
 GGUF_NAME = "model.gguf"
@@ -67,7 +68,12 @@ class ExportRecord(msgspec.Struct, frozen=True, kw_only=True):
     blake3: str  # of model.gguf
     weights_hash: str  # of weights/ (adapters.models.hf.weights_hash): both formats are hashed
     seconds: float
-    parity: ParityReport
+    parity: ParityReport  # of the unquantized export (f32/f16; for a quantized dtype, its f16 source)
+    # a quantized dtype (adapters.serving.quantize): model.gguf checked against its f16 source
+    quantized: QuantReport | None = None
+    # bytes on disk of the generation's folder after the export (adapters.runtime.disk_usage):
+    # weights, adapter, gguf, other, total
+    disk: dict[str, int] = msgspec.field(default_factory=dict)
 
 
 def permute_qk(weights: Any, n_head: int, n_head_kv: int | None = None) -> Any:
@@ -348,30 +354,64 @@ def export_gguf(
 def export_generation(
     folder: str | os.PathLike[str],
     *,
-    dtype: Dtype = "f32",
+    dtype: str = "f32",
     name: str | None = None,
     tolerance: float | None = None,
 ) -> ExportRecord:
     """Export ``folder/weights`` to ``folder/model.gguf``, check its parity and record both in
     ``folder/export.json``. A failed parity check still leaves both files (the failure must be
-    visible and inspectable); the caller decides what it means (``record.parity.passed``)."""
-    from adapters.models.hf import weights_hash
-    from adapters.serving.parity import check_parity, tolerance_for
+    visible and inspectable); the caller decides what it means (``record.parity.passed``, and
+    ``record.quantized.passed`` for a quantized dtype).
 
+    ``dtype`` f32 or f16: written directly. A quantized dtype (``adapters.serving.quantize``:
+    q8_0 and the K-quants): an f16 export beside it is parity-checked, quantized by llama.cpp into
+    ``model.gguf``, checked against it within the type's tolerance, then deleted (a failed parity
+    check keeps the f16 file as ``model.gguf`` instead, unquantized)."""
+    from adapters.models.hf import weights_hash
+    from adapters.runtime.disk_usage import generation_usage
+    from adapters.serving.parity import check_parity, tolerance_for
+    from adapters.serving.quantize import QUANT_TYPES, SERVED_TYPES, check_quantized, quantize_gguf
+
+    if dtype not in SERVED_TYPES:
+        raise ExportError(f"unknown GGUF type {dtype!r}; one of {', '.join(SERVED_TYPES)}")
     root = Path(folder)
     weights = root / "weights"
     if not (weights / "config.json").is_file():
         raise ExportError(f"{root.name}: no weights to export ({weights}/config.json missing)")
-    info = export_gguf(weights, root / GGUF_NAME, dtype=dtype, name=name or root.name)
-    report = check_parity(weights, info.path, tolerance=tolerance if tolerance is not None else tolerance_for(dtype))
+    target = root / GGUF_NAME
+    quantized = None
+    if dtype in QUANT_TYPES:
+        source = root / f".{GGUF_NAME}.f16-{os.getpid()}"
+        try:
+            info = export_gguf(weights, source, dtype="f16", name=name or root.name)
+            report = check_parity(
+                weights, source, tolerance=tolerance if tolerance is not None else tolerance_for("f16")
+            )
+            if report.passed:
+                seconds = quantize_gguf(source, target, dtype)
+                quantized = check_quantized(source, target, dtype, seconds=seconds)
+                info = ExportInfo(
+                    path=str(target), dtype=dtype, bytes=target.stat().st_size,
+                    seconds=info.seconds + seconds, blake3=hash_file(target),
+                )
+            else:
+                os.replace(source, target)
+                info = ExportInfo(**{**msgspec.structs.asdict(info), "path": str(target)})
+        finally:
+            source.unlink(missing_ok=True)
+    else:
+        info = export_gguf(weights, target, dtype=dtype, name=name or root.name)  # type: ignore[arg-type]
+        report = check_parity(weights, info.path, tolerance=tolerance if tolerance is not None else tolerance_for(dtype))
     record = ExportRecord(
         gguf=GGUF_NAME,
-        dtype=dtype,
+        dtype=info.dtype,
         bytes=info.bytes,
         blake3=info.blake3,
         weights_hash=weights_hash(weights),
         seconds=info.seconds,
         parity=report,
+        quantized=quantized,
+        disk=generation_usage(root),
     )
     write_atomic(root / EXPORT_JSON, msgspec.json.format(msgspec.json.encode(record), indent=2) + b"\n")
     return record

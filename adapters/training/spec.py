@@ -84,6 +84,11 @@ class TrainSpec(msgspec.Struct, frozen=True, kw_only=True):
     threads: int = 1
     parent_hash: str = ""
     stabilizer_hash: str = ""
+    # config [model], resolved by the orchestrator (adapters.training.precision): the frozen
+    # base's dtype in memory (the LoRA and the optimizer stay float32) and the served GGUF's type
+    dtype: str = "float32"
+    gguf_type: str = "f32"
+    gradient_checkpointing: bool = False  # recompute activations in backward (less memory)
 
 
 class TrainResult(msgspec.Struct, frozen=True, kw_only=True):

@@ -120,6 +120,10 @@ def build_specs(app: App, config: EvoConfig, state: State, window: Window, todo:
     window_dir.mkdir(parents=True, exist_ok=True)
     cache_path = window_dir / "teacher_cache.safetensors"
     device = _device(config)
+    from adapters.training.precision import parameter_count, resolve_dtype, resolve_gguf_type
+
+    parameters = parameter_count(parent_dir)
+    dtype = resolve_dtype(config.model.dtype, device, parameters)
     wanted = sorted({i for ids in samples.values() for i in ids} | set(replay))
     tokenizer = AutoTokenizer.from_pretrained(str(parent_dir), local_files_only=True)
     parent_hash = weights_hash(parent_dir)
@@ -137,6 +141,7 @@ def build_specs(app: App, config: EvoConfig, state: State, window: Window, todo:
         parent_hash=parent_hash,
         stabilizer_hash=stabilizer_hash,
         teachers=teachers,
+        model_dtype=dtype,
     )
     d = config.distill
     threads = threads_per_worker(len(todo))
@@ -174,6 +179,9 @@ def build_specs(app: App, config: EvoConfig, state: State, window: Window, todo:
             threads=threads,
             parent_hash=parent_hash,
             stabilizer_hash=stabilizer_hash,
+            dtype=dtype,
+            gguf_type=resolve_gguf_type(config.model.gguf_type, parameters),
+            gradient_checkpointing=config.model.gradient_checkpointing,
         )
         for c in todo
     ]

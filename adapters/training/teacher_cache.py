@@ -57,11 +57,13 @@ def model_hash(model_dir: str | os.PathLike[str]) -> str:
     return weights_hash(model_dir)
 
 
-def load_model(model_dir: str, device: str = "cpu") -> Any:
-    """A causal LM from a local HF folder (or a generation folder holding ``weights/``), fp32."""
+def load_model(model_dir: str, device: str = "cpu", dtype: str = "float32") -> Any:
+    """A causal LM from a local HF folder (or a generation folder holding ``weights/``), its
+    weights in ``dtype`` (``adapters.training.precision``: float32, bfloat16 or float16)."""
     from adapters.models.hf import load_generation
+    from adapters.training.precision import torch_dtype
 
-    model, _ = load_generation(model_dir, device=device, dtype=torch.float32)
+    model, _ = load_generation(model_dir, device=device, dtype=torch_dtype(dtype))
     return model
 
 
@@ -128,9 +130,12 @@ def build_cache(
     parent_hash: str = "",
     stabilizer_hash: str = "",
     teachers: dict[str, int] | None = None,
+    model_dtype: str = "float32",
 ) -> CacheInfo:
     """Run G(N) (and G(N-1) when given) once over ``examples`` (id, text) and store the targets.
-    ``teachers`` maps an example id to which teachers know it (default: BOTH)."""
+    ``teachers`` maps an example id to which teachers know it (default: BOTH). The teachers run
+    in ``model_dtype`` (one at a time, no float32 copy of either); only each batch's logits are
+    widened to float32 for the top-k."""
     from adapters.training.loss import BOTH, NEW
 
     import time
@@ -159,7 +164,7 @@ def build_cache(
     models = [("t1", parent_dir)] + ([("t2", stabilizer_dir)] if stabilizer_dir else [])
     vocab = k = 0
     for key, model_dir in models:
-        model = load_model(model_dir, device).eval()
+        model = load_model(model_dir, device, model_dtype).eval()
         size = int(model.get_output_embeddings().weight.shape[0])
         if vocab and size != vocab:
             raise ValueError(f"teachers disagree on the vocabulary: {vocab} vs {size}")
@@ -181,6 +186,7 @@ def build_cache(
         "vocab_size": vocab,
         "max_seq_len": max_seq_len,
         "values_dtype": values_dtype,
+        "teachers_dtype": model_dtype,
         "primary": {
             "name": parent_name, "path": str(parent_dir),
             "blake3": parent_hash or model_hash(parent_dir),

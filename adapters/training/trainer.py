@@ -129,6 +129,7 @@ def train_args(spec: TrainSpec, run: _Run, cache: Any) -> dict[str, Any]:
         },
         "device": spec.device,
         "threads": spec.threads,
+        "dtype": {"base": spec.dtype, "adapter": "float32", "gradient_checkpointing": spec.gradient_checkpointing},
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__},
     }
 
@@ -187,8 +188,10 @@ def training_json(run: _Run, status: str, breach: tuple[str, float, float] | Non
     }
 
 
-def add_lora(model: Any, lora: Lora, seed: int) -> Any:
-    """G(N) wrapped with a fresh LoRA (peft freezes every base weight); its init is seeded."""
+def add_lora(model: Any, lora: Lora, seed: int, *, gradient_checkpointing: bool = False) -> Any:
+    """G(N) wrapped with a fresh LoRA (peft freezes every base weight); its init is seeded.
+    The adapter's weights are float32 whatever the base's dtype (peft's
+    ``autocast_adapter_dtype``), so the optimizer steps in float32 (mixed precision)."""
     import torch
     from peft import LoraConfig, get_peft_model
 
@@ -199,7 +202,11 @@ def add_lora(model: Any, lora: Lora, seed: int) -> Any:
     )
     with warnings.catch_warnings():  # peft asks transformers 5 a deprecated question
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
-        peft_model = get_peft_model(model, config)
+        peft_model = get_peft_model(model, config, autocast_adapter_dtype=True)
+    if gradient_checkpointing:
+        peft_model.enable_input_require_grads()  # the frozen embeddings would cut the graph
+        base: Any = peft_model.get_base_model()
+        base.activation_checkpointing_enable({"use_reentrant": False})
     peft_model.train()
     return peft_model
 
@@ -278,12 +285,12 @@ def _train(spec: TrainSpec, progress: Progress | None, run: _Run) -> TrainResult
     breach = meter.after_save()
 
     if breach is None:
-        model = load_model(spec.parent_dir, spec.device)
+        model = load_model(spec.parent_dir, spec.device, spec.dtype)  # frozen base (precision.py)
         tokenizer = load_tokenizer(spec.parent_dir)
         vocab = int(model.get_output_embeddings().weight.shape[0])
         if vocab != cache.vocab_size:
             raise ValueError(f"student vocab {vocab} != teacher cache vocab {cache.vocab_size}")
-        model = add_lora(model, spec.lora, spec.seed)
+        model = add_lora(model, spec.lora, spec.seed, gradient_checkpointing=spec.gradient_checkpointing)
         params = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=spec.learning_rate)
         scheduler = torch.optim.lr_scheduler.LambdaLR(

@@ -47,9 +47,11 @@ def export(spec: Any, result: Any) -> Any:
     from adapters.serving.gguf_export import ExportError, export_generation
 
     try:
-        record = export_generation(spec.out_dir, name=spec.candidate)
+        record = export_generation(spec.out_dir, dtype=spec.gguf_type, name=spec.candidate)
     except (ExportError, OSError, ValueError, RuntimeError) as exc:
         return replace(result, status="failed", reason=f"export failed: {exc}")
     if not record.parity.passed:
         return replace(result, status="failed", reason=f"export parity ({record.parity.summary()})")
+    if record.quantized is not None and not record.quantized.passed:
+        return replace(result, status="failed", reason=f"export quantization ({record.quantized.summary()})")
     return result
