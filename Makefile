@@ -16,7 +16,12 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m compileall -q evo_core ledger projections adapters
 	touch $(STAMP)
 
-test: $(STAMP)
+# llama.cpp's own converter, for the tests that compare evo's GGUF with it (not in the wheel).
+CONVERTER := $(VENV)/llama.cpp/VERSION
+$(CONVERTER): constraints.txt | $(STAMP)
+	$(BIN)/python scripts/fetch_llama_converter.py $(VENV)/llama.cpp
+
+test: $(STAMP) $(CONVERTER)
 	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest
 

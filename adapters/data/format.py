@@ -9,7 +9,8 @@ plain template, the one the demo tokenizer's ``CHAT_TEMPLATE`` reproduces exactl
 that is ``<|ROLE|>CONTENT<|end|>`` for every message, nothing between them, and with
 ``add_generation_prompt`` a final ``<|assistant|>`` (the prompt a model completes). The text
 holds no BOS: the tokenizer adds it when encoding (``add_special_tokens=True``), so a text is
-never given two.
+never given two (a template that writes ``bos_token`` itself, as Llama 3's and Gemma's do, has
+it removed when the tokenizer adds one).
 """
 
 from __future__ import annotations
@@ -43,6 +44,17 @@ def render_plain(conversation: Conversation | Sequence[Message], *, add_generati
     return text + (ROLE_TOKENS["assistant"] if add_generation_prompt else "")
 
 
+def _without_bos(text: str, tokenizer: Any) -> str:
+    """Real templates (Llama 3, Gemma) start with ``bos_token``; the tokenizer adds BOS when
+    encoding too, so the template's is dropped: a text never carries two."""
+    bos = getattr(tokenizer, "bos_token", None)
+    if bos and text.startswith(bos):
+        ids = tokenizer("", add_special_tokens=True)["input_ids"]
+        if ids[:1] == [tokenizer.bos_token_id]:
+            return text[len(bos):]
+    return text
+
+
 def render(
     conversation: Conversation | Sequence[Message],
     tokenizer: Any = None,
@@ -56,5 +68,5 @@ def render(
             messages, tokenize=False, add_generation_prompt=add_generation_prompt
         )
         assert isinstance(text, str)
-        return text
+        return _without_bos(text, tokenizer)
     return render_plain(conversation, add_generation_prompt=add_generation_prompt)

@@ -38,19 +38,16 @@ import msgspec
 from adapters.hashing import hash_file
 from adapters.serving.parity import ParityReport
 from adapters.serving.quantize import QuantReport
-from adapters.runtime.workspace import WorkspaceError, write_atomic
+from adapters.runtime.workspace import write_atomic
+from adapters.serving.gguf_families import ExportError, Family, check_servable, family_of
+from adapters.serving.gguf_vocab import add_vocab, check_tokenizer, read_vocab
+
+__all__ = ["ExportError", "export_gguf", "export_generation", "check_exportable"]
 
 GGUF_NAME = "model.gguf"
 EXPORT_JSON = "export.json"
 Dtype = Literal["f32", "f16", "q8_0"]
 DTYPES: tuple[Dtype, ...] = ("f32", "f16", "q8_0")
-SUPPORTED_ARCHITECTURES = ("LlamaForCausalLM",)
-
-
-class ExportError(WorkspaceError):
-    """A model folder cannot be written as GGUF (exit 1, one line)."""
-
-
 class ExportInfo(msgspec.Struct, frozen=True, kw_only=True):
     path: str
     dtype: str
@@ -88,126 +85,25 @@ def permute_qk(weights: Any, n_head: int, n_head_kv: int | None = None) -> Any:
 # ---------------------------------------------------------------- config
 
 
-def _read_config(folder: Path) -> dict[str, Any]:
+def _read_config(folder: Path) -> tuple[dict[str, Any], Family]:
     path = folder / "config.json"
     try:
         config = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise ExportError(f"{path}: unreadable ({exc})") from None
-    archs = config.get("architectures") or []
-    if not any(a in SUPPORTED_ARCHITECTURES for a in archs):
-        named = ", ".join(map(str, archs)) or f"model_type {config.get('model_type')!r}"
-        raise ExportError(
-            f"{folder}: GGUF export supports {', '.join(SUPPORTED_ARCHITECTURES)}, not {named}"
-        )
-    if config.get("mlp_bias"):
-        raise ExportError(f"{folder}: GGUF export does not support mlp_bias=true")
-    return dict(config)
-
-
-def _rope(config: dict[str, Any], folder: Path) -> tuple[float, dict[str, Any] | None]:
-    """``(rope base, scaling or None)`` from transformers 5's ``rope_parameters`` or the older keys."""
-    params = config.get("rope_parameters") or {}
-    theta = float(params.get("rope_theta", config.get("rope_theta", 10000.0)))
-    scaling = config.get("rope_scaling") or (params if params.get("rope_type", "default") != "default" else None)
-    if scaling:
-        kind = scaling.get("rope_type", scaling.get("type", "default"))
-        if kind == "default":
-            return theta, None
-        if kind != "linear":
-            raise ExportError(f"{folder}: GGUF export supports default or linear RoPE, not {kind!r} scaling")
-        return theta, {"factor": float(scaling["factor"])}
-    return theta, None
-
-
-def _add_hparams(writer: Any, config: dict[str, Any], folder: Path, n_vocab: int, file_type: int) -> None:
-    import gguf
-
-    n_head = int(config["num_attention_heads"])
-    n_embd = int(config["hidden_size"])
-    head_dim = int(config.get("head_dim") or n_embd // n_head)
-    theta, scaling = _rope(config, folder)
-    writer.add_context_length(int(config["max_position_embeddings"]))
-    writer.add_embedding_length(n_embd)
-    writer.add_block_count(int(config["num_hidden_layers"]))
-    writer.add_feed_forward_length(int(config["intermediate_size"]))
-    writer.add_head_count(n_head)
-    writer.add_head_count_kv(int(config.get("num_key_value_heads") or n_head))
-    writer.add_rope_dimension_count(head_dim)
-    if head_dim != n_embd // n_head:
-        writer.add_key_length(head_dim)
-        writer.add_value_length(head_dim)
-    writer.add_rope_freq_base(theta)
-    if scaling:
-        writer.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
-        writer.add_rope_scaling_factor(scaling["factor"])
-    writer.add_layer_norm_rms_eps(float(config.get("rms_norm_eps", 1e-6)))
-    writer.add_vocab_size(n_vocab)
-    writer.add_file_type(file_type)
+    if not isinstance(config, dict):
+        raise ExportError(f"{path}: not a JSON object")
+    return dict(config), family_of(config, folder)
 
 
 # ---------------------------------------------------------------- tokenizer
 
 
-def _check_tokenizer_json(folder: Path) -> dict[str, Any]:
-    path = folder / "tokenizer.json"
-    if not path.is_file():
-        raise ExportError(f"{folder}: GGUF export needs a tokenizer.json (byte-level BPE)")
-    try:
-        spec = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ExportError(f"{path}: unreadable ({exc})") from None
-    model = spec.get("model") or {}
-    pre = spec.get("pre_tokenizer") or {}
-    if pre.get("type") == "Sequence" and len(pre.get("pretokenizers", [])) == 1:
-        pre = pre["pretokenizers"][0]
-    byte_level_bpe = (
-        model.get("type") == "BPE"
-        and pre.get("type") == "ByteLevel"
-        and not pre.get("add_prefix_space", False)
-        and pre.get("use_regex", True)
-        and not spec.get("normalizer")
-    )
-    if not byte_level_bpe:
-        raise ExportError(
-            f"{path}: GGUF export supports byte-level BPE tokenizers (ByteLevel pre-tokenizer, "
-            f"add_prefix_space=false, no normalizer); this one is {model.get('type')} with "
-            f"pre-tokenizer {pre.get('type')} and normalizer {(spec.get('normalizer') or {}).get('type')}"
-        )
-    return dict(spec)
-
-
 def _add_tokenizer(writer: Any, folder: Path, n_vocab: int) -> None:
-    import gguf
     from transformers import AutoTokenizer
 
-    spec = _check_tokenizer_json(folder)
     tok = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-    vocab = tok.get_vocab()
-    if len(vocab) > n_vocab:
-        raise ExportError(f"{folder}: the tokenizer has {len(vocab)} tokens, the embedding only {n_vocab} rows")
-    by_id = {i: t for t, i in vocab.items()}
-    added = tok.added_tokens_decoder  # id -> AddedToken
-    tokens: list[str] = []
-    types: list[int] = []
-    for i in range(n_vocab):
-        if i not in by_id:
-            tokens.append(f"[PAD{i}]")
-            types.append(gguf.TokenType.UNUSED)
-        elif i in added:
-            tokens.append(by_id[i])
-            types.append(gguf.TokenType.CONTROL if added[i].special else gguf.TokenType.USER_DEFINED)
-        else:
-            tokens.append(by_id[i])
-            types.append(gguf.TokenType.NORMAL)
-    merges = [m if isinstance(m, str) else " ".join(m) for m in spec["model"].get("merges", [])]
-
-    writer.add_tokenizer_model("gpt2")
-    writer.add_tokenizer_pre("gpt-2")
-    writer.add_token_list(tokens)
-    writer.add_token_scores([0.0] * n_vocab)
-    writer.add_token_types(types)
-    writer.add_token_merges(merges)
+    add_vocab(writer, read_vocab(folder, tok, n_vocab))
     probe = "a"
     plain = tok(probe, add_special_tokens=False)["input_ids"]
     full = tok(probe)["input_ids"]
@@ -218,6 +114,7 @@ def _add_tokenizer(writer: Any, folder: Path, n_vocab: int) -> None:
     for setter, token_id in (
         (writer.add_bos_token_id, tok.bos_token_id),
         (writer.add_eos_token_id, tok.eos_token_id),
+        (writer.add_unk_token_id, tok.unk_token_id if tok.unk_token in tok.get_vocab() else None),
         (writer.add_pad_token_id, tok.pad_token_id),
     ):
         if token_id is not None:
@@ -232,8 +129,9 @@ def check_exportable(hf_dir: str | os.PathLike[str]) -> None:
     """``ExportError`` (one line) unless the folder's config and tokenizer are ones
     ``export_gguf`` writes faithfully; reads only JSON (cheap, before anything is written)."""
     folder = Path(hf_dir)
-    _rope(_read_config(folder), folder)
-    _check_tokenizer_json(folder)
+    _, family = _read_config(folder)
+    check_servable(family, folder)
+    check_tokenizer(folder)
 
 
 # ---------------------------------------------------------------- tensors
@@ -275,24 +173,28 @@ def _encode(data: Any, dtype: Dtype) -> tuple[Any, Any]:
 _FILE_TYPES = {"f32": 0, "f16": 1, "q8_0": 7}  # gguf.LlamaFileType ALL_F32, MOSTLY_F16, MOSTLY_Q8_0
 
 
-def _add_tensors(writer: Any, config: dict[str, Any], weights: dict[str, Any], dtype: Dtype) -> None:
+def _add_tensors(writer: Any, config: dict[str, Any], family: Family, weights: dict[str, Any], dtype: Dtype) -> None:
     import gguf
 
     n_head = int(config["num_attention_heads"])
     n_head_kv = int(config.get("num_key_value_heads") or n_head)
-    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, int(config["num_hidden_layers"]))
+    names = gguf.get_tensor_name_map(getattr(gguf.MODEL_ARCH, family.arch), int(config["num_hidden_layers"]))
+    for name, data in family.extra(config):
+        writer.add_tensor(name, data)
     for hf_name, data in weights.items():
-        if hf_name.endswith("rotary_emb.inv_freq"):
+        if hf_name.endswith("rotary_emb.inv_freq") or hf_name in family.skip:
             continue
-        if hf_name.endswith(("q_proj.weight", "q_proj.bias")):
+        if family.permute_qk and hf_name.endswith(("q_proj.weight", "q_proj.bias")):
             data = permute_qk(data, n_head, n_head)
-        elif hf_name.endswith(("k_proj.weight", "k_proj.bias")):
+        elif family.permute_qk and hf_name.endswith(("k_proj.weight", "k_proj.bias")):
             data = permute_qk(data, n_head, n_head_kv)
-        name = names.get_name(hf_name, try_suffixes=(".weight", ".bias"))
-        if name is None:
-            raise ExportError(f"no GGUF name for tensor {hf_name!r} (not a plain Llama?)")
+        if family.norm_shift and hf_name.endswith("norm.weight"):
+            data = data + family.norm_shift
+        gguf_name = names.get_name(hf_name, try_suffixes=(".weight", ".bias"))
+        if gguf_name is None:
+            raise ExportError(f"no GGUF name for tensor {hf_name!r} in a {family.name} model")
         array, raw = _encode(data, dtype)
-        writer.add_tensor(name, array, raw_dtype=raw)
+        writer.add_tensor(gguf_name, array, raw_dtype=raw)
 
 
 # ---------------------------------------------------------------- export
@@ -315,20 +217,24 @@ def export_gguf(
     started = time.perf_counter()
     folder = Path(hf_dir)
     out = Path(out_path)
-    config = _read_config(folder)
+    config, family = _read_config(folder)
     weights = _load_state_dict(folder)
     embed = weights.get("model.embed_tokens.weight")
     if embed is None:
-        raise ExportError(f"{folder}: no model.embed_tokens.weight (not a Llama checkpoint)")
+        raise ExportError(f"{folder}: no model.embed_tokens.weight (not a {family.name} checkpoint)")
     n_vocab = int(embed.shape[0])
 
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    writer = gguf.GGUFWriter(tmp, "llama")
+    writer = gguf.GGUFWriter(tmp, gguf.MODEL_ARCH_NAMES[getattr(gguf.MODEL_ARCH, family.arch)])
     try:
-        writer.add_name(name or (folder.parent.name if folder.name == "weights" else folder.name))
-        _add_hparams(writer, config, folder, n_vocab, _FILE_TYPES[dtype])
+        title = name or (folder.parent.name if folder.name == "weights" else folder.name)
+        if family.name_tag and family.name_tag not in title.lower():
+            title = f"{title}-{family.name_tag}"
+        writer.add_name(title)
+        family.hparams(writer, config)
+        writer.add_file_type(_FILE_TYPES[dtype])
         _add_tokenizer(writer, folder, n_vocab)
-        _add_tensors(writer, config, weights, dtype)
+        _add_tensors(writer, config, family, weights, dtype)
         writer.write_header_to_file()
         writer.write_kv_data_to_file()
         writer.write_tensors_to_file()

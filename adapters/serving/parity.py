@@ -85,18 +85,39 @@ def tolerance_for(dtype: str) -> float:
 
 
 def _greedy_hf(model: Any, ids: list[int], steps: int, eos: int | None) -> tuple[list[int], list[Any]]:
+    """Greedy decoding with transformers' KV cache (each step feeds one token, as llama.cpp
+    does): ``steps`` forward passes of one token instead of ``steps`` of the whole sequence."""
     import torch
 
-    seq, rows = list(ids), []
+    out: list[int] = []
+    rows: list[Any] = []
     with torch.no_grad():
+        result = model(torch.tensor([ids]), use_cache=True)
         for _ in range(steps):
-            row = model(torch.tensor([seq])).logits[0, -1].float().numpy()
+            row = result.logits[0, -1].float().numpy()
             rows.append(row)
             token = int(row.argmax())
-            seq.append(token)
-            if token == eos:
+            out.append(token)
+            if token == eos or len(out) == steps:
                 break
-    return seq[len(ids):], rows
+            result = model(torch.tensor([[token]]), cache=result.past_key_values, use_cache=True)
+    return out, rows
+
+
+def chat_prompts(tokenizer: Any) -> tuple[str, ...]:
+    """The demo questions rendered by the model's own chat template (what evo trains on and
+    serves), so a family's markers are checked as they are used; none without a template."""
+    from adapters.data.conversations import Message
+    from adapters.data.format import render
+
+    if not getattr(tokenizer, "chat_template", None):
+        return ()
+    turns = (
+        [Message(role="user", content="What does the quick eat?")],
+        [Message(role="user", content="What does the quick eat?"), Message(role="assistant", content="The quick eats grass."),
+         Message(role="user", content="And the zwob?")],
+    )
+    return tuple(render(t, tokenizer, add_generation_prompt=True) for t in turns)
 
 
 def _greedy_llama(llm: Any, steps: int, eos: int | None) -> tuple[list[int], list[Any]]:
@@ -111,6 +132,19 @@ def _greedy_llama(llm: Any, steps: int, eos: int | None) -> tuple[list[int], lis
             break
         llm.eval([token])
     return out, rows
+
+
+def _tolerance_floor(folder: Path) -> float:
+    """The family's floor (``Family.tolerance_floor``: GELU through ggml's f16 table)."""
+    import json
+
+    from adapters.serving.gguf_families import FAMILIES
+
+    try:
+        archs = json.loads((folder / "config.json").read_text()).get("architectures") or []
+    except (OSError, ValueError):
+        return 0.0
+    return max((FAMILIES[a].tolerance_floor for a in archs if a in FAMILIES), default=0.0)
 
 
 def check_parity(
@@ -129,6 +163,8 @@ def check_parity(
     from adapters.serving.llama import load_llama
 
     model, tok = load_generation(hf_dir)
+    tolerance = max(tolerance, _tolerance_floor(Path(hf_dir)))
+    prompts = (*prompts, *(p for p in chat_prompts(tok) if p not in prompts))
     encoded = [tok(p)["input_ids"] for p in prompts]
     n_ctx = max(64, max((len(ids) for ids in encoded), default=0) + greedy_tokens + 1)
     llm = load_llama(Path(gguf_path), n_ctx=n_ctx, logits_all=True)

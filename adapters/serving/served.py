@@ -117,6 +117,11 @@ def prompt_renderer(llm: Any) -> Callable[[str], str]:
         token_id = metadata.get(f"tokenizer.ggml.{name}_token_id")
         if token_id is not None:
             specials[f"{name}_token"] = llm.detokenize([int(token_id)], special=True).decode("utf-8", "replace")
-    return lambda query: compiled.render(
-        messages=[{"role": "user", "content": query}], add_generation_prompt=True, **specials
-    )
+    # as render() does: a template that writes BOS itself loses it when llama.cpp adds one
+    strip = specials.get("bos_token") if str(metadata.get("tokenizer.ggml.add_bos_token", "true")).lower() == "true" else None
+
+    def rendered(query: str) -> str:
+        text = compiled.render(messages=[{"role": "user", "content": query}], add_generation_prompt=True, **specials)
+        return text[len(strip):] if strip and text.startswith(strip) else text
+
+    return rendered

@@ -188,6 +188,27 @@ def training_json(run: _Run, status: str, breach: tuple[str, float, float] | Non
     }
 
 
+# Fused projections (Phi-3) stand for the separate ones the config names.
+_FUSED = {"qkv_proj": ("q_proj", "k_proj", "v_proj"), "gate_up_proj": ("gate_proj", "up_proj")}
+
+
+def lora_targets(model: Any, wanted: tuple[str, ...]) -> list[str]:
+    """The configured LoRA targets as this model names its linear layers: a fused projection
+    (``qkv_proj``, ``gate_up_proj``) stands for the separate ones it fuses; names the model
+    lacks are dropped (none left is an error naming both lists)."""
+    import torch
+
+    present = {name.rsplit(".", 1)[-1] for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)}
+    targets = [name for name in wanted if name in present]
+    targets += [fused for fused, parts in _FUSED.items() if fused in present and set(parts) & set(wanted)]
+    if not targets:
+        raise ValueError(
+            f"none of [train] target_modules {list(wanted)} is a linear layer of this model "
+            f"(it has {sorted(present)})"
+        )
+    return targets
+
+
 def add_lora(model: Any, lora: Lora, seed: int, *, gradient_checkpointing: bool = False) -> Any:
     """G(N) wrapped with a fresh LoRA (peft freezes every base weight); its init is seeded.
     The adapter's weights are float32 whatever the base's dtype (peft's
@@ -198,7 +219,7 @@ def add_lora(model: Any, lora: Lora, seed: int, *, gradient_checkpointing: bool 
     torch.manual_seed(seed)  # the LoRA init (and dropout) draw from here on
     config = LoraConfig(
         r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-        target_modules=list(lora.target_modules), task_type="CAUSAL_LM",
+        target_modules=lora_targets(model, lora.target_modules), task_type="CAUSAL_LM",
     )
     with warnings.catch_warnings():  # peft asks transformers 5 a deprecated question
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
