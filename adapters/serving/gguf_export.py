@@ -39,7 +39,7 @@ from adapters.hashing import hash_file
 from adapters.serving.parity import ParityReport
 from adapters.serving.quantize import QuantReport
 from adapters.runtime.workspace import write_atomic
-from adapters.serving.gguf_families import ExportError, Family, check_servable, family_of
+from adapters.serving.gguf_families import ExportError, Family, family_of
 from adapters.serving.gguf_vocab import add_vocab, check_tokenizer, read_vocab
 
 __all__ = ["ExportError", "export_gguf", "export_generation", "check_exportable"]
@@ -129,8 +129,7 @@ def check_exportable(hf_dir: str | os.PathLike[str]) -> None:
     """``ExportError`` (one line) unless the folder's config and tokenizer are ones
     ``export_gguf`` writes faithfully; reads only JSON (cheap, before anything is written)."""
     folder = Path(hf_dir)
-    _, family = _read_config(folder)
-    check_servable(family, folder)
+    _read_config(folder)
     check_tokenizer(folder)
 
 

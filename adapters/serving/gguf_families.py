@@ -234,8 +234,6 @@ class Family:
     # llama.cpp keys some tokenizer behaviour on general.name (Phi-3's markers strip the
     # whitespace after them only when the name contains "phi3"): the name must say so
     name_tag: str = ""
-    # why evo cannot serve it yet although the export is faithful (None: servable)
-    unservable: str | None = None
 
 
 LLAMA = Family("llama", "LLAMA", _llama_hparams, permute_qk=True, extra=_llama3_rope_freqs,
@@ -244,9 +242,7 @@ MISTRAL = Family("mistral", "LLAMA", _llama_hparams, permute_qk=True, rope_types
 QWEN2 = Family("qwen2", "QWEN2", common_hparams, rope_types=("default", "linear", "yarn"), refuse=_refuse_qwen2)
 QWEN3 = Family("qwen3", "QWEN3", common_hparams, rope_types=("default", "linear", "yarn"), refuse=_refuse_qwen2)
 GEMMA2 = Family("gemma2", "GEMMA2", _gemma2_hparams, norm_shift=1.0, skip=("lm_head.weight",), refuse=_refuse_gemma2,
-                tolerance_floor=0.01,
-                unservable="llama-cpp-python 0.3.36 fails its completions with Gemma 2's sliding-window "
-                           "KV cache (llama_decode returns 1: no memory slot)")
+                tolerance_floor=0.01)
 PHI3 = Family("phi3", "PHI3", _phi3_hparams, extra=_phi3_rope_factors, rope_types=("default", "longrope", "su"),
               name_tag="phi3")
 
@@ -258,13 +254,6 @@ FAMILIES: dict[str, Family] = {
     "Gemma2ForCausalLM": GEMMA2,
     "Phi3ForCausalLM": PHI3,
 }
-
-
-def check_servable(family: Family, where: object) -> None:
-    """``ExportError`` for a family evo exports faithfully but cannot serve yet (``evo init``
-    refuses it: HEAD must answer)."""
-    if family.unservable:
-        raise ExportError(f"{where}: {family.name} exports to GGUF but cannot be served yet: {family.unservable}")
 
 
 def family_of(config: dict[str, Any], where: object) -> Family:

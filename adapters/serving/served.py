@@ -75,7 +75,7 @@ class Served:
         return completion.text, completion.tokens
 
     def complete(self, prompt: str, max_tokens: int) -> Completion:
-        out = self.llm(prompt, **generation_params(max_tokens))
+        out = self.llm(prompt, **generation_params(max_tokens), stopping_criteria=_bounded(self.llm, max_tokens))
         choice = out["choices"][0]
         return Completion(
             text=choice["text"],
@@ -87,6 +87,25 @@ class Served:
         close = getattr(self.llm, "close", None)
         if close is not None:
             close()
+
+
+def _bounded(llm: Any, max_tokens: int) -> Any:
+    """A stop llama-cpp-python cannot skip: its completion loop does not count ``max_tokens``
+    while the text ends in an incomplete UTF-8 sequence, so a model that keeps emitting stray
+    byte tokens (a random or broken one) would run to the end of the context and fail there
+    (``llama_decode returned 1``). This stops a few tokens past ``max_tokens`` (the normal stop
+    comes first: answers are unchanged) and before the context is full."""
+    from llama_cpp import StoppingCriteriaList
+
+    start: list[int] = []
+    limit = llm.n_ctx() - 1
+
+    def stop(ids: Any, _logits: Any) -> bool:
+        if not start:
+            start.append(len(ids))
+        return len(ids) - start[0] >= max_tokens + 8 or len(ids) >= limit
+
+    return StoppingCriteriaList([stop])
 
 
 def generation_params(max_tokens: int) -> dict[str, Any]:

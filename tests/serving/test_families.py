@@ -75,7 +75,7 @@ def test_the_chat_template_and_its_markers_reach_the_gguf(built: dict[str, Path]
     assert fields["tokenizer.ggml.eos_token_id"] == fields["tokenizer.ggml.tokens"].index("<|eot_id|>")
 
 
-@pytest.mark.parametrize("family", [f for f in FAMILIES if f != "gemma2"])
+@pytest.mark.parametrize("family", FAMILIES)
 def test_evo_init_base_model_then_ask(built: dict[str, Path], family: str, tmp_path: Path,
                                       capsys: pytest.CaptureFixture[str]) -> None:
     home = tmp_path / "home"
@@ -98,13 +98,6 @@ def record_generation(home: Path) -> str:
 def _copy(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst)
     return dst
-
-
-def test_gemma2_exports_but_init_refuses_it_until_llama_cpp_serves_it(built: dict[str, Path], tmp_path: Path,
-                                                                       capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--home", str(tmp_path / "h"), "init", "--base-model", str(built["gemma2"])]) == 1
-    assert "cannot be served yet" in capsys.readouterr().err
-    assert not (tmp_path / "h").exists()
 
 
 def test_an_unsupported_architecture_is_refused_in_one_line(built: dict[str, Path], tmp_path: Path,
@@ -190,3 +183,16 @@ def test_a_lora_student_of_each_family_learns_merges_and_still_exports_faithfull
     out = save_generation(merged, tok, tmp_path / "student")
     gguf = export_gguf(out, tmp_path / "student.gguf")
     assert check_parity(out, gguf.path).passed
+
+
+def test_a_model_that_babbles_stray_bytes_still_stops_at_its_token_bound(built: dict[str, Path], tmp_path: Path) -> None:
+    """llama-cpp-python's completion loop does not count max_tokens while the text ends in an
+    incomplete UTF-8 sequence; the random tiny Gemma 2 emits such bytes greedily and ran to the
+    end of the context (llama_decode returned 1). evo's completions stop anyway."""
+    from adapters.serving.llama import load_llama
+    from adapters.serving.served import Served
+
+    gguf = Path(export_gguf(built["gemma2"], tmp_path / "model.gguf").path)
+    served = Served("g", gguf, load_llama(gguf, n_ctx=256))
+    completion = served.complete(served.render("What does the quick eat?"), 64)
+    assert completion.tokens <= 64 + 8 and served.llm.n_tokens < 256
