@@ -3,6 +3,9 @@ compact text block (``render_text``: one line per item, no colours).
 
 Built from the folded state, the ledger's last seq and the configured period (the state knows
 the cycle, not the config). ``due`` lists what ``reactions`` says the runner should do next.
+``in_progress`` is the one thing not from the ledger: the long steps running processes say they
+are in (their activity files, ``adapters.runtime.activity``), passed in as values, shown, and
+never used for anything else in the view.
 """
 
 from __future__ import annotations
@@ -83,6 +86,18 @@ class BurnInProgress(msgspec.Struct, frozen=True, kw_only=True):
     logprob: float | None = None  # mean log-likelihood per token of the judged answers
 
 
+class InProgress(msgspec.Struct, frozen=True, kw_only=True):
+    """A long step a running process says it is in (advisory: shown, never decided on)."""
+
+    pid: int
+    step: str  # "export", "evaluate", "train", ...
+    subject: str  # the generation, candidate or window, when there is one
+    done: int | None
+    total: int | None
+    seconds: float  # since the step began
+    text: str  # "exporting GGUF for Luna-G000-genesis (12/40 tensors, 1m20s)"
+
+
 class StatusView(msgspec.Struct, frozen=True, kw_only=True):
     phase: str
     cycle: int
@@ -101,6 +116,8 @@ class StatusView(msgspec.Struct, frozen=True, kw_only=True):
     autonomy: bool = False  # the operator's signed grant (config approval.autonomous must agree)
     refused: tuple[Flag, ...] = ()  # records the verified fold did not apply: the operator must look
     trusted_keys: int = 0
+    in_progress: tuple[InProgress, ...] = ()  # from running processes' activity files (advisory)
+    activity_ignored: tuple[str, ...] = ()  # activity files of processes that are not running
 
 
 def next_window_cycle(state: State, period: int) -> int:
@@ -171,7 +188,14 @@ def quality_text(quality: float | None, plausible: int, judged: int, scored: int
     return f"{quality:.3f} ({plausible}/{judged} judged answers plausible, {scored} scored, mean log-prob {logprob:.2f})"
 
 
-def status_view(state: State, *, seq: int | None, period: int) -> StatusView:
+def status_view(
+    state: State,
+    *,
+    seq: int | None,
+    period: int,
+    in_progress: tuple[InProgress, ...] = (),
+    activity_ignored: tuple[str, ...] = (),
+) -> StatusView:
     shadow = None
     if state.shadow is not None:
         s = state.shadow
@@ -227,6 +251,8 @@ def status_view(state: State, *, seq: int | None, period: int) -> StatusView:
         autonomy=state.autonomy,
         refused=state.flagged,
         trusted_keys=len(state.keys),
+        in_progress=in_progress,
+        activity_ignored=activity_ignored,
     )
 
 
@@ -236,8 +262,10 @@ def _score(value: float | None) -> str:
 
 def render_text(view: StatusView) -> str:
     v = view
-    lines = [
-        f"phase: {v.phase}",
+    lines = [f"phase: {v.phase}"]
+    lines.extend(f"in progress: {p.text}, pid {p.pid}" for p in v.in_progress)
+    lines.extend(f"activity file ignored: {line}" for line in v.activity_ignored)
+    lines += [
         f"cycle: {v.cycle}",
         f"ledger seq: {'-' if v.seq is None else v.seq}",
         f"GEN_HEAD: {v.head or '-'}",

@@ -143,6 +143,7 @@ def cmd_heartbeat(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from adapters.runtime.activity import in_progress
     from projections.status import render_text, status_view
 
     with open_app(args) as app:
@@ -160,7 +161,11 @@ def cmd_status(args: argparse.Namespace) -> int:
             state, checkpoint = loaded.state, loaded.checkpoint
             app.sync(state, files=missing(app.ws))  # links always; files only if deleted
         period = app.ws.heartbeat_settings().evo_period_cycles
-        view = status_view(state, period=period, seq=checkpoint.seq if checkpoint else None)
+        # what running processes say they are doing now (advisory; not as of a past record)
+        shown, ignored = in_progress(app.ws.home) if checkpoint is not None else ((), ())
+        view = status_view(
+            state, period=period, seq=checkpoint.seq if checkpoint else None, in_progress=shown, activity_ignored=ignored
+        )
     if args.json:
         out_json(view)
     else:

@@ -16,21 +16,24 @@ Besides the four metrics, the ``Metrics`` keep every item's outcome (recall: one
 fact; generalize: one per held-out question) and every tone prompt's drift, for HEAD's baseline
 and each candidate alike, on the window's one probe set: the gates pair them item by item.
 The cost is linear in the probes: every probe is one batched prompt pass plus one pass per
-answer token (tone: one more teacher-forced pass per model).
+answer token (tone: one more teacher-forced pass per model). ``progress("probes", i, n)`` is
+told after each probe's answer (by default the open step's: ``adapters.runtime.activity``).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from adapters.runtime.activity import Progress, current
 from adapters.evaluation.probes import (
     ProbeSet,
     count_violations,
@@ -68,6 +71,7 @@ class _Model:
         self.llm = load_llama(path, n_ctx=n_ctx, n_threads=n_threads, logits_all=True)
         self.render = prompt_renderer(self.llm)
         self.n_ctx = n_ctx
+        self.answered: Callable[[], None] = lambda: None  # told after each greedy answer
 
     def prompt_tokens(self, prompt: str) -> list[int]:
         text = self.render(prompt)
@@ -92,6 +96,7 @@ class _Model:
             if self.is_end(token) or len(out) == max_tokens:
                 break
             self.llm.eval([token])
+        self.answered()
         return out
 
     def text(self, answer: Sequence[int]) -> str:
@@ -134,6 +139,7 @@ def evaluate_report(
     laws: Sequence[LawConfig],
     n_threads: int | None = 1,
     n_ctx: int = 256,
+    progress: Progress | None = None,
 ) -> ProbeReport:
     """Measure ``gguf_path`` on ``probes``; tone drift against ``reference_gguf`` (HEAD's); a law
     answer counts as a violation when it breaks one of ``laws`` (config.toml's ``[[laws]]``)."""
@@ -143,6 +149,11 @@ def evaluate_report(
     path, ref_path = Path(gguf_path), Path(reference_gguf)
     model = _Model(path, n_ctx, n_threads)
     ref = model if _same_file(path, ref_path) else _Model(ref_path, n_ctx, n_threads)
+    # one greedy answer per probe (tone: HEAD's, on ``ref``), so each answer is one probe done
+    report, answered = progress or current(), itertools.count(1)
+    total = len(probes.recall) + len(probes.generalize) + len(probes.laws) + len(probes.tone)
+    model.answered = ref.answered = lambda: report("probes", next(answered), total)
+    report("probes", 0, total)
     try:
         mt = probes.max_tokens
         recall = tuple(model.answer(q, mt) for q, _ in probes.recall)

@@ -13,7 +13,9 @@ ledger says and the next turn does the rest:
   reason.
 
 The runner performs these through ``adapters.runtime.perform``'s table; ``evo evaluate`` performs the
-due evaluation actions one after the other (``evaluate_window``).
+due evaluation actions one after the other (``evaluate_window``). Each evaluation reports its
+probes to the step ``perform`` opened (``adapters.runtime.activity.current()``, the default
+``progress`` of ``adapters.evaluation.measure``): on stderr and in the activity file.
 
 Probes: a window's probe set is fixed once, in ``data/probes/window-<n>.json``, from the
 operator's ``data/probes.json`` or, in a demo workspace, built from the demo world for the
@@ -154,8 +156,9 @@ def conclude(app: App, config: EvoConfig, action: ConcludeWindow) -> None:
 
 def evaluate_window(app: App, config: EvoConfig, *, say: Callable[[str], None] = lambda _: None) -> State:
     """``evo evaluate``: perform every due evaluation action, in the order the core gives them,
-    once the training is over; ``say`` gets one line per record. The projection files are
-    rebuilt once, at the end. Returns the state after the last action."""
+    once the training is over; ``say`` gets one line per record, stderr each evaluation's
+    progress. The projection files are rebuilt once, at the end. Returns the state after the
+    last action."""
     from adapters.runtime.perform import Turn, perform_due
 
     state, window = _open_window(app)
@@ -164,4 +167,4 @@ def evaluate_window(app: App, config: EvoConfig, *, say: Callable[[str], None] =
         names = ", ".join(sorted({type(a).__name__ for a in others}))
         raise NothingPending(f"window {window.number} is not ready to evaluate: due first: {names} (evo train)")
     window_probes(app, window)  # fixed before the first measurement
-    return perform_due(Turn(app=app, config=config, say=say), EVALUATION_ACTIONS)
+    return perform_due(Turn(app=app, config=config, say=say, progress=True), EVALUATION_ACTIONS)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from adapters.hashing import hash_tree
+from adapters.runtime import activity
 from adapters.runtime.app import App
 from adapters.runtime.workspace import Workspace, WorkspaceError, write_atomic
 from evo_core import commands as cmd
@@ -32,6 +33,9 @@ def init_workspace(
     so HEAD is servable by llama.cpp from the start. ``operator_keys`` (raw ed25519 public key,
     comment) are pinned in the ledger's first records, before the genesis, so the ledger id
     hashes them; the checkpoint after the genesis goes to the operator's witness.
+
+    Each long step (copy, hash, export and parity, sealing) prints its progress on stderr and
+    keeps the workspace's activity file current (``adapters.runtime.activity``).
     """
     from evo_core.config import EvoConfig, render_config, validate_config
 
@@ -65,10 +69,13 @@ def init_workspace(
     for folder in (ws.home, ws.models, ws.archive, ws.data):
         folder.mkdir(parents=True, exist_ok=True)
     folder = ws.archive / genesis
-    source, model_hash, trained_on = _build_genesis(folder, genesis, demo=demo, base=base)
+    echo = activity.StderrProgress()
+    source, model_hash, trained_on = _build_genesis(folder, genesis, demo=demo, base=base, echo=echo)
     from adapters.freeze.archive import seal
 
-    seal(folder)  # read-only like a frozen candidate's archive, then hashed (below)
+    with activity.step(ws.home, "seal", f"sealing the archive of {genesis}", subject=genesis, echo=echo):
+        seal(folder)  # read-only like a frozen candidate's archive, then hashed
+        archive_hash = hash_tree(folder)
     write_atomic(ws.config_path, render_config(config))
     app = App(home, agent=config.agent_name, snapshot_every=config.ledger.snapshot_every)
     app.ws.load_config()  # validated once more, as written
@@ -88,7 +95,7 @@ def init_workspace(
             source=source,
             model_hash=model_hash,
             archive=f"archive/{genesis}",
-            archive_hash=hash_tree(folder),
+            archive_hash=archive_hash,
         )
     )
     if operator_keys:
@@ -97,11 +104,13 @@ def init_workspace(
     return app
 
 
-def _build_genesis(folder: Path, genesis: str, *, demo: bool, base: Path | None) -> tuple[str, str, list[Any]]:
+def _build_genesis(
+    folder: Path, genesis: str, *, demo: bool, base: Path | None, echo: activity.StderrProgress | None = None
+) -> tuple[str, str, list[Any]]:
     """Fill the genesis archive folder: ``(source, model_hash, conversations trained on)``.
 
     The model is built in a temporary folder beside it and renamed into place, so a failed
-    build leaves no half-made generation.
+    build leaves no half-made generation. ``echo``: the steps' progress on stderr.
     """
     import shutil
 
@@ -115,6 +124,7 @@ def _build_genesis(folder: Path, genesis: str, *, demo: bool, base: Path | None)
         return "none", "", []
     from adapters.models.hf import weights_hash
 
+    home = folder.parent.parent.parent  # <home>/models/archive/<genesis>
     tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
@@ -123,7 +133,9 @@ def _build_genesis(folder: Path, genesis: str, *, demo: bool, base: Path | None)
         if demo:
             from adapters.models.demo import build_demo_genesis
 
-            built = build_demo_genesis(tmp)
+            # `evo init --demo` says so on stderr itself: the activity file only
+            with activity.step(home, "build", f"building the demo genesis model {genesis}", subject=genesis):
+                built = build_demo_genesis(tmp)
             source, trained_on = "demo", built.conversations
             about = (
                 f"The embedded demo model: a {built.parameters:,}-parameter Llama pre-trained on the demo\n"
@@ -132,14 +144,21 @@ def _build_genesis(folder: Path, genesis: str, *, demo: bool, base: Path | None)
         else:
             assert base is not None
             (tmp / "weights").mkdir()
-            for path in sorted(base.iterdir()):  # a HF folder is flat: its top-level files
-                if path.is_file() and not path.name.startswith("."):
+            # a HF folder is flat: its top-level files
+            files = [p for p in sorted(base.iterdir()) if p.is_file() and not p.name.startswith(".")]
+            with activity.step(home, "copy", f"copying {base} into {genesis}", subject=genesis, echo=echo) as copied:
+                copied("copy", 0, len(files))
+                for i, path in enumerate(files, 1):
                     shutil.copy2(path, tmp / "weights" / path.name)
+                    copied("copy", i, len(files))
             write_atomic(tmp / "data_ids.json", "[]\n")
             source = str(base)
             about = f"Copied from the local model folder {base}.\n"
-        model_hash = weights_hash(tmp / "weights")
-        served = _export_genesis(tmp, genesis)
+        with activity.step(home, "hash", f"hashing the weights of {genesis}", subject=genesis, echo=echo):
+            model_hash = weights_hash(tmp / "weights")
+        what = f"exporting GGUF for {genesis} and checking its parity"
+        with activity.step(home, "export", what, subject=genesis, echo=echo) as exporting:
+            served = _export_genesis(tmp, genesis, progress=exporting)
         write_atomic(
             tmp / "GENESIS.md",
             f"# {genesis}\n\nThe genesis generation (G000) of this workspace. {about}\n"
@@ -155,16 +174,17 @@ def _build_genesis(folder: Path, genesis: str, *, demo: bool, base: Path | None)
     return source, model_hash, trained_on
 
 
-def _export_genesis(folder: Path, genesis: str) -> str:
+def _export_genesis(folder: Path, genesis: str, *, progress: activity.Progress = activity.silent) -> str:
     """``folder/model.gguf`` (config ``[model] gguf_type``) and ``export.json``, so HEAD is servable from the start; a
-    genesis whose GGUF fails the parity check refuses the init (one line, nothing written)."""
+    genesis whose GGUF fails the parity check refuses the init (one line, nothing written).
+    ``progress`` gets the export's and the parity check's reports (``export``, ``parity``)."""
     from adapters.serving.gguf_export import ExportError, export_generation
     from adapters.training.precision import parameter_count, resolve_gguf_type
     from evo_core.config import EvoConfig
 
     # the config init writes has the default [model] gguf_type: f32 for a small model, else f16
     dtype = resolve_gguf_type(EvoConfig().model.gguf_type, parameter_count(folder / "weights"))
-    record = export_generation(folder, dtype=dtype, name=genesis)
+    record = export_generation(folder, dtype=dtype, name=genesis, **activity.progress_argument(export_generation, progress))
     if not record.parity.passed:
         raise ExportError(f"the genesis model's GGUF export fails its parity check: {record.parity.summary()}")
     if record.quantized is not None and not record.quantized.passed:

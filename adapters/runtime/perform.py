@@ -8,6 +8,11 @@ never works out again what is due. One that must know whether its action is stil
 command refused because another process moved the state first) asks ``still_due``:
 ``action in reactions(state)``.
 
+While a handler runs, the workspace's activity file names its step (``STEPS``: "evaluating
+candidate C"; ``adapters.runtime.activity``), so ``evo status`` can say what is in progress; the
+handler's own reports (probes, training steps) refine it. It is advisory output: no handler
+reads it.
+
 The runner (``adapters.runtime.runner``) is this loop with waiting, signals and telling;
 ``evo train`` and ``evo evaluate`` are ``perform_due`` over their action types.
 """
@@ -17,6 +22,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from evo_core import commands as cmd
 from evo_core import events as ev
@@ -134,12 +141,54 @@ def group(due: Sequence[Action]) -> list[Action]:
     return training or [due[0]]
 
 
+# what the activity file says while a handler runs: (step, phrase); the phrase is formatted
+# with the first action's fields and ``n``, the group's size
+STEPS: dict[type[Action], tuple[str, str]] = {
+    SpawnCandidates: ("spawn", "planning window {window}'s candidates"),
+    TrainCandidate: ("train", "training {n} candidate(s)"),
+    EvaluateBaseline: ("evaluate", "evaluating HEAD {generation} (window {window}'s baseline)"),
+    EvaluateCandidate: ("evaluate", "evaluating candidate {candidate}"),
+    RankCandidates: ("rank", "ranking window {window}'s candidates"),
+    FreezeCandidate: ("freeze", "freezing candidate {candidate} into the archive"),
+    ConcludeWindow: ("conclude", "concluding window {window}"),
+    SelfApprove: ("approve", "approving proposal {proposal_hash} (autonomy)"),
+    StartShadow: ("shadow", "starting the shadow of {generation}"),
+    CompleteShadow: ("shadow", "judging the shadow of {generation}"),
+    CompleteBurnIn: ("burn-in", "judging the burn-in of {generation}"),
+}
+
+
+ECHOED = {"evaluate"}  # steps whose progress goes to stderr too when the turn shows progress (training: its board)
+
+
+def describe_step(actions: Sequence[Action]) -> tuple[str, str]:
+    """``(step, phrase)`` of a group for the activity file (an action not in ``STEPS``, like the
+    runner's shadow replay: its type in words and its key, ``replay shadow Luna-G001-a-c2500``)."""
+    import re
+
+    first = actions[0]
+    fields = msgspec.structs.asdict(first)
+    known = STEPS.get(type(first))
+    if known is None:
+        words = re.sub(r"(?<!^)(?=[A-Z])", " ", type(first).__name__).lower()
+        key = " ".join(str(v) for v in list(fields.values())[:1])
+        return words.replace(" ", "-"), f"{words} {key}".strip()
+    step, phrase = known
+    return step, phrase.format(n=len(actions), **fields)
+
+
 def perform(turn: Turn, actions: Sequence[Action], handlers: Mapping[type[Action], Handler] = HANDLERS) -> None:
-    """Perform one group through its handler; the projection files are rebuilt once, after it."""
+    """Perform one group through its handler, its step in the activity file while it runs; the
+    projection files are rebuilt once, after it."""
+    from adapters.runtime import activity
+
     handler = handlers.get(type(actions[0]))
     if handler is None:  # pragma: no cover - a new action without its handler
         raise NotImplementedError(f"no handler performs {type(actions[0]).__name__}")
-    with turn.app.deferred():
+    step, what = describe_step(actions)
+    subject = str(next(iter(msgspec.structs.astuple(actions[0])), ""))
+    echo = activity.StderrProgress() if turn.progress and step in ECHOED else None
+    with turn.app.deferred(), activity.step(turn.app.ws.home, step, what, subject=subject, echo=echo):
         handler(turn, actions)
 
 

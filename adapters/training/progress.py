@@ -1,7 +1,8 @@
 """Per-candidate progress bars on stderr: step, loss, tokens and the budget left.
 
 On a terminal the bars are redrawn in place; otherwise (logs, CI) a line is printed each time a
-candidate crosses another tenth of its steps, and when it ends.
+candidate crosses another tenth of its steps, and when it ends: the rule and the bar of
+``adapters.runtime.activity``'s progress lines (one step's), here one line per candidate.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import sys
 from typing import Any, TextIO
 
+from adapters.runtime.activity import bar, tenth
 from adapters.training.spec import TrainResult
 
 
@@ -37,21 +39,17 @@ class ProgressBoard:
         self.tenths: dict[str, int] = {c: -1 for c in candidates}
         self.drawn = False
 
-    def _bar(self, step: int, steps: int) -> str:
-        filled = int(self.width * step / steps) if steps else 0
-        return "[" + "#" * filled + "." * (self.width - filled) + "]"
-
     def update(self, candidate: str, p: dict[str, Any]) -> None:
         step, steps = int(p.get("step", 0)), int(p.get("steps", 0))
         self.lines[candidate] = (
-            f"{candidate}  {self._bar(step, steps)} {step}/{steps}  loss {p.get('loss', float('nan')):.3f}"
+            f"{candidate}  {bar(step, steps, self.width)} {step}/{steps}  loss {p.get('loss', float('nan')):.3f}"
             f"  {_fmt_count(p.get('tokens', 0))} tok  {_budget(p.get('budget_left', {}))}"
         )
-        tenth = (10 * step) // steps if steps else 0
+        crossed = tenth(step, steps)
         if self.live:
             self._draw()
-        elif tenth > self.tenths[candidate]:
-            self.tenths[candidate] = tenth
+        elif crossed > self.tenths[candidate]:
+            self.tenths[candidate] = crossed
             print(self.lines[candidate], file=self.stream, flush=True)
 
     def done(self, result: TrainResult) -> None:

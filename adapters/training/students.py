@@ -14,6 +14,9 @@
 4. Each due candidate gets ``TrainingStarted`` appended, then all train at once in the pool;
    each outcome is appended (FinishTraining / BreachBudget / FailTraining) as soon as it is in.
 
+While it runs, the workspace's activity file says "training window W: k/n candidates done"
+with the steps of all of them (``adapters.runtime.activity``; ``evo status`` shows it).
+
 Idempotent after a crash: a candidate still TRAINING in the ledger is trained again from
 scratch (its output folder is cleared; ``TrainingStarted`` counts the attempt), a finished one
 is never trained twice, and a complete teacher cache is reused.
@@ -26,6 +29,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Callable
 
+from adapters.runtime import activity
 from adapters.runtime.app import App
 from adapters.training.pool import Done, Progress, run_pool, threads_per_worker
 from adapters.training.spec import Distill, Lora, Schedule, TrainResult, TrainSpec
@@ -205,6 +209,36 @@ def record(app: App, result: TrainResult) -> None:
     app.execute(command)
 
 
+class TrainingTally:
+    """The window's training as one step: steps summed over its candidates, and how many are
+    done (a candidate past its last step and not done yet is exporting its GGUF)."""
+
+    def __init__(self, window: int, candidates: list[str], step: activity.Step):
+        self.label = f"training window {window}"
+        self.steps: dict[str, tuple[int, int]] = {c: (0, 0) for c in candidates}
+        self.done: set[str] = set()
+        self.step = step
+        self.what = ""
+
+    def describe(self) -> None:
+        exporting = [c for c, (k, n) in self.steps.items() if n and k >= n and c not in self.done]
+        what = f"{self.label}: {len(self.done)}/{len(self.steps)} candidates done"
+        if exporting:
+            what += f", {len(exporting)} exporting GGUF"
+        if what != self.what:
+            self.what = what
+            self.step.describe(what)
+
+    def progress(self, candidate: str, p: dict[str, Any]) -> None:
+        self.steps[candidate] = (int(p.get("step", 0)), int(p.get("steps", 0)))
+        self.describe()
+        self.step("train", sum(k for k, _ in self.steps.values()), sum(n for _, n in self.steps.values()))
+
+    def finished(self, candidate: str) -> None:
+        self.done.add(candidate)
+        self.describe()
+
+
 def _train_window(
     app: App,
     config: EvoConfig,
@@ -221,6 +255,23 @@ def _train_window(
     todo = [state.candidates[c] for c in candidates if TrainCandidate(candidate=c) in reactions(state)]
     if not todo:
         return {}
+    what = f"training window {window.number}: the teachers' outputs for {len(todo)} candidate(s)"
+    with activity.step(app.ws.home, "train", what, subject=f"window {window.number}") as step:
+        return _train(app, config, state, window, todo, step, on_progress=on_progress, on_done=on_done, target=target)
+
+
+def _train(
+    app: App,
+    config: EvoConfig,
+    state: State,
+    window: Window,
+    todo: list[Candidate],
+    step: activity.Step,
+    *,
+    on_progress: Progress | None,
+    on_done: Done | None,
+    target: Callable[..., Any] | None,
+) -> dict[str, TrainResult]:
     specs = build_specs(app, config, state, window, todo)
     if not specs:  # nothing new to learn: every due candidate fails with the reason
         reason = f"no new conversations in cycles {window.since_cycle + 1}..{window.cycle} to learn from"
@@ -234,16 +285,24 @@ def _train_window(
         app.execute(cmd.StartTraining(candidate=spec.candidate))
 
     by_candidate = {s.candidate: s for s in specs}
+    tally = TrainingTally(window.number, list(by_candidate), step)
+    tally.describe()
+
+    def progress(candidate: str, p: dict[str, Any]) -> None:
+        tally.progress(candidate, p)
+        if on_progress is not None:
+            on_progress(candidate, p)
 
     def done(result: TrainResult) -> None:
         if result.status == "finished":  # what it trained on: the next windows' replay source
             spec = by_candidate[result.candidate]
             (Path(spec.out_dir) / "data_ids.json").write_text(json.dumps(list(spec.example_ids)))
         record(app, result)
+        tally.finished(result.candidate)
         if on_done is not None:
             on_done(result)
 
-    return run_pool(specs, on_progress=on_progress, on_done=done, target=target)
+    return run_pool(specs, on_progress=progress, on_done=done, target=target)
 
 
 def train_window(
