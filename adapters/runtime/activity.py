@@ -275,14 +275,19 @@ class Step:
             f.echo(step, done, total)
         now = time.time()
         last = total is not None and done >= total
-        if self._tracker.frames[-1] is f and (first or last or now - f.written >= WRITE_EVERY_S):
+        if self._innermost() and (first or last or now - f.written >= WRITE_EVERY_S):
             self._tracker.write(f, now)
 
     def describe(self, what: str) -> None:
         """Say anew what the step is doing (``training window 1: 1/3 candidates done``)."""
         self._frame.what = what
-        if self._tracker.frames[-1] is self._frame:
+        if self._innermost():
             self._tracker.write(self._frame, time.time())
+
+    def _innermost(self) -> bool:
+        """Only the innermost open step writes the file (a closed one writes nothing)."""
+        frames = self._tracker.frames
+        return bool(frames) and frames[-1] is self._frame
 
 
 _current: contextvars.ContextVar[Step | None] = contextvars.ContextVar("evo_activity_step", default=None)
@@ -362,13 +367,13 @@ def read_all(home: str | os.PathLike[str]) -> tuple[list[Activity], list[str]]:
         try:
             record = msgspec.json.decode(path.read_bytes(), type=Activity)
         except (OSError, msgspec.DecodeError):
-            stale.append(f"{path.name}: unreadable, ignored")
+            stale.append(f"{path.name}: unreadable")
             continue
         alive, why = running(record)
         if alive:
             live.append(record)
         else:
-            stale.append(f"{record.what}: stale ({why}), ignored")
+            stale.append(f"{record.what}: {why}")
     live.sort(key=lambda a: a.started)
     return live, stale
 
@@ -391,21 +396,6 @@ def in_progress(home: str | os.PathLike[str], now: float | None = None) -> tuple
 
 
 __all__ = [
-    "Activity",
-    "Progress",
-    "Step",
-    "StderrProgress",
-    "activity_dir",
-    "bar",
-    "counted",
-    "current",
-    "duration",
-    "in_progress",
-    "progress_argument",
-    "read_all",
-    "running",
-    "silent",
-    "step",
-    "sweep",
-    "tenth",
+    "Activity", "Progress", "Step", "StderrProgress", "activity_dir", "bar", "counted", "current", "duration",
+    "in_progress", "progress_argument", "read_all", "running", "silent", "step", "sweep", "tenth",
 ]

@@ -86,7 +86,7 @@ def test_status_ignores_the_activity_file_of_a_process_that_is_gone(evo: Evo) ->
     _write(evo.home, _record(dead, pid_start=None))
     text = evo("status").out
     assert "in progress:" not in text
-    assert f"activity file ignored: exporting GGUF for {GENESIS}: stale (pid {dead} is not running), ignored" in text
+    assert f"activity file ignored: exporting GGUF for {GENESIS}: pid {dead} is not running\n" in text
     view = json.loads(evo("status", "--json").out)
     assert view["in_progress"] == [] and len(view["activity_ignored"]) == 1
 
@@ -98,12 +98,12 @@ def test_a_reused_pid_or_another_host_does_not_make_a_stale_file_live(evo: Evo) 
     view = json.loads(evo("status", "--json").out)
     assert view["in_progress"] == []
     assert view["activity_ignored"] == [
-        f"exporting GGUF for {GENESIS}: stale (pid {os.getpid()} is another process now), ignored"
+        f"exporting GGUF for {GENESIS}: pid {os.getpid()} is another process now"
     ]
     _write(evo.home, _record(os.getpid(), host="elsewhere"))
     assert json.loads(evo("status", "--json").out)["in_progress"] == []
     (activity.activity_dir(evo.home) / "junk.json").write_text("{not json")
-    assert "junk.json: unreadable, ignored" in evo("status").out
+    assert "activity file ignored: junk.json: unreadable\n" in evo("status").out
 
 
 def test_an_activity_file_cannot_change_what_status_says_of_the_ledger(evo: Evo) -> None:
@@ -146,6 +146,8 @@ def test_the_activity_file_follows_nested_steps_and_is_gone_after_an_exception(t
         assert activity.current() is outer
         live, _ = activity.read_all(home)
         assert [a.what for a in live] == ["training window 1"]  # the outer step again
+    assert _files(home) == []
+    outer("train", 5, 10)  # a report after its step ended writes nothing
     assert _files(home) == []
     assert activity.current() is activity.silent
     with pytest.raises(KeyError):
