@@ -67,7 +67,8 @@ def window_probes(app: App, window: Window) -> tuple[ProbeSet, Path]:
         probes = build_demo_probes(window.cycle, since_cycle=window.since_cycle)
     else:
         raise WorkspaceError(
-            f"no probe set: write {app.ws.data / 'probes.json'} (recall, generalize, tone, laws; see README)"
+            f"no probe set: write {app.ws.data / 'probes.json'} (`evo probes draft` drafts it from the stored"
+            " conversations; review it, then `evo probes validate`; README: Your own workspace)"
         )
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, encode_probes(probes))
