@@ -33,7 +33,7 @@ TOP_LEVEL = frozenset(
     {
         "agent_name", "evo_period_cycles", "max_concurrent_experiments", "seed_base", "data_strategies",
         "budget", "gates", "score", "distill", "train", "shadow", "burn_in", "approval", "ledger",
-        "laws",
+        "laws", "model",
     }
 )
 LEDGER_SECTION = frozenset({"snapshot_every"})
