@@ -7,18 +7,19 @@ same code as ``llama-quantize``; K-quants pick per-tensor types and fall back to
 for rows not a multiple of 256) from that file and writes the result atomically (a temporary
 file beside the target, fsync, rename). ``check_quantized`` compares the two GGUFs with
 llama.cpp on both sides, over the parity prompts: the teacher-forced logits at every position
-(``max_logit_diff``, ``top1_agreement``: the share of positions whose argmax is the same) and
-the greedy continuations (``greedy_agreement``, recorded, not judged: a near-tie flips one
-token and the rest of the continuation with it).
+(``max_logit_diff``, judged; ``top1_agreement``, the share of positions whose argmax is the
+same, recorded) and the greedy continuations (``greedy_agreement``, recorded). Agreement is not
+judged: with every logit within ``d`` an argmax can flip only where the reference's own margin
+is at most ``2d``, so it adds nothing to the diff where logits are sharp, and where they are
+flat (a random-weight model: near-ties everywhere) it flips without any fault (the bench's
+0.48B random Llama at q4_k_m: max diff 1.13, top-1 agreement 54 %, greedy 0 of 14).
 
-**Tolerances** (``QUANT_TOLERANCES``: max logit diff, least top-1 agreement), absolute, in
-logits, set from the demo model (0.94M parameters, trained, so its logits are sharp; its rows of
-128 and 352 make K-quant tensors fall back to q5_0 or q8_0): measured q8_0 0.29 / 97.6%, q6_k
-(all q8_0 there) 0.29 / 97.6%, q5_k_m 0.90 / 92.8%, q4_k_m 1.77 / 93.8% over 290 positions. The
-bounds leave about 2-3x over the logit diffs measured, while a broken file (wrong type, a tensor
-lost or misread) moves whole logits and most argmaxes; a random-weight model's logits are flat,
-so its diffs are far smaller (README: Benchmarks). A quantized file out of tolerance fails its
-export like a parity failure.
+**Tolerances** (``QUANT_TOLERANCES``: max logit diff), absolute, in logits, set from the demo
+model (0.94M parameters, trained, so its logits are sharp; its rows of 128 and 352 make K-quant
+tensors fall back to q5_0 or q8_0): measured q8_0 0.29 (top-1 97.6 %), q6_k (all q8_0 there)
+0.29, q5_k_m 0.90 (92.8 %), q4_k_m 1.77 (93.8 %) over 290 positions. The bounds leave about 2-3x
+over that, while a broken file (wrong type, a tensor lost or misread) moves whole logits. A
+quantized file out of tolerance fails its export like a parity failure.
 """
 
 from __future__ import annotations
@@ -40,13 +41,8 @@ QUANT_TYPES: tuple[QuantType, ...] = ("q8_0", "q6_k", "q5_k_m", "q4_k_m")
 # llama.cpp's ``llama_ftype`` values (llama.h), also ``general.file_type`` in the written GGUF.
 SERVED_TYPES: tuple[str, ...] = ("f32", "f16", *QUANT_TYPES)  # config [model] gguf_type, "auto" aside
 FTYPES: dict[str, int] = {"f32": 0, "f16": 1, "q8_0": 7, "q4_k_m": 15, "q5_k_m": 17, "q6_k": 18}
-# (max |logit diff| vs the unquantized GGUF, least top-1 agreement over teacher-forced positions)
-QUANT_TOLERANCES: dict[str, tuple[float, float]] = {
-    "q8_0": (1.0, 0.90),
-    "q6_k": (1.0, 0.90),
-    "q5_k_m": (2.0, 0.85),
-    "q4_k_m": (3.5, 0.80),
-}
+# max |logit diff| against the unquantized GGUF, over every teacher-forced position
+QUANT_TOLERANCES: dict[str, float] = {"q8_0": 1.0, "q6_k": 1.0, "q5_k_m": 2.0, "q4_k_m": 3.5}
 
 
 class QuantizeError(WorkspaceError):
@@ -65,7 +61,6 @@ class QuantReport(msgspec.Struct, frozen=True, kw_only=True):
     prompts: int
     positions: int
     tolerance: float
-    min_top1: float
     passed: bool
     seconds: float = 0.0  # quantizing (the check not included)
 
@@ -73,8 +68,8 @@ class QuantReport(msgspec.Struct, frozen=True, kw_only=True):
         verdict = "passed" if self.passed else "FAILED"
         return (
             f"{self.quant_type} check {verdict} against the {self.source_dtype} export: max logit diff "
-            f"{self.max_logit_diff:.3g} (tolerance {self.tolerance:g}), top-1 agreement {self.top1_agreement:.1%} "
-            f"(at least {self.min_top1:.0%}) of {self.positions} positions, greedy agreement "
+            f"{self.max_logit_diff:.3g} (tolerance {self.tolerance:g}); top-1 agreement {self.top1_agreement:.1%} "
+            f"of {self.positions} positions, greedy agreement "
             f"{self.greedy_agreement:.0%} of {self.prompts} prompts"
         )
 
@@ -183,7 +178,7 @@ def check_quantized(
     from adapters.serving.parity import PROMPTS
 
     kind = check_quant_type(quant_type)
-    tolerance, min_top1 = QUANT_TOLERANCES[kind]
+    tolerance = QUANT_TOLERANCES[kind]
     texts = list(PROMPTS if prompts is None else prompts)
     ref = load_llama(Path(reference), n_ctx=256, logits_all=True)
     try:
@@ -213,6 +208,6 @@ def check_quantized(
         quant_type=kind, source_dtype=source_dtype, source_bytes=Path(reference).stat().st_size,
         max_logit_diff=worst, top1_agreement=top1,
         greedy_agreement=agreed / len(texts) if texts else 1.0, prompts=len(texts), positions=positions,
-        tolerance=tolerance, min_top1=min_top1, passed=worst <= tolerance and top1 >= min_top1,
+        tolerance=tolerance, passed=worst <= tolerance,  # nan fails
         seconds=seconds,
     )

@@ -37,8 +37,9 @@ def test_a_k_quant_loads_in_llama_cpp_with_its_type_and_within_tolerance(demo_f1
         llm.close()
     report = check_quantized(demo_f16, out, "q4_k_m")
     assert report.passed, report.summary()
-    assert (report.tolerance, report.min_top1) == QUANT_TOLERANCES["q4_k_m"]
+    assert report.tolerance == QUANT_TOLERANCES["q4_k_m"]
     assert 0 < report.max_logit_diff <= report.tolerance and report.positions > 100
+    assert report.top1_agreement > 0.8  # the demo model's logits are sharp: recorded, measured 94 %
 
 
 def test_an_unknown_quant_type_is_refused_in_one_line(demo_f16: Path, tmp_path: Path) -> None:
