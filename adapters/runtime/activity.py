@@ -46,9 +46,10 @@ WRITE_EVERY_S = 1.0  # the file is rewritten at most this often (and at a step's
 # the unit each step counts, for the display; a step not named here counts itself
 UNITS = {
     "copy": "files",
+    "load": "models",
     "export": "tensors",
-    "quantize": "tensors",
-    "write": "bytes",
+    "write": "tensors",
+    "quantize": "",  # llama.cpp's quantizer: 0/1 then 1/1
     "parity": "prompts",
     "probes": "probes",
     "train": "steps",
@@ -87,8 +88,9 @@ def tenth(done: int, total: int | None) -> int:
 
 def counted(step: str, done: int, total: int | None) -> str:
     """``12/40 tensors`` (``12 tensors`` while the total is not known)."""
+    count = f"{done}/{total}" if total is not None else f"{done}"
     unit = UNITS.get(step, step)
-    return f"{done}/{total} {unit}" if total is not None else f"{done} {unit}"
+    return f"{count} {unit}" if unit else count
 
 
 def duration(seconds: float) -> str:
