@@ -91,8 +91,11 @@ def cmd_export(args: argparse.Namespace) -> int:
         )
     if not (folder / "weights" / "config.json").is_file():
         raise WorkspaceError(f"{folder.name}: no weights to export ({folder / 'weights'} holds no model)")
-    print(f"exporting {folder.name} ({args.dtype}) and checking parity...", file=sys.stderr)
-    record = export_generation(folder, dtype=args.dtype)
+    from adapters.runtime import activity
+
+    what = f"exporting {folder.name} ({args.dtype}) and checking parity"
+    with activity.step(ws.home, "export", what, subject=folder.name, echo=activity.StderrProgress()) as exporting:
+        record = export_generation(folder, dtype=args.dtype, progress=exporting)
     if args.json:
         out_json({"generation": folder.name, "path": str(folder / record.gguf), **msgspec.structs.asdict(record)})
     else:

@@ -61,20 +61,6 @@ def silent(step: str, done: int, total: int | None) -> None:
     """The ``Progress`` that reports nothing."""
 
 
-def progress_argument(fn: Callable[..., object], progress: Progress) -> dict[str, Any]:
-    """``{"progress": progress}`` if ``fn`` takes a ``progress`` argument, else ``{}``: how a
-    caller hands its step down to a function that may not report yet (the GGUF export and
-    parity check get their ``progress=`` hooks in issue 14; until then the step around the call
-    still says what runs, without counts)."""
-    import inspect
-
-    try:
-        takes = "progress" in inspect.signature(fn).parameters
-    except (TypeError, ValueError):  # pragma: no cover - a builtin without a signature
-        takes = False
-    return {"progress": progress} if takes else {}
-
-
 def bar(done: int, total: int | None, width: int = 20) -> str:
     """``[#####...............]``; all dots while the total is not known."""
     filled = min(width, int(width * done / total)) if total else 0
@@ -399,5 +385,5 @@ def in_progress(home: str | os.PathLike[str], now: float | None = None) -> tuple
 
 __all__ = [
     "Activity", "Progress", "Step", "StderrProgress", "activity_dir", "bar", "counted", "current", "duration",
-    "in_progress", "progress_argument", "read_all", "running", "silent", "step", "sweep", "tenth",
+    "in_progress", "read_all", "running", "silent", "step", "sweep", "tenth",
 ]

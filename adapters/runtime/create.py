@@ -184,7 +184,7 @@ def _export_genesis(folder: Path, genesis: str, *, progress: activity.Progress =
 
     # the config init writes has the default [model] gguf_type: f32 for a small model, else f16
     dtype = resolve_gguf_type(EvoConfig().model.gguf_type, parameter_count(folder / "weights"))
-    record = export_generation(folder, dtype=dtype, name=genesis, **activity.progress_argument(export_generation, progress))
+    record = export_generation(folder, dtype=dtype, name=genesis, progress=progress)
     if not record.parity.passed:
         raise ExportError(f"the genesis model's GGUF export fails its parity check: {record.parity.summary()}")
     if record.quantized is not None and not record.quantized.passed:

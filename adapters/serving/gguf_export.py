@@ -38,6 +38,7 @@ import msgspec
 from adapters.hashing import hash_file
 from adapters.serving.parity import ParityReport
 from adapters.serving.quantize import QuantReport
+from adapters.runtime.activity import Progress, silent
 from adapters.runtime.workspace import write_atomic
 from adapters.serving.gguf_families import ExportError, Family, family_of
 from adapters.serving.gguf_vocab import add_vocab, check_tokenizer, read_vocab
@@ -172,15 +173,20 @@ def _encode(data: Any, dtype: Dtype) -> tuple[Any, Any]:
 _FILE_TYPES = {"f32": 0, "f16": 1, "q8_0": 7}  # gguf.LlamaFileType ALL_F32, MOSTLY_F16, MOSTLY_Q8_0
 
 
-def _add_tensors(writer: Any, config: dict[str, Any], family: Family, weights: dict[str, Any], dtype: Dtype) -> None:
+def _add_tensors(
+    writer: Any, config: dict[str, Any], family: Family, weights: dict[str, Any], dtype: Dtype, progress: Progress
+) -> None:
     import gguf
+
+    total = len(weights)
+    progress("export", 0, total)
 
     n_head = int(config["num_attention_heads"])
     n_head_kv = int(config.get("num_key_value_heads") or n_head)
     names = gguf.get_tensor_name_map(getattr(gguf.MODEL_ARCH, family.arch), int(config["num_hidden_layers"]))
     for name, data in family.extra(config):
         writer.add_tensor(name, data)
-    for hf_name, data in weights.items():
+    for done, (hf_name, data) in enumerate(weights.items(), 1):
         if hf_name.endswith("rotary_emb.inv_freq") or hf_name in family.skip:
             continue
         if family.permute_qk and hf_name.endswith(("q_proj.weight", "q_proj.bias")):
@@ -194,6 +200,7 @@ def _add_tensors(writer: Any, config: dict[str, Any], family: Family, weights: d
             raise ExportError(f"no GGUF name for tensor {hf_name!r} in a {family.name} model")
         array, raw = _encode(data, dtype)
         writer.add_tensor(gguf_name, array, raw_dtype=raw)
+        progress("export", done, total)
 
 
 # ---------------------------------------------------------------- export
@@ -206,9 +213,11 @@ def export_gguf(
     *,
     dtype: Dtype = "f32",
     name: str | None = None,
+    progress: Progress = silent,
 ) -> ExportInfo:
     """Write the HF folder ``hf_dir`` (a generation's ``weights/``) as GGUF at ``out_path``
-    (``general.name``: ``name``, else the folder's)."""
+    (``general.name``: ``name``, else the folder's); ``progress`` hears ``load``, ``export``
+    (tensors) and ``write``."""
     import gguf
 
     if dtype not in DTYPES:
@@ -217,7 +226,9 @@ def export_gguf(
     folder = Path(hf_dir)
     out = Path(out_path)
     config, family = _read_config(folder)
+    progress("load", 0, 1)
     weights = _load_state_dict(folder)
+    progress("load", 1, 1)
     embed = weights.get("model.embed_tokens.weight")
     if embed is None:
         raise ExportError(f"{folder}: no model.embed_tokens.weight (not a {family.name} checkpoint)")
@@ -233,9 +244,10 @@ def export_gguf(
         family.hparams(writer, config)
         writer.add_file_type(_FILE_TYPES[dtype])
         _add_tokenizer(writer, folder, n_vocab)
-        _add_tensors(writer, config, family, weights, dtype)
+        _add_tensors(writer, config, family, weights, dtype, progress)
         writer.write_header_to_file()
         writer.write_kv_data_to_file()
+        progress("write", 0, 1)
         writer.write_tensors_to_file()
         assert writer.fout is not None
         for f in writer.fout:
@@ -243,6 +255,7 @@ def export_gguf(
             os.fsync(f.fileno())
         writer.close()
         os.replace(tmp, out)
+        progress("write", 1, 1)
     except BaseException:
         writer.close()
         tmp.unlink(missing_ok=True)
@@ -262,6 +275,7 @@ def export_generation(
     dtype: str = "f32",
     name: str | None = None,
     tolerance: float | None = None,
+    progress: Progress = silent,
 ) -> ExportRecord:
     """Export ``folder/weights`` to ``folder/model.gguf``, check its parity and record both in
     ``folder/export.json``. A failed parity check still leaves both files (the failure must be
@@ -288,12 +302,15 @@ def export_generation(
     if dtype in QUANT_TYPES:
         source = root / f".{GGUF_NAME}.f16-{os.getpid()}"
         try:
-            info = export_gguf(weights, source, dtype="f16", name=name or root.name)
+            info = export_gguf(weights, source, dtype="f16", name=name or root.name, progress=progress)
             report = check_parity(
-                weights, source, tolerance=tolerance if tolerance is not None else tolerance_for("f16")
+                weights, source, tolerance=tolerance if tolerance is not None else tolerance_for("f16"),
+                progress=progress,
             )
             if report.passed:
+                progress("quantize", 0, 1)
                 seconds = quantize_gguf(source, target, dtype)
+                progress("quantize", 1, 1)
                 quantized = check_quantized(source, target, dtype, seconds=seconds)
                 info = ExportInfo(
                     path=str(target), dtype=dtype, bytes=target.stat().st_size,
@@ -305,8 +322,10 @@ def export_generation(
         finally:
             source.unlink(missing_ok=True)
     else:
-        info = export_gguf(weights, target, dtype=dtype, name=name or root.name)  # type: ignore[arg-type]
-        report = check_parity(weights, info.path, tolerance=tolerance if tolerance is not None else tolerance_for(dtype))
+        info = export_gguf(weights, target, dtype=dtype, name=name or root.name, progress=progress)  # type: ignore[arg-type]
+        report = check_parity(
+            weights, info.path, tolerance=tolerance if tolerance is not None else tolerance_for(dtype), progress=progress
+        )
     record = ExportRecord(
         gguf=GGUF_NAME,
         dtype=info.dtype,

@@ -37,6 +37,8 @@ from typing import Any
 
 import msgspec
 
+from adapters.runtime.activity import Progress, silent
+
 TOLERANCES = {"f32": 1e-3, "f16": 0.1, "q8_0": 0.5}
 TOLERANCE = TOLERANCES["f32"]
 
@@ -100,7 +102,7 @@ def _greedy_hf(model: Any, ids: list[int], steps: int, eos: int | None) -> tuple
             out.append(token)
             if token == eos or len(out) == steps:
                 break
-            result = model(torch.tensor([[token]]), cache=result.past_key_values, use_cache=True)
+            result = model(torch.tensor([[token]]), cache=result.cache, use_cache=True)
     return out, rows
 
 
@@ -154,6 +156,7 @@ def check_parity(
     prompts: tuple[str, ...] | list[str] = PROMPTS,
     tolerance: float = TOLERANCE,
     greedy_tokens: int = 16,
+    progress: Progress = silent,
 ) -> ParityReport:
     """Compare the HF folder ``hf_dir`` with ``gguf_path`` on ``prompts`` (see the module doc)."""
     import numpy as np
@@ -162,17 +165,23 @@ def check_parity(
     from adapters.models.hf import load_generation
     from adapters.serving.llama import load_llama
 
+    progress("load", 0, 2)
     model, tok = load_generation(hf_dir)
+    progress("load", 1, 2)
     tolerance = max(tolerance, _tolerance_floor(Path(hf_dir)))
     prompts = (*prompts, *(p for p in chat_prompts(tok) if p not in prompts))
     encoded = [tok(p)["input_ids"] for p in prompts]
     n_ctx = max(64, max((len(ids) for ids in encoded), default=0) + greedy_tokens + 1)
     llm = load_llama(Path(gguf_path), n_ctx=n_ctx, logits_all=True)
+    progress("load", 2, 2)
+    progress("parity", 0, len(prompts))
     mismatches: list[str] = []
     tokenization_ok, agreed, worst, ties, untied = True, 0, 0.0, 0, 0
     try:
         eos = tok.eos_token_id
-        for prompt, ids in zip(prompts, encoded):
+        for done, (prompt, ids) in enumerate(zip(prompts, encoded), 1):
+            if done > 1:
+                progress("parity", done - 1, len(prompts))
             for add in (True, False):
                 hf_ids = ids if add else tok(prompt, add_special_tokens=False)["input_ids"]
                 ll_ids = llm.tokenize(prompt.encode("utf-8"), add_bos=add, special=True)
@@ -215,6 +224,7 @@ def check_parity(
         close = getattr(llm, "close", None)
         if close is not None:
             close()
+    progress("parity", len(prompts), len(prompts))
     agreement = agreed / len(prompts) if prompts else 1.0
     return ParityReport(
         max_logit_diff=worst,
