@@ -469,15 +469,24 @@ def trivial_queries(ws: Workspace | str | os.PathLike[str], limit: int | None = 
     """User turns of the TRIVIAL-looking stored conversations, newest first, each text once.
 
     TRIVIAL-looking: one user turn (no system message), karma >= 0, at most 200 characters, not
-    a prompt that tempts one of the operator's laws, and no assistant message that breaks one.
+    a prompt that tempts one of the operator's laws, and no assistant message that breaks one:
+    the laws config.toml configures, else (none configured) the demo world's.
     """
     from adapters.data.conversations import load
-    from adapters.data.demo_world import LAWS, violations
+    from adapters.data.demo_world import LAWS
+    from adapters.data.demo_world import violations as demo_violations
+    from evo_core.config import broken_laws
 
-    tempting = {prompt for law in LAWS for prompt in law.tempting}
+    workspace = ws if isinstance(ws, Workspace) else Workspace(Path(ws))
+    laws = workspace.config().laws
+    tempting = {prompt for law in (laws or LAWS) for prompt in law.tempting}
+
+    def violations(text: str) -> list[str]:
+        return broken_laws(laws, text) if laws else demo_violations(text)
+
     seen: set[str] = set()
     out: list[str] = []
-    conversations = load(ws if isinstance(ws, Workspace) else Workspace(Path(ws)))
+    conversations = load(workspace)
     for conv in sorted(conversations, key=lambda c: c.cycle, reverse=True):  # stable: ties keep store order
         users = [m.content for m in conv.messages if m.role == "user"]
         if conv.karma < 0 or len(users) != 1 or any(m.role == "system" for m in conv.messages):

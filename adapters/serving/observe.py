@@ -30,9 +30,9 @@ live users.
 generation under burn-in is observed, and ``RecordAnswer`` is appended (``sync=False``):
 
 - ``error``: the generation raised, or its text is empty or whitespace;
-- ``law_violation``: the text breaks a law: the demo world's laws (``demo_world.violations``)
-  in a demo workspace, and in every workspace ``burn_in.forbidden_phrases`` (substrings,
-  ignoring case);
+- ``law_violation``: the text breaks a law: the laws config.toml configures (``[[laws]]``;
+  none configured in a demo workspace: the demo world's), and in every workspace
+  ``burn_in.forbidden_phrases`` (substrings, ignoring case);
 - ``latency_ratio``: the n-th observed answer is also timed on the old HEAD (the hot standby)
   when ``latency_draw(seed, n) < latency_percent / 100`` (``blake3("evo-burn-in:<seed>:<n>")``):
   the old HEAD answers the same query, its text is discarded, and the ratio is the new HEAD's
@@ -342,9 +342,14 @@ class BurnInObserver:
         return self._demo
 
     def breaks_law(self, text: str) -> bool:
+        from evo_core.config import broken_laws
+
         low = text.lower()
         if any(phrase.lower() in low for phrase in self.config().forbidden_phrases):
             return True
+        laws = self.router.settings.get(self._failed).laws
+        if laws:
+            return bool(broken_laws(laws, text))
         if self.demo():
             from adapters.data.demo_world import violations
 
