@@ -172,7 +172,9 @@ def check_parity(
     prompts = (*prompts, *(p for p in chat_prompts(tok) if p not in prompts))
     encoded = [tok(p)["input_ids"] for p in prompts]
     n_ctx = max(64, max((len(ids) for ids in encoded), default=0) + greedy_tokens + 1)
-    llm = load_llama(Path(gguf_path), n_ctx=n_ctx, logits_all=True)
+    # every core this process may use: llama-cpp-python's default is half of them (one on two
+    # cores), which made the check of a 0.5B model take minutes
+    llm = load_llama(Path(gguf_path), n_ctx=n_ctx, logits_all=True, n_threads=len(os.sched_getaffinity(0)))
     progress("load", 2, 2)
     progress("parity", 0, len(prompts))
     mismatches: list[str] = []
