@@ -61,10 +61,8 @@ def head_dim(config: dict[str, Any]) -> int:
 # ---------------------------------------------------------------- hyper-parameters
 
 
-def common_hparams(writer: Any, config: dict[str, Any]) -> None:
-    """``TextModel.set_gguf_parameters``: the keys every family shares."""
-    import gguf
-
+def _shape(writer: Any, config: dict[str, Any]) -> None:
+    """The network's shape: every family writes these keys."""
     n_head = int(config["num_attention_heads"])
     writer.add_block_count(int(config["num_hidden_layers"]))
     writer.add_context_length(int(config["max_position_embeddings"]))
@@ -72,6 +70,13 @@ def common_hparams(writer: Any, config: dict[str, Any]) -> None:
     writer.add_feed_forward_length(int(config["intermediate_size"]))
     writer.add_head_count(n_head)
     writer.add_head_count_kv(int(config.get("num_key_value_heads") or n_head))
+
+
+def common_hparams(writer: Any, config: dict[str, Any]) -> None:
+    """``TextModel.set_gguf_parameters``: the keys most families share."""
+    import gguf
+
+    _shape(writer, config)
     params = _rope_params(config)
     kind = rope_type(config)
     if kind == "linear":
@@ -98,13 +103,7 @@ def _llama_hparams(writer: Any, config: dict[str, Any]) -> None:
 
 
 def _gemma2_hparams(writer: Any, config: dict[str, Any]) -> None:
-    n_head = int(config["num_attention_heads"])
-    writer.add_context_length(int(config["max_position_embeddings"]))
-    writer.add_embedding_length(int(config["hidden_size"]))
-    writer.add_block_count(int(config["num_hidden_layers"]))
-    writer.add_feed_forward_length(int(config["intermediate_size"]))
-    writer.add_head_count(n_head)
-    writer.add_head_count_kv(int(config.get("num_key_value_heads") or n_head))
+    _shape(writer, config)
     writer.add_layer_norm_rms_eps(float(config["rms_norm_eps"]))
     writer.add_key_length(int(config["head_dim"]))
     writer.add_value_length(int(config["head_dim"]))
@@ -125,14 +124,8 @@ def _phi3_original_context(config: dict[str, Any]) -> int:
 
 
 def _phi3_hparams(writer: Any, config: dict[str, Any]) -> None:
-    n_head = int(config["num_attention_heads"])
-    writer.add_context_length(int(config["max_position_embeddings"]))
+    _shape(writer, config)
     writer.add_rope_scaling_orig_ctx_len(_phi3_original_context(config))
-    writer.add_embedding_length(int(config["hidden_size"]))
-    writer.add_feed_forward_length(int(config["intermediate_size"]))
-    writer.add_block_count(int(config["num_hidden_layers"]))
-    writer.add_head_count(n_head)
-    writer.add_head_count_kv(int(config.get("num_key_value_heads") or n_head))
     writer.add_layer_norm_rms_eps(float(config["rms_norm_eps"]))
     writer.add_rope_dimension_count(_phi3_rope_dims(config))
     writer.add_rope_freq_base(float(_rope_params(config).get("rope_theta", 10000.0)))

@@ -57,6 +57,9 @@ class FakeLlama:
         self.tag = data.split(b"|")[1].decode()
         self.metadata: dict[str, str] = {}
 
+    def n_ctx(self) -> int:
+        return 256
+
     def __call__(self, prompt: str, **kw: Any) -> dict[str, Any]:
         return {"choices": [{"text": self.tag, "finish_reason": "stop"}], "usage": {"completion_tokens": 1}}
 
