@@ -3,7 +3,7 @@
 ``build_tiny(family, folder)`` writes a Hugging Face folder a user's model would look like, in
 miniature: the family's real architecture class and config keys (Llama 2 and 3.1 with its
 ``llama3`` RoPE scaling, Mistral, Qwen2.5 with tied embeddings and attention biases, Qwen3
-with its q/k norms, Gemma 2 with softcapping, Phi-3 with fused projections), a tokenizer of the
+with its q/k norms, Gemma 2 with softcapping, Gemma 3 (text) with its two RoPE bases, Phi-3 with fused projections), a tokenizer of the
 family's kind trained on the demo corpus, its special tokens and its chat template's shape:
 
 - SentencePiece BPE with byte fallback (``tokenizer.model`` trained with ``sentencepiece``,
@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-FAMILIES = ("llama2", "llama3", "mistral", "qwen2", "qwen3", "gemma2", "phi3")
+FAMILIES = ("llama2", "llama3", "mistral", "qwen2", "qwen3", "gemma2", "gemma3", "phi3")
 
 TEMPLATES = {
     "llama2": (
@@ -144,7 +144,7 @@ def _tokenizer(family: str, folder: Path, vocab: int) -> Any:
         )
         if user:
             tok.add_special_tokens({"additional_special_tokens": [AddedToken(t, rstrip=True, special=True) for t in user]})
-    elif family == "gemma2":
+    elif family in ("gemma2", "gemma3"):
         tok = _sentencepiece(
             folder, vocab=vocab, prefix=False,
             specials={"pad_id": 0, "eos_id": 1, "bos_id": 2, "unk_id": 3, "pad_piece": "<pad>", "eos_piece": "<eos>",
@@ -163,7 +163,7 @@ def _tokenizer(family: str, folder: Path, vocab: int) -> Any:
         specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
         tok = _byte_bpe(folder, vocab=vocab, regex=QWEN2_REGEX, specials=specials, bos=None, nfc=True,
                         ignore_merges=False, config={"eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"})
-    tok.chat_template = TEMPLATES["chatml" if family.startswith("qwen") else family]
+    tok.chat_template = TEMPLATES["chatml" if family.startswith("qwen") else "gemma2" if family == "gemma3" else family]
     return tok
 
 
@@ -196,6 +196,9 @@ def _config(family: str, tok: Any, *, hidden: int, layers: int, heads: int, kv_h
         return transformers.Gemma2Config(**common, head_dim=hidden // heads, query_pre_attn_scalar=hidden // heads,
                                          sliding_window=positions, attn_logit_softcapping=50.0,
                                          final_logit_softcapping=30.0)
+    if family == "gemma3":
+        return transformers.Gemma3TextConfig(**common, head_dim=hidden // heads, query_pre_attn_scalar=hidden // heads,
+                                             sliding_window=positions)
     if family == "phi3":
         return transformers.Phi3Config(**common, sliding_window=positions, tie_word_embeddings=False,
                                        original_max_position_embeddings=positions)

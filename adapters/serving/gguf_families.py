@@ -3,7 +3,7 @@
 Each ``Family`` says, for one transformers architecture, which llama.cpp architecture computes
 the same function and what must be true of the file for it to do so. It is the same knowledge
 llama.cpp's ``convert_hf_to_gguf.py`` holds in its model classes (``LlamaModel``,
-``Qwen2Model``, ``Qwen3Model``, ``Gemma2Model``, ``Phi3MiniModel``), written down for the
+``Qwen2Model``, ``Qwen3Model``, ``Gemma2Model``, ``Gemma3Model``, ``Phi3MiniModel``), written down for the
 families evo serves and checked against it (``tests/serving/test_families.py`` converts the same
 folders with llama.cpp's converter and compares every tensor and every key):
 
@@ -46,7 +46,9 @@ def _rope_params(config: dict[str, Any]) -> dict[str, Any]:
         if "type" in params and "rope_type" not in params:
             params["rope_type"] = params["type"]
     if isinstance(config.get("rope_parameters"), dict):
-        params.update(config["rope_parameters"])
+        rope = config["rope_parameters"]
+        # Gemma 3: per layer type; the global layers' parameters are the model's
+        params.update(rope.get("full_attention", rope))
     return params
 
 
@@ -110,6 +112,19 @@ def _gemma2_hparams(writer: Any, config: dict[str, Any]) -> None:
     writer.add_attn_logit_softcapping(float(config["attn_logit_softcapping"]))
     writer.add_final_logit_softcapping(float(config["final_logit_softcapping"]))
     writer.add_sliding_window(int(config["sliding_window"]))
+
+
+def _gemma3_hparams(writer: Any, config: dict[str, Any]) -> None:
+    """``Gemma3Model.set_gguf_parameters``: the common keys, the sliding layers' RoPE base, the
+    window and the final softcap."""
+    common_hparams(writer, config)
+    sliding = (config.get("rope_parameters") or {}).get("sliding_attention") or {}
+    if "rope_theta" in sliding:
+        writer.add_rope_freq_base_swa(float(sliding["rope_theta"]))
+    if config.get("final_logit_softcapping"):
+        writer.add_final_logit_softcapping(float(config["final_logit_softcapping"]))
+    if config.get("sliding_window_pattern") != 1:
+        writer.add_sliding_window(int(config["sliding_window"]))
 
 
 def _phi3_rope_dims(config: dict[str, Any]) -> int:
@@ -204,6 +219,20 @@ def _refuse_gemma2(config: dict[str, Any], family: Family) -> str | None:
     return _refuse_common(config, family)
 
 
+def _refuse_gemma3(config: dict[str, Any], family: Family) -> str | None:
+    if config.get("attn_logit_softcapping") is not None:
+        return "attn_logit_softcapping (llama.cpp's gemma3 has none)"
+    scalar = config.get("query_pre_attn_scalar")
+    if scalar is not None and int(scalar) != head_dim(config):
+        return f"query_pre_attn_scalar {scalar} != head_dim {head_dim(config)} (llama.cpp scales by head_dim)"
+    types = config.get("layer_types")
+    if isinstance(types, list) and types != [
+        "full_attention" if (i + 1) % 6 == 0 else "sliding_attention" for i in range(len(types))
+    ]:
+        return "layer_types other than five sliding layers then one global (llama.cpp's gemma3 pattern)"
+    return _refuse_common(config, family)
+
+
 def _refuse_qwen2(config: dict[str, Any], family: Family) -> str | None:
     if config.get("use_sliding_window"):
         return "use_sliding_window=true (llama.cpp's qwen2 attends to the whole context)"
@@ -236,6 +265,8 @@ QWEN2 = Family("qwen2", "QWEN2", common_hparams, rope_types=("default", "linear"
 QWEN3 = Family("qwen3", "QWEN3", common_hparams, rope_types=("default", "linear", "yarn"), refuse=_refuse_qwen2)
 GEMMA2 = Family("gemma2", "GEMMA2", _gemma2_hparams, norm_shift=1.0, skip=("lm_head.weight",), refuse=_refuse_gemma2,
                 tolerance_floor=0.01)
+GEMMA3 = Family("gemma3", "GEMMA3", _gemma3_hparams, norm_shift=1.0, skip=("lm_head.weight",),
+                rope_types=("default", "linear"), refuse=_refuse_gemma3, tolerance_floor=0.01)
 PHI3 = Family("phi3", "PHI3", _phi3_hparams, extra=_phi3_rope_factors, rope_types=("default", "longrope", "su"),
               name_tag="phi3")
 
@@ -245,6 +276,7 @@ FAMILIES: dict[str, Family] = {
     "Qwen2ForCausalLM": QWEN2,
     "Qwen3ForCausalLM": QWEN3,
     "Gemma2ForCausalLM": GEMMA2,
+    "Gemma3ForCausalLM": GEMMA3,
     "Phi3ForCausalLM": PHI3,
 }
 

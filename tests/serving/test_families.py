@@ -21,7 +21,7 @@ from tests.serving.llama_converter import convert, read
 
 # llama.cpp's pre-tokenizer for each family (the converter is told it: see llama_converter.py)
 PRE = {"llama2": "default", "llama3": "llama-bpe", "mistral": "default", "qwen2": "qwen2", "qwen3": "qwen2",
-       "gemma2": "default", "phi3": "default"}
+       "gemma2": "default", "gemma3": "default", "phi3": "default"}
 
 # Keys where evo's file differs from the converter's, and why (README, "Model families"):
 # general.* bookkeeping the converter derives from the folder name; evo writes add_eos_token
@@ -35,6 +35,7 @@ DIFFERS = {
     "gemma2": {"tokenizer.ggml.scores", "tokenizer.ggml.token_type", "tokenizer.ggml.tokens",
                "tokenizer.ggml.mask_token_id"},
 }
+DIFFERS["gemma3"] = DIFFERS["gemma2"]
 
 
 @pytest.fixture(scope="module")
