@@ -342,7 +342,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("export", cmd_export, "re-export an archived generation's weights/ to model.gguf and check its parity with llama.cpp")
     sp.add_argument("generation", help="an archived generation's name (a unique prefix will do)")
-    sp.add_argument("--dtype", choices=("f32", "f16", "q8_0"), default="f32", help="tensor type (default f32)")
+    from adapters.serving.quantize import SERVED_TYPES
+
+    sp.add_argument(
+        "--dtype", choices=SERVED_TYPES, default="f32",
+        help="tensor type (default f32); q8_0 and the K-quants are made by llama.cpp's quantizer from a "
+        "parity-checked f16 export and checked against it",
+    )
 
     from adapters.cli.disk import cmd_du
 

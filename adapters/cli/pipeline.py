@@ -101,9 +101,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     else:
         out(f"{folder / record.gguf}: {record.dtype}, {record.bytes:,} bytes, blake3 {record.blake3[:16]}")
         out(record.parity.summary())
+        if record.quantized is not None:
+            out(record.quantized.summary())
     if not record.parity.passed:
         first = record.parity.mismatches[0][:160] if record.parity.mismatches else ""
         print(f"evo: error: {folder.name}: FAIL - export parity ({first})", file=sys.stderr)
+        return EXIT_ERROR
+    if record.quantized is not None and not record.quantized.passed:
+        print(f"evo: error: {folder.name}: FAIL - {record.quantized.summary()}", file=sys.stderr)
         return EXIT_ERROR
     return 0
 

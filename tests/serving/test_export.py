@@ -299,6 +299,24 @@ def test_evo_export_rewrites_model_gguf_and_records_parity(
     assert evo("verify").code == 0
 
 
+def test_evo_export_makes_a_k_quant_through_llama_cpp_and_prints_its_check(
+    workspace_copy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.cli.conftest import Evo
+    from tests.fixtures_models import GENESIS
+
+    folder = workspace_copy / "models" / "archive" / GENESIS
+    evo = Evo(workspace_copy, capsys)
+    r = evo("export", GENESIS, "--dtype", "q4_k_m")
+    assert r.code == 0, r.err
+    lines = r.out.splitlines()
+    assert lines[1].startswith("parity passed") and lines[2].startswith("q4_k_m check passed against the f16 export")
+    record = json.loads((folder / "export.json").read_text())
+    assert record["dtype"] == "q4_k_m" and record["quantized"]["passed"]
+    assert not list(folder.glob(".model.gguf.*"))  # the f16 source is gone
+    assert load_llama(folder / "model.gguf")("hi", max_tokens=2)["choices"]
+
+
 def test_evo_export_refuses_a_generation_without_weights_or_unknown(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
