@@ -1,24 +1,24 @@
-"""A Hugging Face Llama folder written as one GGUF file that llama.cpp serves.
+"""A Hugging Face causal-LM folder written as one GGUF file that llama.cpp serves.
 
-Theory of operation. llama.cpp's ``llama`` architecture computes the same function as
-transformers' ``LlamaForCausalLM`` given three things, each of which silently breaks parity
-when wrong (and nothing else complains):
+Theory of operation. A llama.cpp architecture computes the same function as the transformers
+model given three things, each of which silently breaks parity when wrong (and nothing else
+complains):
 
-1. **Tensor layout.** Names follow ``gguf``'s own HF-to-GGUF table (``blk.N.attn_q.weight``...).
-   ``q_proj``/``k_proj`` (weights and biases) are *permuted* per head, as llama.cpp's
-   ``convert_hf_to_gguf.py`` does: HF's rotary embedding rotates the two halves of a head
-   (``rotate_half``) while ggml's "normal" RoPE rotates adjacent pairs; the permutation
-   (``permute_qk``) interleaves the halves so both rotate the same coordinates.
-2. **Hyper-parameters**: context length, widths, head counts, head size, RMSNorm epsilon, RoPE
-   base (``rope_parameters`` in transformers 5, ``rope_theta`` before); linear RoPE scaling is
-   carried, any other scaling is refused.
-3. **The tokenizer, embedded**: byte-level BPE only (``ByteLevel`` pre-tokenizer without a
-   prefix space and with the GPT-2 regex, no normalizer), which is llama.cpp's ``gpt2`` model
-   with the ``gpt-2`` pre-tokenizer. Tokens in id order (holes become ``[PADi]``, unused),
-   types (the tokenizer's special added tokens are ``CONTROL``, so llama.cpp parses them in
-   text only when asked, like HF), merges, BOS/EOS/PAD ids and ``add_bos_token``/
-   ``add_eos_token`` measured by encoding a probe string (the demo tokenizer adds BOS in its
-   post-processor, not through a config flag), and the chat template.
+1. **Tensor layout.** Names follow ``gguf``'s own HF-to-GGUF table (``blk.N.attn_q.weight``...),
+   transformed per family as llama.cpp's ``convert_hf_to_gguf.py`` does
+   (``adapters.serving.gguf_families``): for Llama and Mistral ``q_proj``/``k_proj`` (weights and
+   biases) are *permuted* per head (HF's rotary embedding rotates the two halves of a head,
+   ggml's "normal" RoPE adjacent pairs; ``permute_qk`` interleaves the halves), Gemma's norms
+   are stored ``+1``, extra tensors (Llama 3.1's ``rope_freqs``) are computed.
+2. **Hyper-parameters**: the shape, RMSNorm epsilon, RoPE base and scaling (``rope_parameters``
+   in transformers 5, ``rope_theta``/``rope_scaling`` before), and the family's own keys;
+   configurations llama.cpp computes differently are refused in one line.
+3. **The tokenizer, embedded** (``adapters.serving.gguf_vocab``): byte-level BPE or SentencePiece
+   BPE, tokens in id order (holes become ``[PADi]``, unused), scores, types (the tokenizer's
+   special added tokens are ``CONTROL``, so llama.cpp parses them in text only when asked, like
+   HF), merges, BOS/EOS/UNK/PAD ids and ``add_bos_token``/``add_eos_token`` measured by encoding
+   a probe string (the demo tokenizer adds BOS in its post-processor, not through a config
+   flag), and the chat template.
 
 ``export_gguf`` writes to a temporary file beside the target, fsyncs and renames: a reader sees
 the old file or the new one, never half of one. Whether the result is right is
