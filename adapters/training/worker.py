@@ -47,8 +47,8 @@ def export(spec: Any, result: Any) -> Any:
     from adapters.serving.gguf_export import ExportError, export_generation
 
     try:
-        # the spec's served type (config [model] gguf_type, resolved); f32 for a spec without one
-        record = export_generation(spec.out_dir, dtype=getattr(spec, "gguf_type", "f32"), name=spec.candidate)
+        # the spec's served type (config [model] gguf_type, resolved by the orchestrator)
+        record = export_generation(spec.out_dir, dtype=spec.gguf_type, name=spec.candidate)
     except (ExportError, OSError, ValueError, RuntimeError) as exc:
         return replace(result, status="failed", reason=f"export failed: {exc}")
     if not record.parity.passed:

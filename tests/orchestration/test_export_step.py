@@ -31,7 +31,7 @@ def out_dir(demo_genesis: Path, tmp_path: Path) -> Path:
 
 
 def test_a_matching_export_keeps_the_candidate_finished(out_dir: Path) -> None:
-    result = export(SimpleNamespace(out_dir=str(out_dir), candidate=FINISHED.candidate), FINISHED)
+    result = export(SimpleNamespace(out_dir=str(out_dir), candidate=FINISHED.candidate, gguf_type="f32"), FINISHED)
     assert result == FINISHED
     assert (out_dir / "model.gguf").is_file() and (out_dir / "export.json").is_file()
 
@@ -41,7 +41,7 @@ def test_a_gguf_that_does_not_match_fails_the_candidate(out_dir: Path, monkeypat
         return np.asarray(weights)  # llama.cpp's rotary layout skipped: logits diverge
 
     monkeypatch.setattr(gguf_export, "permute_qk", unpermuted)
-    result = export(SimpleNamespace(out_dir=str(out_dir), candidate=FINISHED.candidate), FINISHED)
+    result = export(SimpleNamespace(out_dir=str(out_dir), candidate=FINISHED.candidate, gguf_type="f32"), FINISHED)
     assert result.status == "failed"
     assert result.reason.startswith("export parity (parity FAILED")
     assert result.budget_used == FINISHED.budget_used  # what it used is still reported
