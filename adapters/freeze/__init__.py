@@ -9,14 +9,14 @@ from adapters.freeze.archive import (
     verify_archive,
     verify_ledger_archives,
 )
-from adapters.freeze.png import encode_png, metrics_chart
+from adapters.freeze.plots import loss_chart, metrics_chart
 
 __all__ = [
     "TEN",
     "ArchiveExists",
     "FrozenArchive",
-    "encode_png",
     "freeze",
+    "loss_chart",
     "metrics_chart",
     "resolve_archive",
     "verify_archive",

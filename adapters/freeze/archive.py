@@ -14,7 +14,7 @@ does that for every archive the ledger names (``evo verify --deep``).
 
 Besides the spec's ten artifacts the archive keeps ``weights/`` and ``adapter/`` (a promoted
 candidate teaches the next window), ``training.json``, ``export.json``, ``data_ids.json`` and
-the chart ``metrics.png`` that EVAL.md shows.
+the charts ``metrics.png`` and ``loss.png`` (when training recorded a curve) that EVAL.md shows.
 """
 
 from __future__ import annotations
@@ -31,8 +31,7 @@ from typing import Any
 
 import msgspec
 
-from adapters.freeze.png import metrics_chart
-from adapters.freeze.documents import PLOT_NAME, Facts, chart_series, eval_md, metrics_json, model_card
+from adapters.freeze.documents import Facts, eval_md, metrics_json, model_card, pictures
 from adapters.hashing import hash_file, hash_tree
 from adapters.runtime.workspace import Workspace, WorkspaceError, write_atomic
 from ledger.recovery import fsync_dir
@@ -112,7 +111,8 @@ def freeze(
     tmp.mkdir()
     try:
         facts = _fill(tmp, Path(work_dir), candidate, status, window, head_metrics, gates)
-        _write(tmp, PLOT_NAME, metrics_chart(chart_series(history, facts)))
+        for name, picture in pictures(facts, history).items():
+            _write(tmp, name, picture)
         _write(tmp, "metrics.json", json.dumps(metrics_json(facts), indent=2) + "\n")
         _write(tmp, "EVAL.md", eval_md(facts))
         _write(tmp, "MODEL_CARD.md", model_card(facts))

@@ -1,5 +1,6 @@
-"""What an archive says about its candidate: metrics.json (the spec's shape), EVAL.md and
-MODEL_CARD.md. Pure text from values; ``adapters.freeze.archive`` writes them."""
+"""What an archive says about its candidate: metrics.json (the spec's shape), EVAL.md,
+MODEL_CARD.md and the pictures EVAL.md shows. Text and PNG bytes from values;
+``adapters.freeze.archive`` writes them."""
 
 from __future__ import annotations
 
@@ -9,13 +10,15 @@ from typing import Any
 
 import msgspec
 
-from adapters.freeze.png import COLOUR_NAMES
+from adapters.freeze.loss_curve import curve_of, summary
+from adapters.freeze.plots import GateLine
 from evo_core.gates import GATE_NAMES, PAIRED
 from evo_core.state import Candidate, Window
 from evo_core.values import GateResult, Metrics
 from projections.explain_gates import evidence_text, percent, rule_text
 
 PLOT_NAME = "metrics.png"
+LOSS_PLOT = "loss.png"  # only when training recorded a curve
 
 
 class Facts(msgspec.Struct, kw_only=True):
@@ -195,6 +198,9 @@ def eval_md(f: Facts) -> str:
         f"steps {t['steps'] if t['steps'] is not None else '-'}, loss {_num(t['loss_start'])} -> "
         f"{_num(t['loss_final'])}, walltime {_num(t['walltime_minutes'])} min",
     ]
+    curve = curve_of(f.training)
+    if curve:
+        lines += ["", f"Loss curve: {summary(curve)}.", "", f"![training loss per step]({LOSS_PLOT})"]
     if c.budget_used is not None:
         limits = msgspec.to_builtins(c.budget)
         lines += ["", "| resource | used | limit |", "| --- | ---: | ---: |"]
@@ -214,15 +220,15 @@ def eval_md(f: Facts) -> str:
     if f.missing:
         lines += ["", "## Missing artifacts", "", "The work folder did not hold these; they are not in the archive:", ""]
         lines += [f"- {name}" for name in f.missing]
-    legend = ", ".join(f"{name} {colour}" for name, colour in COLOUR_NAMES.items())
     lines += [
         "",
         "## Across generations",
         "",
         f"![metrics across generations]({PLOT_NAME})",
         "",
-        f"Oldest generation on the left, this candidate on the right (grey band); {legend}; "
-        "y from 0 to 1.",
+        "Oldest generation on the left, this candidate on the right (grey band). A dashed line is "
+        "a gate's threshold in its metric's colour; a paired gate's bar runs from the candidate's "
+        "value to its confidence bound, which must reach the line.",
         "",
         f"model hash `{f.model_hash or '-'}`, manifest hash `{f.manifest_hash or '-'}`",
         "",
@@ -265,11 +271,46 @@ def model_card(f: Facts) -> str:
     return "\n".join(front + body) + "\n"
 
 
-def chart_series(history: Sequence[tuple[str, Metrics]], f: Facts) -> list[dict[str, float | None]]:
-    points = [_eval(m) for _, m in history]
+def chart_series(history: Sequence[tuple[str, Metrics]], f: Facts) -> list[tuple[str, dict[str, float | None]]]:
+    """(generation, its rates) oldest first: the history, HEAD (unless the history ends with
+    it), the candidate."""
+    points = [(name, _eval(m)) for name, m in history]
     if f.head_metrics is not None:
         head = f.window.head if f.window is not None else f.candidate.parent
         if not history or history[-1][0] != head:
-            points.append(_eval(f.head_metrics))
-    points.append(_eval(f.candidate.metrics))
+            points.append((head, _eval(f.head_metrics)))
+    points.append((f.candidate.id, _eval(f.candidate.metrics)))
     return points
+
+
+def gate_lines(f: Facts) -> list[GateLine]:
+    """Each rate gate's threshold on its metric's scale. A paired gate compares a bound on the
+    difference with HEAD against a tolerance: on the metric's scale that is HEAD's value -
+    epsilon (recall) or + delta (generalize), and the candidate's bound must reach it."""
+    out = []
+    for g in f.gates:
+        if g.name == "tone":
+            out.append(GateLine(metric="tone_drift", threshold=g.threshold,
+                                label=f"tone gate: drift ≤ {g.threshold:.3g}"))
+        elif g.name in ("recall", "generalize") and g.method != PAIRED:
+            out.append(GateLine(metric=g.name, threshold=g.threshold, label=f"{g.name} gate: ≥ {g.threshold:.3g}"))
+        elif g.name in ("recall", "generalize") and f.head_metrics is not None and g.bound is not None:
+            head = float(getattr(f.head_metrics, g.name))
+            sign, tol = (-1.0, "ε") if g.name == "recall" else (1.0, "δ")
+            threshold = head + sign * g.threshold
+            out.append(GateLine(
+                metric=g.name, threshold=threshold, bound=head + sign * g.bound,
+                label=f"{g.name} gate: HEAD {'-' if sign < 0 else '+'} {tol} = {threshold:.3g}",
+            ))
+    return out
+
+
+def pictures(f: Facts, history: Sequence[tuple[str, Metrics]]) -> dict[str, bytes]:
+    """The PNGs EVAL.md shows, by file name."""
+    from adapters.freeze.plots import loss_chart, metrics_chart
+
+    out = {PLOT_NAME: metrics_chart(chart_series(history, f), gate_lines(f))}
+    curve = curve_of(f.training)
+    if curve:
+        out[LOSS_PLOT] = loss_chart(curve, title=f"Training loss of {f.candidate.id}")
+    return out

@@ -40,7 +40,12 @@ from evo_core.values import BudgetUsed, TrainingStats
 
 Progress = Callable[[dict[str, Any]], None]
 METHOD = "teacher_student_distillation"
-CURVE_EVERY = 10
+CURVE_POINTS = 100  # the loss curve keeps about this many points, whatever the run's length
+
+
+def curve_every(planned_steps: int) -> int:
+    """Record the loss every this many steps: every step up to CURVE_POINTS steps, then sparser."""
+    return max(1, -(-planned_steps // CURVE_POINTS))
 
 
 class _Run:
@@ -54,7 +59,7 @@ class _Run:
         self.loss_start = 0.0
         self.loss_final = 0.0
         self.last: dict[str, float] = {}
-        self.curve: list[tuple[int, float]] = []  # (step, loss) every CURVE_EVERY steps
+        self.curve: list[tuple[int, float]] = []  # (step, loss): steps 1, 1 + every, ... and the last
         self.effective_w = spec.distill.stabilizer_weight if spec.stabilizer_dir else 0.0
         self.hashes: dict[str, str] = {}
 
@@ -176,7 +181,7 @@ def training_json(run: _Run, status: str, breach: tuple[str, float, float] | Non
         "loss_final": run.loss_final,
         "ce_final": run.last.get("ce", 0.0),
         "kd_final": run.last.get("kd", 0.0),
-        "loss_curve": run.curve,
+        "loss_curve": _curve(run),
         "walltime_minutes": seconds / 60.0,
         "tokens_processed": used.tokens_processed,
         "tokens_per_second": used.tokens_processed / seconds if seconds > 0 else 0.0,
@@ -186,6 +191,13 @@ def training_json(run: _Run, status: str, breach: tuple[str, float, float] | Non
         "breach": None if breach is None else {"resource": breach[0], "limit": breach[1], "used": breach[2]},
         "reason": reason,
     }
+
+
+def _curve(run: _Run) -> list[tuple[int, float]]:
+    """The recorded curve, ending at the last step taken (a run stopped early included)."""
+    if run.steps and (not run.curve or run.curve[-1][0] < run.steps):
+        return [*run.curve, (run.steps, round(run.loss_final, 5))]
+    return run.curve
 
 
 # Fused projections (Phi-3) stand for the separate ones the config names.
@@ -336,7 +348,7 @@ def _train(spec: TrainSpec, progress: Progress | None, run: _Run) -> TrainResult
         if run.steps == 0:
             run.loss_start = loss
         run.loss_final = loss
-        if run.steps % CURVE_EVERY == 0:
+        if run.steps % curve_every(spec.steps) == 0 or run.steps + 1 == spec.steps:
             run.curve.append((run.steps + 1, round(loss, 5)))
         run.last = {"ce": float(parts.ce), "kd": float(parts.kd)}
         breach = meter.after_step(int(b["attention_mask"].sum()))  # type: ignore[union-attr]

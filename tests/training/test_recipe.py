@@ -71,7 +71,17 @@ def test_the_trainer_records_its_schedule_and_curve(make_spec) -> None:  # type:
     assert args["schedule"] == {"warmup_steps": 3, "kind": "cosine", "min_lr_ratio": 0.1,
                                 "max_grad_norm": 0.5, "divergence_factor": 3.0}
     curve = json.loads((Path(spec.out_dir) / "training.json").read_text())["loss_curve"]
-    assert [s for s, _ in curve] == [1, 11]
+    assert [s for s, _ in curve] == list(range(1, 13))  # a short run: every step
+
+
+def test_the_curve_keeps_about_a_hundred_points_and_the_last_step() -> None:
+    from adapters.training.trainer import curve_every
+
+    for planned in (1, 12, 100, 101, 600, 2000, 2001):
+        every = curve_every(planned)
+        recorded = [s + 1 for s in range(planned) if s % every == 0 or s + 1 == planned]
+        assert recorded[0] == 1 and recorded[-1] == planned
+        assert min(planned, 50) <= len(recorded) <= 101
 
 
 def test_the_scheduler_and_clipping_reach_the_optimizer(make_spec, monkeypatch) -> None:  # type: ignore[no-untyped-def]
