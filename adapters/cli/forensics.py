@@ -1,12 +1,14 @@
 """The auditor's commands: ``evo explain NAME`` and ``evo report``. Parse, call, print.
 
-Both only read the ledger (nothing is appended); ``report`` writes one HTML file.
+Both only read the ledger (nothing is appended) and the archives it names (a frozen
+candidate's loss curve); ``report`` writes one HTML file.
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from adapters.cli.common import open_app, out, out_json
 from adapters.runtime.workspace import WorkspaceError
@@ -24,20 +26,36 @@ def resolve_name(names: list[str], wanted: str) -> str:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
+    import msgspec
+
+    from adapters.freeze.loss_curve import summary
     from projections.explain import explain, generation_names
     from projections.explain_text import render_explanation
 
     with open_app(args) as app:
         name = resolve_name(generation_names(app.store.ledger.records()), args.name)
         expl = explain(app.store.ledger.records(), name)
+        curve = _archived_curve(app, expl)
     if expl is None:  # the ledger was replaced between the two reads
         raise WorkspaceError(f"no candidate or generation named {name!r} in the ledger (see `evo status`)")
     if args.json:
-        out_json(expl)
+        out_json({**msgspec.to_builtins(expl), "loss_curve": curve})
     else:
         for line in render_explanation(expl):
             out(line)
+            if line.startswith("training: ") and curve:
+                out(f"  {summary(curve)}")
     return 0
+
+
+def _archived_curve(app: Any, expl: Any) -> list[tuple[int, float]]:
+    """The training loss curve in a frozen candidate's archive ([] before the freeze)."""
+    from adapters.freeze.archive import resolve_archive
+    from adapters.freeze.loss_curve import read_curve
+
+    if expl is None or expl.frozen is None:
+        return []
+    return read_curve(resolve_archive(app.ws, expl.frozen.archive))
 
 
 def cmd_report(args: argparse.Namespace) -> int:

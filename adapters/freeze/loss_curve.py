@@ -47,7 +47,7 @@ def sparkline(values: list[float], width: int = 24) -> str:
     lo, hi = min(means), max(means)
     if hi - lo <= 0:
         return BARS[0] * n
-    return "".join(BARS[min(len(BARS) - 1, int((m - lo) / (hi - lo) * len(BARS)))] for m in means)
+    return "".join(BARS[round((m - lo) / (hi - lo) * (len(BARS) - 1))] for m in means)
 
 
 def summary(curve: Curve) -> str:

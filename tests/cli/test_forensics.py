@@ -58,6 +58,27 @@ def test_explain_names_the_failing_gates_and_their_margins(evo: Evo, driver: Led
     assert evo.ledger_bytes == before  # forensics append nothing
 
 
+def write_curve(evo: Evo, cid: str, curve: list[list[float]]) -> None:
+    """What the freeze leaves in the archive the ledger names (the driver records the name only)."""
+    folder = evo.home / "models" / "archive" / cid
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "training.json").write_text(json.dumps({"steps": int(curve[-1][0]), "loss_curve": curve}))
+
+
+def test_explain_shows_the_archived_loss_curve(evo: Evo, driver: LedgerDriver) -> None:
+    driver.window([GOOD, BAD_RECALL_LAWS, "breach"])
+    good, bad, _ = driver.candidates()
+    write_curve(evo, good, [[1, 2.5], [11, 1.9], [21, 1.2], [31, 0.9], [41, 1.0]])
+    lines = evo("explain", good).out.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("training: "))
+    loss = lines[at + 1]
+    assert loss.startswith("  loss 2.5000 (step 1) -> min 0.9000 (step 31) -> final 1.0000 (step 41), 5 points ")
+    assert loss.rstrip()[-5:] == "█▅▂▁▁"  # the sparkline: high at the start, lowest at step 31
+    assert json.loads(evo("explain", good, "--json").out)["loss_curve"] == [[1, 2.5], [11, 1.9], [21, 1.2], [31, 0.9], [41, 1.0]]
+    assert not any(line.startswith("  loss ") for line in evo("explain", bad).out.splitlines())  # no archive there
+    assert json.loads(evo("explain", bad, "--json").out)["loss_curve"] == []
+
+
 def test_explain_takes_a_unique_prefix_and_refuses_an_ambiguous_one(evo: Evo, driver: LedgerDriver) -> None:
     driver.window([GOOD, BAD_RECALL_LAWS, "breach"])
     cids = driver.candidates()
