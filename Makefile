@@ -21,7 +21,14 @@ CONVERTER := $(VENV)/llama.cpp/VERSION
 $(CONVERTER): constraints.txt | $(STAMP)
 	$(BIN)/python scripts/fetch_llama_converter.py $(VENV)/llama.cpp
 
-test: $(STAMP) $(CONVERTER)
+# Chromium for the report's browser test (Debian's package: playwright drives it, downloads none).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+test: $(STAMP) $(CONVERTER) $(CHROMIUM)
 	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest
 

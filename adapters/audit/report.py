@@ -2,10 +2,17 @@
 
 The page is self-contained and works offline: inline CSS, inline SVG, no script, no font or
 image from anywhere. It shows the lineage as a tree (genesis, then each window's candidates,
-drawn from the generation that bred them), the metrics across windows as line plots, the
-window-by-window table, and the ledger checkpoint (``seq:hash``) it was made from, so a reader
-can check the ledger still extends it (``evo verify --checkpoint``). Every piece of text from
-the ledger is escaped. The same ledger gives the same bytes (no clock on the page).
+drawn from the generation that bred them), the metrics across windows and each window's
+training loss curves (``report_plots``: matplotlib), the window-by-window table, and the ledger
+checkpoint (``seq:hash``) it was made from, so a reader can check the ledger still extends it
+(``evo verify --checkpoint``). Every piece of text from the ledger is escaped. The same ledger
+and archives give the same bytes (no clock on the page).
+
+The lineage is laid out on a grid: a column per window (the genesis first), a row per
+candidate. An edge is drawn before the boxes and never through one: between neighbouring
+columns it is a curve inside the gap between them; a longer one leaves its parent into that
+gap, runs along the free lane between two rows (every column has its rows at the same
+heights) and comes down the gap before its child's column.
 
 ``--out`` never overwrites anything but a report: an existing file that is not one (the ledger,
 ``config.toml``, your notes) is refused, and inside the workspace the page goes only to a new or
@@ -21,6 +28,7 @@ from typing import TYPE_CHECKING, Iterable, Iterator
 
 import msgspec
 
+from adapters.freeze.loss_curve import Curve
 from adapters.runtime.workspace import write_atomic
 from evo_core.errors import UsageError
 from projections.report_data import LineageNode, Plot, ReportData, ReportWindow, report_data
@@ -30,7 +38,8 @@ if TYPE_CHECKING:
     from ledger.record import Record
 
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
-NODE_W, NODE_H, COL_STEP, ROW_STEP, PAD, TOP = 250, 52, 310, 64, 16, 34
+NODE_W, NODE_H, COL_STEP, ROW_STEP, PAD, TOP = 250, 52, 310, 76, 40, 34
+GAP_X, GAP_Y = COL_STEP - NODE_W, ROW_STEP - NODE_H  # the free lanes between columns and rows
 
 CSS = """
 body { font-family: system-ui, sans-serif; margin: 24px; color: #222; }
@@ -49,11 +58,9 @@ code, .mono, svg text { font-family: ui-monospace, SFMono-Regular, Menlo, monosp
 .badge { font-size: 9px; font-weight: bold; }
 .edge { fill: none; stroke: #aaa; stroke-width: 1.2; }
 .edge.promoted { stroke: #1a7f1a; stroke-width: 2.5; }
-.axis { stroke: #444; } .grid { stroke: #eee; }
-.tick { font-size: 10px; fill: #444; } .ptitle { font-size: 12px; font-weight: bold; }
+.tick { font-size: 10px; fill: #444; }
 .plots { display: flex; flex-wrap: wrap; gap: 12px; }
-.legend span { display: inline-block; margin-right: 14px; font-size: 12px; }
-.legend i { display: inline-block; width: 14px; height: 4px; margin-right: 4px; vertical-align: middle; }
+svg.plot *, svg.loss * { stroke-linejoin: round; stroke-linecap: butt; }
 table { border-collapse: collapse; font-size: 12px; }
 th, td { border: 1px solid #ccc; padding: 4px 6px; vertical-align: top; text-align: left; }
 th { background: #f4f4f4; }
@@ -124,11 +131,8 @@ def lineage_svg(data: ReportData) -> str:
     for n in data.nodes:
         if n.parent is None or n.parent not in place:
             continue
-        (px, py), (cx, cy) = place[n.parent], place[n.name]
-        x1, y1, x2, y2 = px + NODE_W, py + NODE_H / 2, cx, cy + NODE_H / 2
-        mid = (x1 + x2) / 2
         cls = "edge promoted" if n.promoted else "edge"
-        parts.append(f'<path class="{cls}" d="M{x1:.0f},{y1:.0f} C{mid:.0f},{y1:.0f} {mid:.0f},{y2:.0f} {x2:.0f},{y2:.0f}"/>')
+        parts.append(f'<path class="{cls}" d="{edge_path(place[n.parent], place[n.name])}"/>')
     for n in data.nodes:
         x, y = place[n.name]
         status = n.status if len(n.status) <= 28 else n.status[:27] + "…"
@@ -144,65 +148,19 @@ def lineage_svg(data: ReportData) -> str:
     return "".join(parts)
 
 
+def edge_path(parent: tuple[int, int], child: tuple[int, int]) -> str:
+    """From the parent box's right side to the child box's left side, around every box."""
+    (px, py), (cx, cy) = parent, child
+    x1, y1, x2, y2 = px + NODE_W, py + NODE_H // 2, cx, cy + NODE_H // 2
+    if cx == px + COL_STEP:  # neighbouring columns: within the gap between them
+        mid = (x1 + x2) // 2
+        return f"M{x1},{y1} C{mid},{y1} {mid},{y2} {x2},{y2}"
+    out_x, in_x = x1 + GAP_X // 2, x2 - GAP_X // 2
+    lane = cy + NODE_H + GAP_Y // 2  # the lane under the child's row, free in every column
+    return f"M{x1},{y1} L{out_x},{y1} L{out_x},{lane} L{in_x},{lane} L{in_x},{y2} L{x2},{y2}"
+
+
 # ---------------------------------------------------------------- plots
-
-
-def _ticks(lo: float, hi: float, count: int = 5) -> list[float]:
-    step = (hi - lo) / (count - 1)
-    return [lo + i * step for i in range(count)]
-
-
-def plot_svg(plot: Plot, colors: dict[str, str], width: int = 460, height: int = 260) -> str:
-    left, right, top, bottom = 60, 14, 26, 34
-    points = [p for s in plot.series for p in s.points]
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="plot" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" role="img" aria-label="{_e(plot.metric)}">',
-        f'<text class="ptitle" x="{left}" y="16">{_e(plot.metric)} per window</text>',
-    ]
-    if not points:
-        parts.append(f'<text class="tick" x="{left}" y="{height / 2}">no evaluated window yet</text></svg>')
-        return "".join(parts)
-    xs = sorted({p.x for p in points})
-    x_lo, x_hi = (xs[0] - 1.0, xs[0] + 1.0) if len(xs) == 1 else (xs[0] - 0.25, xs[-1] + 0.25)
-    y_lo, y_hi = min(p.y for p in points), max(p.y for p in points)
-    pad = (y_hi - y_lo) * 0.1 or 0.05
-    y_lo, y_hi = y_lo - pad, y_hi + pad
-
-    def sx(x: float) -> float:
-        return left + (x - x_lo) / (x_hi - x_lo) * (width - left - right)
-
-    def sy(y: float) -> float:
-        return height - bottom - (y - y_lo) / (y_hi - y_lo) * (height - top - bottom)
-
-    for t in _ticks(y_lo, y_hi):
-        parts.append(f'<line class="grid" x1="{left}" x2="{width - right}" y1="{sy(t):.1f}" y2="{sy(t):.1f}"/>')
-        parts.append(f'<text class="tick" x="{left - 4}" y="{sy(t) + 3:.1f}" text-anchor="end">{t:.3g}</text>')
-    for x in xs:
-        parts.append(f'<text class="tick" x="{sx(x):.1f}" y="{height - bottom + 14}" text-anchor="middle">{x}</text>')
-    parts.append(f'<text class="tick" x="{width - right}" y="{height - 4}" text-anchor="end">window</text>')
-    parts.append(f'<line class="axis" x1="{left}" x2="{left}" y1="{top}" y2="{height - bottom}"/>')
-    parts.append(f'<line class="axis" x1="{left}" x2="{width - right}" y1="{height - bottom}" y2="{height - bottom}"/>')
-    for s in plot.series:
-        color = colors.get(s.label, "#555")
-        head = s.label == "HEAD"
-        coords = " ".join(f"{sx(p.x):.1f},{sy(p.y):.1f}" for p in s.points)
-        dash = ' stroke-dasharray="6 3"' if head else ""
-        if len(s.points) > 1:
-            parts.append(
-                f'<polyline fill="none" stroke="{color}" stroke-width="{2.5 if head else 1.5}"{dash} points="{coords}"/>'
-            )
-        for p in s.points:
-            fill = color if p.passed is not False else "#fff"
-            shape = "rect" if head else "circle"
-            if shape == "rect":
-                parts.append(f'<rect x="{sx(p.x) - 4:.1f}" y="{sy(p.y) - 4:.1f}" width="8" height="8" fill="{fill}" stroke="{color}">')
-            else:
-                parts.append(f'<circle cx="{sx(p.x):.1f}" cy="{sy(p.y):.1f}" r="4" fill="{fill}" stroke="{color}" stroke-width="1.5">')
-            verdict = "" if p.passed is None else (" PASS" if p.passed else " FAIL")
-            parts.append(f"<title>{_e(p.label)}: {plot.metric} {p.y:.4f}{verdict}</title></{shape}>")
-    parts.append("</svg>")
-    return "".join(parts)
 
 
 def _colors(data: ReportData) -> dict[str, str]:
@@ -214,10 +172,20 @@ def _colors(data: ReportData) -> dict[str, str]:
     return out
 
 
-def _legend(colors: dict[str, str]) -> str:
-    items = [f'<span><i style="background:{c}"></i>{_e(label)}</span>' for label, c in colors.items()]
-    items.append("<span>filled: passed every gate; hollow: failed; squares: HEAD's baseline</span>")
-    return '<div class="legend">' + "".join(items) + "</div>"
+def loss_plots(data: ReportData, curves: dict[str, Curve], colors: dict[str, str]) -> str:
+    """A plot per window whose candidates left a loss curve in their archives."""
+    from adapters.audit.report_plots import loss_svg
+
+    out = []
+    for w in data.windows:
+        lines = [
+            (c.name, curves[c.name], colors.get(f"branch {c.branch}", "#555555"))
+            for c in w.candidates
+            if curves.get(c.name)
+        ]
+        if lines:
+            out.append(loss_svg(w.number, lines))
+    return "".join(out) or "<p>No archived candidate has a loss curve yet.</p>"
 
 
 # ---------------------------------------------------------------- table
@@ -270,11 +238,14 @@ def window_table(data: ReportData) -> str:
 # ---------------------------------------------------------------- page
 
 
-def render_report(data: ReportData, *, agent: str = "") -> str:
+def render_report(data: ReportData, *, agent: str = "", curves: dict[str, Curve] | None = None) -> str:
+    """The page; ``curves``: each archived candidate's training loss curve, by name."""
+    from adapters.audit.report_plots import metric_svg
+
     title = f"evo report: {agent}" if agent else "evo report"
     checkpoint = data.checkpoint or "-"
     colors = _colors(data)
-    plots = "".join(plot_svg(p, colors) for p in data.plots)
+    plots = "".join(metric_svg(p, colors) for p in data.plots)
     skipped = ""
     if data.skipped:
         skipped = "<h3>Skipped windows</h3><ul>" + "".join(f"<li>{_e(s)}</li>" for s in data.skipped) + "</ul>"
@@ -294,7 +265,11 @@ def render_report(data: ReportData, *, agent: str = "") -> str:
         "red, dashed: failed; orange: rolled back; black border: HEAD now.</p>\n"
         f'<div class="scroll">{lineage_svg(data)}</div>\n'
         "<h2>Metrics across windows</h2>\n"
-        f"{_legend(colors)}\n<div class=\"plots\">{plots}</div>\n"
+        "<p>HEAD's baseline is the one line: each HEAD descends from the one before. A window's "
+        "candidates are separate models, a marker each in their branch's colour.</p>\n"
+        f'<div class="plots">{plots}</div>\n'
+        "<h2>Training loss</h2>\n"
+        f'<div class="plots">{loss_plots(data, curves or {}, colors)}</div>\n'
         "<h2>Windows</h2>\n"
         f'<div class="scroll">{window_table(data)}</div>\n{skipped}\n'
         f'<p class="checkpoint">Ledger checkpoint: <code>{_e(checkpoint)}</code></p>\n'
@@ -314,6 +289,21 @@ def gather(app: App) -> ReportData:
     data = report_data(tap(app.store.ledger.records()))
     checkpoint = f"{last[0].seq}:{last[0].hash}" if last else ""
     return msgspec.structs.replace(data, checkpoint=checkpoint)
+
+
+def archived_curves(app: App) -> dict[str, Curve]:
+    """Each frozen candidate's loss curve, from the training.json in the archive the ledger names."""
+    from adapters.freeze.archive import resolve_archive
+    from adapters.freeze.loss_curve import read_curve
+    from evo_core.events import CandidateFrozen
+
+    out = {}
+    for record in app.store.ledger.records():
+        if isinstance(record.event, CandidateFrozen):
+            curve = read_curve(resolve_archive(app.ws, record.event.archive))
+            if curve:
+                out[record.event.candidate] = curve
+    return out
 
 
 def default_path(app: App) -> Path:
@@ -361,6 +351,6 @@ def write_report(app: App, path: Path | None = None, *, data: ReportData | None 
     ``check_out_path`` for what it refuses to overwrite."""
     target = path if path is not None else default_path(app)
     check_out_path(app, target)
-    page = render_report(data if data is not None else gather(app), agent=app.agent)
+    page = render_report(data if data is not None else gather(app), agent=app.agent, curves=archived_curves(app))
     write_atomic(target, page)
     return target
