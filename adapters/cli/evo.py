@@ -374,6 +374,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("name", help="a candidate or genesis name, or a unique prefix (e.g. Luna-G001-c)")
     sp = add("report", cmd_report, "write a static HTML report: lineage graph, metrics plots, window table")
     sp.add_argument("--out", metavar="PATH", help="where to write it (default <home>/models/report.html)")
+
+    from adapters.cli import mlflow_sync
+
+    mlflow_sync.add_command(add)
     return p
 
 
