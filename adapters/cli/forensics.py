@@ -49,13 +49,17 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def _archived_curve(app: Any, expl: Any) -> list[tuple[int, float]]:
-    """The training loss curve in a frozen candidate's archive ([] before the freeze)."""
+    """The training loss curve in a frozen candidate's archive, or before the freeze in its
+    work folder ([] when neither has one)."""
     from adapters.freeze.archive import resolve_archive
     from adapters.freeze.loss_curve import read_curve
+    from adapters.training.students import work_dir
 
-    if expl is None or expl.frozen is None:
+    if expl is None or expl.kind == "genesis":
         return []
-    return read_curve(resolve_archive(app.ws, expl.frozen.archive))
+    if expl.frozen is not None:
+        return read_curve(resolve_archive(app.ws, expl.frozen.archive))
+    return read_curve(work_dir(app.ws, expl.name))
 
 
 def cmd_report(args: argparse.Namespace) -> int:

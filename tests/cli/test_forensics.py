@@ -79,6 +79,17 @@ def test_explain_shows_the_archived_loss_curve(evo: Evo, driver: LedgerDriver) -
     assert json.loads(evo("explain", bad, "--json").out)["loss_curve"] == []
 
 
+def test_explain_shows_the_loss_curve_of_a_candidate_not_frozen_yet(evo: Evo, driver: LedgerDriver) -> None:
+    driver.open_window()
+    driver.do(cmd.SpawnCandidates(config=driver.config))
+    cid = driver.candidates()[0]
+    work = evo.home / "work" / cid  # where its worker trains it
+    work.mkdir(parents=True)
+    (work / "training.json").write_text(json.dumps({"loss_curve": [[1, 3.0], [2, 2.0]]}))
+    lines = evo("explain", cid).out.splitlines()
+    assert any(line.startswith("  loss 3.0000 (step 1) -> min 2.0000 (step 2) -> final 2.0000 (step 2)") for line in lines)
+
+
 def test_explain_takes_a_unique_prefix_and_refuses_an_ambiguous_one(evo: Evo, driver: LedgerDriver) -> None:
     driver.window([GOOD, BAD_RECALL_LAWS, "breach"])
     cids = driver.candidates()
