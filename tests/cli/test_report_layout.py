@@ -122,6 +122,8 @@ def test_the_page_shows_each_windows_loss_curves_and_is_the_same_bytes_twice(
         assert f">{cid}<" in page
     ids = re.findall(r' id="([^"]+)"', page)
     assert len(ids) == len(set(ids))  # several matplotlib figures, no shared id
+    refs = set(re.findall(r"url\(#([^)]+)\)", page)) | set(re.findall(r'href="#([^"]+)"', page))
+    assert refs and refs <= set(ids)  # and every clip path and marker they use is still found
     assert "<?xml" not in page and "<!DOCTYPE svg" not in page
 
 
