@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import math
 import re
+from html import escape
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -46,8 +47,10 @@ def figure(size: tuple[float, float], *, salt: str = "evo") -> Iterator[Any]:
     from matplotlib import rc_context
     from matplotlib.figure import Figure
 
+    # text.parse_math off: a name with "$" in it is text, not TeX
     rc = rc_context({"svg.hashsalt": salt, "svg.fonttype": "none", "font.size": 9, "axes.titlesize": 10,
-                     "axes.spines.top": False, "axes.spines.right": False, "legend.fontsize": 8})
+                     "axes.spines.top": False, "axes.spines.right": False, "legend.fontsize": 8,
+                     "text.parse_math": False})
     with matplotlib.style.context("default"), rc:
         yield Figure(figsize=size, dpi=DPI, layout="constrained")
 
@@ -74,8 +77,6 @@ def svg_element(fig: Any, *, prefix: str, css_class: str, label: str) -> str:
     for name in sorted(set(_ID.findall(text)), key=len, reverse=True):
         text = text.replace(f'id="{name}"', f'id="{prefix}{name}"').replace(f"#{name})", f"#{prefix}{name})")
         text = text.replace(f'href="#{name}"', f'href="#{prefix}{name}"')
-    from html import escape
-
     return text.replace("<svg ", f'<svg class="{css_class}" role="img" aria-label="{escape(label)}" ', 1).strip()
 
 

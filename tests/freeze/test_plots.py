@@ -142,3 +142,16 @@ def test_the_archive_holds_both_pictures_and_eval_md_shows_them(ws: Workspace, w
     text = (fa.path / "EVAL.md").read_text()
     assert "](metrics.png)" in text and "](loss.png)" in text
     assert "Loss curve: loss 2.5000 (step 1) -> min 0.9000 (step 31) -> final 1.0000 (step 41)" in text
+
+
+def test_names_are_text_never_tex_or_markup() -> None:
+    """A "$" is not TeX (an unbalanced one would raise) and a "<" is escaped in the report's SVG."""
+    from adapters.freeze.plots import svg_element
+
+    hostile = "Luna-$x^2$-<script>alert(1)</script>-$"
+    assert image(metrics_chart([(hostile, POINTS[0][1])])).size == (800, 400)
+    with figure((4, 2), salt="t") as fig:
+        fig.add_subplot().set_title(hostile)
+        svg = svg_element(fig, prefix="t-", css_class="plot", label=hostile)
+    assert "<script>" not in svg and "&lt;script&gt;" in svg and "$x^2$" in svg
+    assert svg.startswith('<svg class="plot" role="img" aria-label="Luna-$x^2$-&lt;script&gt;')
