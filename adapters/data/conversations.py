@@ -1,8 +1,13 @@
 """The conversation store: ``<home>/data/conversations.jsonl``, one compact JSON per line.
 
-Theory of operation. ``ingest`` is all or nothing: it validates every line of the input first
-(a typed msgspec decode plus the checks msgspec cannot express), and any bad line raises
-``IngestError`` naming ``FILE:LINE: reason`` with nothing written. Then, under an exclusive
+Theory of operation. ``ingest`` is all or nothing: it reads every line of the input first in
+its format (``adapters.data.chat_formats``: evo's native rows, OpenAI messages, Hugging Face
+chat rows or ShareGPT, recognised per file or named), turns each into the native row and
+validates that (a typed msgspec decode plus the checks msgspec cannot express); any bad line
+raises ``IngestError`` naming ``FILE:LINE: reason`` with nothing written, and so does, when
+``strict``, a field the native row does not keep (otherwise the report counts such fields).
+``conversation.schema.json`` beside this module is the native row's JSON Schema, ``schema_text()``
+written out (a test fails when it is stale). Then, under an exclusive
 ``fcntl`` lock on ``<home>/data/conversations.lock`` (so two ingests cannot interleave or both
 add the same id), it reads the ids already stored, drops duplicates (by id; the first occurrence
 wins) and appends the new conversations in one ``write`` followed by ``fsync``.
@@ -15,31 +20,41 @@ silently dropped) before appending.
 from __future__ import annotations
 
 import fcntl
+import json
 import math
 import os
-from collections.abc import Iterable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any
 
 import msgspec
 
+from adapters.data import chat_formats
+from adapters.data.chat_formats import FORMATS, Role
 from adapters.runtime.workspace import WorkspaceError
 
-Role = Literal["system", "user", "assistant"]
 MAX_REPORTED = 5
+SCHEMA_PATH = Path(__file__).with_name("conversation.schema.json")
 
 
 class Message(msgspec.Struct, frozen=True):
+    """One turn. A tool's output is a ``tool`` message; an assistant's tool call is a JSON line
+    ``{"name", "arguments"}`` in its content."""
+
     role: Role
     content: str
 
 
 class Conversation(msgspec.Struct, frozen=True, kw_only=True):
-    id: Annotated[str, msgspec.Meta(min_length=1)]
-    cycle: Annotated[int, msgspec.Meta(ge=0)]
-    karma: float
+    """One conversation of the agent: a line of ``data/conversations.jsonl`` and of a native
+    ingest file."""
+
+    id: Annotated[str, msgspec.Meta(min_length=1, description="unique in the store; a duplicate is ignored")]
+    cycle: Annotated[int, msgspec.Meta(ge=0, description="the heartbeat cycle it happened at")]
+    karma: Annotated[float, msgspec.Meta(description="how good it was (finite; any scale, higher is better)")]
     messages: Annotated[list[Message], msgspec.Meta(min_length=1)]
 
     def __post_init__(self) -> None:
@@ -48,6 +63,7 @@ class Conversation(msgspec.Struct, frozen=True, kw_only=True):
 
 
 _decoder = msgspec.json.Decoder(Conversation)
+_any_decoder = msgspec.json.Decoder(float_hook=float)  # 1e999 is inf, which the typed check names
 _encoder = msgspec.json.Encoder()
 
 
@@ -71,6 +87,30 @@ class IngestReport:
     added: int
     duplicates: int
     total: int  # conversations in the store afterwards
+    format: str = "evo"  # the format the input was read as
+    dropped: tuple[tuple[str, int], ...] = ()  # (field path, lines carrying it) the store does not keep
+
+
+@dataclass(frozen=True)
+class Parsed:
+    conversations: list[Conversation]
+    format: str
+    dropped: tuple[tuple[str, int], ...]  # (field path, lines carrying it), by path
+    first_dropped: dict[str, int]  # field path -> the first line carrying it
+
+
+def schema() -> dict[str, Any]:
+    """The JSON Schema of a native row (msgspec's, from ``Conversation``; descriptions on one line)."""
+    out = msgspec.json.schema(Conversation)
+    for definition in out.get("$defs", {}).values():
+        if "description" in definition:
+            definition["description"] = " ".join(definition["description"].split())
+    return out
+
+
+def schema_text() -> str:
+    """``schema()`` as ``conversation.schema.json`` holds it."""
+    return json.dumps(schema(), indent=2, sort_keys=True) + "\n"
 
 
 def _home_data(ws: object) -> Path:
@@ -84,27 +124,71 @@ def store_path(ws: object) -> Path:
 
 
 def parse_lines(raw: bytes, source: str) -> list[Conversation]:
-    """Every line decoded, or ``IngestError`` listing the bad ones. Blank lines are skipped."""
-    good: list[Conversation] = []
-    bad: list[str] = []
+    """Every line of a JSONL input decoded (its format recognised), or ``IngestError``."""
+    return parse(raw, source).conversations
+
+
+def parse(
+    raw: bytes, source: str, *, fmt: str = "auto", default_cycle: Callable[[], int] | None = None
+) -> Parsed:
+    """Every line of a JSONL input read as ``fmt`` (``auto``: the file's one format, see
+    ``chat_formats``) and validated as a native row, or ``IngestError`` listing the bad lines
+    (or saying, in one line, that the file mixes formats). Blank lines are skipped.
+    ``default_cycle`` gives the cycle of a row that has none (called once at most)."""
+    if fmt != "auto" and fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}")
+    values: list[tuple[int, Any]] = []
+    bad: list[tuple[int, str]] = []
     for number, line in enumerate(raw.split(b"\n"), start=1):
         if not line.strip():
             continue
         try:
-            good.append(_decoder.decode(line))
-        except msgspec.ValidationError as exc:
-            bad.append(f"{source}:{number}: {exc}")
+            values.append((number, _any_decoder.decode(line)))
         except msgspec.DecodeError as exc:
-            bad.append(f"{source}:{number}: invalid JSON ({exc})")
+            bad.append((number, f"invalid JSON ({exc})"))
         except UnicodeDecodeError:
-            bad.append(f"{source}:{number}: not UTF-8 text")
+            bad.append((number, "not UTF-8 text"))
+    if fmt == "auto":
+        kinds: list[tuple[int, str]] = []
+        complete: list[bool] = []
+        for number, value in values:
+            try:
+                kinds.append((number, chat_formats.line_kind(value)))
+                complete.append(all(k in value for k in ("id", "cycle", "karma")))
+            except chat_formats.LineError as exc:
+                bad.append((number, str(exc)))
+        try:
+            fmt = chat_formats.file_format(kinds, complete)
+        except chat_formats.MixedFormats as exc:
+            raise IngestError(f"{source}: {exc}; nothing ingested", []) from None
+    cycle: list[int] = []
+
+    def once() -> int:
+        assert default_cycle is not None
+        if not cycle:
+            cycle.append(default_cycle())
+        return cycle[0]
+
+    good: list[Conversation] = []
+    counts: Counter[str] = Counter()
+    first: dict[str, int] = {}
+    for number, value in values:
+        try:
+            row, dropped = chat_formats.normalise(value, fmt, once if default_cycle is not None else None)
+            good.append(msgspec.convert(row, Conversation))
+        except (chat_formats.LineError, msgspec.ValidationError) as exc:
+            if not any(n == number for n, _ in bad):
+                bad.append((number, str(exc)))
+            continue
+        for path in dict.fromkeys(dropped):
+            counts[path] += 1
+            first.setdefault(path, number)
     if bad:
-        shown = bad[:MAX_REPORTED]
-        if len(bad) > MAX_REPORTED:
-            shown.append(f"and {len(bad) - MAX_REPORTED} more")
-        plural = "s" if len(bad) > 1 else ""
-        raise IngestError(f"{source}: {len(bad)} bad line{plural}; nothing ingested", shown)
-    return good
+        lines = [f"{source}:{number}: {why}" for number, why in sorted(bad)]
+        shown = lines[:MAX_REPORTED] + ([f"and {len(lines) - MAX_REPORTED} more"] if len(lines) > MAX_REPORTED else [])
+        plural = "s" if len(lines) > 1 else ""
+        raise IngestError(f"{source}: {len(lines)} bad line{plural}; nothing ingested", shown)
+    return Parsed(good, fmt, tuple(sorted(counts.items())), first)
 
 
 @contextmanager
@@ -170,10 +254,29 @@ def add(ws: object, conversations: Iterable[Conversation]) -> IngestReport:
     return IngestReport(added=len(fresh), duplicates=duplicates, total=stored + len(fresh))
 
 
-def ingest(ws: object, path: str | os.PathLike[str]) -> IngestReport:
-    """Ingest a JSONL file of conversations: all lines valid or nothing written."""
-    raw = Path(path).read_bytes()
-    return add(ws, parse_lines(raw, str(path)))
+def ingest(
+    ws: object,
+    path: str | os.PathLike[str],
+    *,
+    fmt: str = "auto",
+    strict: bool = False,
+    default_cycle: Callable[[], int] | None = None,
+    raw: bytes | None = None,
+) -> IngestReport:
+    """Ingest a JSONL file of conversations (``raw``: its bytes, read already, e.g. stdin's;
+    ``path`` then only names it): all lines valid or nothing written. ``strict``: a field the
+    store does not keep is an error too, not a count in the report."""
+    source = str(path)
+    parsed = parse(Path(path).read_bytes() if raw is None else raw, source, fmt=fmt, default_cycle=default_cycle)
+    if strict and parsed.dropped:
+        problems = [
+            f"{source}:{parsed.first_dropped[name]}: {name} (in {n} line{'s' if n > 1 else ''}): the store does not "
+            "keep it; remove it, or ingest without --strict to drop it with a warning"
+            for name, n in parsed.dropped
+        ]
+        raise IngestError(f"{source}: fields the store does not keep (--strict); nothing ingested", problems)
+    report = add(ws, parsed.conversations)
+    return IngestReport(report.added, report.duplicates, report.total, parsed.format, parsed.dropped)
 
 
 def load(ws: object) -> list[Conversation]:
@@ -194,3 +297,4 @@ def new_since(conversations: Iterable[Conversation], after_cycle: int, upto_cycl
 
 def by_id(conversations: Iterable[Conversation]) -> dict[str, Conversation]:
     return {c.id: c for c in conversations}
+

@@ -11,6 +11,11 @@ that is ``<|ROLE|>CONTENT<|end|>`` for every message, nothing between them, and 
 holds no BOS: the tokenizer adds it when encoding (``add_special_tokens=True``), so a text is
 never given two (a template that writes ``bos_token`` itself, as Llama 3's and Gemma's do, has
 it removed when the tokenizer adds one).
+
+A ``tool`` message (a tool's output, which the model reads as it reads the user) is rendered as
+a tool turn by a template that names the tool role, and as a user turn by any other template
+and by the plain one (which has no tool token): templates such as Gemma's refuse a role they
+do not know, and one that silently skipped it would train on a conversation with a hole.
 """
 
 from __future__ import annotations
@@ -39,8 +44,15 @@ def _messages(conversation: Conversation | Sequence[Message]) -> Sequence[Messag
     return conversation.messages if isinstance(conversation, Conversation) else conversation
 
 
+def _role(role: str, template: str | None) -> str:
+    """The role a template renders a message of ``role`` as (see the module doc)."""
+    if role == "tool" and not (template and "tool" in template):
+        return "user"
+    return role
+
+
 def render_plain(conversation: Conversation | Sequence[Message], *, add_generation_prompt: bool = False) -> str:
-    text = "".join(f"{ROLE_TOKENS[m.role]}{m.content}{END}" for m in _messages(conversation))
+    text = "".join(f"{ROLE_TOKENS[_role(m.role, None)]}{m.content}{END}" for m in _messages(conversation))
     return text + (ROLE_TOKENS["assistant"] if add_generation_prompt else "")
 
 
@@ -63,7 +75,8 @@ def render(
 ) -> str:
     """The conversation as the text a model trains on (see the module doc)."""
     if tokenizer is not None and getattr(tokenizer, "chat_template", None):
-        messages = [{"role": m.role, "content": m.content} for m in _messages(conversation)]
+        template = str(tokenizer.chat_template)
+        messages = [{"role": _role(m.role, template), "content": m.content} for m in _messages(conversation)]
         text = tokenizer.apply_chat_template(
             messages, tokenize=False, add_generation_prompt=add_generation_prompt
         )

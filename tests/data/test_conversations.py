@@ -81,10 +81,10 @@ def test_duplicates_within_the_file_and_in_the_store_are_ignored_and_counted(ws:
 GOOD = {"id": "x", "cycle": 3, "karma": 0.5, "messages": [{"role": "user", "content": "hi"}]}
 BAD_LINES: dict[str, tuple[str | bytes, str]] = {
     "invalid JSON": ('{"id": "x", "cycle": 3,', "invalid JSON"),
-    "not an object": ("[1, 2]", "Expected `object`"),
+    "not an object": ("[1, 2]", "not a JSON object"),
     "missing field": (json.dumps({k: v for k, v in GOOD.items() if k != "karma"}), "karma"),
     "wrong type": (json.dumps({**GOOD, "cycle": "three"}), "$.cycle"),
-    "infinite karma": ('{"id":"x","cycle":3,"karma":1e999,"messages":[{"role":"user","content":"hi"}]}', "$.karma"),
+    "infinite karma": ('{"id":"x","cycle":3,"karma":1e999,"messages":[{"role":"user","content":"hi"}]}', "karma must be finite"),
     "NaN karma": (json.dumps({**GOOD, "karma": float("nan")}), "invalid JSON"),
     "empty messages": (json.dumps({**GOOD, "messages": []}), "$.messages"),
     "bad role": (json.dumps({**GOOD, "messages": [{"role": "robot", "content": "hi"}]}), "role"),
