@@ -1,9 +1,11 @@
 """``models/evolution_log.jsonl``: the operator's log, one JSON object per event that matters.
 
 Heartbeats, per-step training chatter and shadow samples are left out (the ledger has them).
-Every entry has ``seq``, ``cycle``, ``timestamp`` (the record's append time), ``action`` and a
-one-line ``message``; the rest depends on the action. The spec's rollback script writes
-``{"timestamp", "action": "ROLLBACK", "from", "to", "reason"}``: those keys are kept.
+Every entry starts with the shape ``evo log --json`` and ``evo timeline --json`` share
+(``projections.entry``: ``seq``, ``at``, ``cycle``, ``type``, ``summary``, ``event``), then
+``action`` and ``timestamp`` (the record's append time, as ``at``); the rest depends on the
+action. The spec's rollback script writes ``{"timestamp", "action": "ROLLBACK", "from", "to",
+"reason"}``: those keys are kept.
 """
 
 from __future__ import annotations
@@ -14,16 +16,13 @@ import msgspec
 
 from evo_core import events as ev
 
+from projections.entry import Entry, entry
 from projections.records import LedgerRecord, clocked
-from projections.summary import describe
 
 
-class LogEntry(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    seq: int
-    cycle: int
-    timestamp: str
+class LogEntry(Entry, frozen=True, kw_only=True, omit_defaults=True):
     action: str
-    message: str
+    timestamp: str
     window: int | None = None
     generation: str | None = None
     from_: str | None = msgspec.field(default=None, name="from")
@@ -145,23 +144,14 @@ def evolution_log(records: Iterable[LedgerRecord], flagged: Mapping[int, str] | 
     for cycle, record in clocked(records):
         if flagged and record.seq in flagged:
             name = ev.event_name(record.event)
-            out.append(LogEntry(
-                seq=record.seq, cycle=cycle, timestamp=record.at, action="REFUSED",
-                message=f"{name} not applied: {flagged[record.seq]}", reason=flagged[record.seq],
-            ))
+            refused = entry(LogEntry, cycle, record, action="REFUSED", timestamp=record.at, reason=flagged[record.seq])
+            out.append(msgspec.structs.replace(refused, summary=f"{name} not applied: {flagged[record.seq]}"))
             continue
         found = _fields(record.event)
         if found is None:
             continue
         action, extra = found
-        entry = LogEntry(
-            seq=record.seq,
-            cycle=cycle,
-            timestamp=record.at,
-            action=action,
-            message=describe(record.event),
-        )
-        out.append(msgspec.structs.replace(entry, **extra))
+        out.append(entry(LogEntry, cycle, record, action=action, timestamp=record.at, **extra))
     return out
 
 

@@ -8,7 +8,7 @@ cycle; ``clocked`` pairs each record with the latest heartbeat cycle at that poi
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator, Protocol
+from typing import Iterable, Iterator, Protocol, TypeVar
 
 from evo_core.events import Event, Heartbeat
 
@@ -24,7 +24,10 @@ class LedgerRecord(Protocol):
     def event(self) -> Event: ...
 
 
-def clocked(records: Iterable[LedgerRecord]) -> Iterator[tuple[int, LedgerRecord]]:
+R = TypeVar("R", bound=LedgerRecord)
+
+
+def clocked(records: Iterable[R]) -> Iterator[tuple[int, R]]:
     """(cycle, record) for every record; a Heartbeat carries its own cycle, any other record
     the cycle of the latest heartbeat before it (0 before the first)."""
     cycle = 0

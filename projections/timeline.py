@@ -11,30 +11,16 @@ from __future__ import annotations
 
 from typing import Iterable
 
-import msgspec
-
 from evo_core import events as ev
 
+from projections.entry import Entry, entry
 from projections.records import LedgerRecord, clocked
-from projections.summary import describe
 
-
-class TimelineEntry(msgspec.Struct, frozen=True, kw_only=True):
-    seq: int
-    cycle: int
-    at: str
-    type: str
-    summary: str
+TimelineEntry = Entry  # the shared shape (``projections.entry``)
 
 
 def _entry(cycle: int, record: LedgerRecord) -> TimelineEntry:
-    return TimelineEntry(
-        seq=record.seq,
-        cycle=cycle,
-        at=record.at,
-        type=ev.event_name(record.event),
-        summary=describe(record.event),
-    )
+    return entry(Entry, cycle, record)
 
 
 def timeline(

@@ -2,12 +2,17 @@
 (errors are ``evo_core.errors``'s family: each carries its own exit code).
 
 Machine output (``--json``) goes to stdout as one JSON document a line, text to stdout, and
-diagnostics to stderr. Kept light: a heartbeat imports this (msgspec and the workspace only).
+diagnostics to stderr. A reader that stops reading (``evo log --json | head -1``) ends the
+command quietly: the write raises ``StdoutClosed`` (no command's ``except OSError`` takes it
+for an error of its own), ``main`` catches it and ``stdout_closed`` exits 0 with nothing on
+stderr, as ``git log | head`` does. Kept light: a heartbeat imports this (msgspec and the
+workspace only).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
@@ -20,14 +25,36 @@ EXIT_ERROR = EvoError.exit_code
 EXIT_USAGE = UsageError.exit_code
 
 
+class StdoutClosed(Exception):
+    """Whoever read stdout has gone (a closed pipe): the command stops, quietly."""
+
+
 def out(text: str) -> None:
     """One line of text on stdout."""
-    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    try:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    except BrokenPipeError:
+        raise StdoutClosed from None
 
 
 def out_json(value: Any) -> None:
     """``value`` as one line of JSON on stdout."""
-    sys.stdout.buffer.write(msgspec.json.encode(value) + b"\n")
+    try:
+        sys.stdout.buffer.write(msgspec.json.encode(value) + b"\n")
+    except BrokenPipeError:
+        raise StdoutClosed from None
+
+
+def stdout_closed() -> int:
+    """After a closed pipe: stdout pointed at /dev/null, so that Python's final flush of what is
+    still buffered fails neither loudly nor with exit status 120; exit status 0."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # not a real file (captured in tests): nothing to flush later
+        pass
+    return 0
 
 
 def open_app(args: argparse.Namespace) -> Any:

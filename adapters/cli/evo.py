@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
-from adapters.cli.common import EXIT_ERROR, open_app, out, out_json, print_events
+from adapters.cli.common import EXIT_ERROR, StdoutClosed, open_app, out, out_json, print_events, stdout_closed
 from adapters.cli.pipeline import cmd_ask, cmd_evaluate, cmd_export, cmd_train
 from adapters.runtime.workspace import WorkspaceError, resolve_home
 from evo_core.errors import EvoError, UsageError
@@ -102,17 +102,39 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from adapters.data.conversations import IngestError, ingest
     from adapters.runtime.workspace import Workspace
 
-    ws = Workspace(resolve_home(args.home))
+    home = resolve_home(args.home)
+    ws = Workspace(home)
     ws.require()
+    stdin = args.file == "-"
+    source = "<stdin>" if stdin else args.file
+
+    def next_cycle() -> int:  # a row without a cycle belongs to the next window, never an open one
+        from adapters.runtime.app import App
+
+        with App(home) as app:
+            return app.state().cycle + 1
+
     try:
-        report = ingest(ws, args.file)
+        report = ingest(
+            ws, source, fmt=args.format, strict=args.strict, default_cycle=next_cycle,
+            raw=sys.stdin.buffer.read() if stdin else None,
+        )
     except IngestError as exc:
         print(f"evo: error: {exc.summary}", file=sys.stderr)
         for line in exc.problems:
             print(f"  {line}", file=sys.stderr)
         return EXIT_ERROR
+    for name, lines in report.dropped:
+        print(
+            f"evo: warning: {source}: {name} dropped (in {lines} line{'s' if lines > 1 else ''}): the store does not "
+            "keep it (--strict refuses such a file)",
+            file=sys.stderr,
+        )
     if args.json:
-        out_json({"added": report.added, "duplicates": report.duplicates, "total": report.total})
+        out_json({
+            "added": report.added, "duplicates": report.duplicates, "total": report.total,
+            "format": report.format, "dropped": dict(report.dropped),
+        })
     else:
         out(f"added {report.added}, duplicates {report.duplicates} (store: {report.total} conversations)")
     return 0
@@ -150,6 +172,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         if args.at_cycle is not None or args.at_seq is not None:
             from projections.asof import state_at
 
+            last = app.store.ledger.tail().seq
+            if args.at_seq is not None and args.at_seq > last:
+                raise WorkspaceError(f"--at-seq {args.at_seq} is past the ledger's end (its last record is seq {last})")
+
             state = state_at(
                 app.store.ledger.records(), seq=args.at_seq, cycle=args.at_cycle, step=app.store.fold.evolve
             )
@@ -180,13 +206,18 @@ def cmd_log(args: argparse.Namespace) -> int:
     if args.type and args.type not in EVENT_TYPES:
         raise UsageError(f"unknown event type {args.type!r}; one of: {', '.join(EVENT_TYPES)}")
     with open_app(args) as app:
-        for rec in app.store.ledger.records(start_seq=args.since or 0):
-            if args.type and type(rec.event).__name__ != args.type:
-                continue
-            if args.json:
-                out_json({"seq": rec.seq, "at": rec.at, "hash": rec.hash, "event": rec.event})
-            else:
-                out(f"{rec.seq:>8}  {rec.at}  {describe(rec.event)}")
+        if not args.json:
+            for rec in app.store.ledger.records(start_seq=args.since or 0):
+                if not args.type or type(rec.event).__name__ == args.type:
+                    out(f"{rec.seq:>8}  {rec.at}  {describe(rec.event)}")
+            return 0
+        from projections.entry import RecordEntry, entry
+        from projections.records import clocked
+
+        since = args.since or 0
+        for cycle, rec in clocked(app.store.ledger.records()):  # from the start: each record's cycle
+            if rec.seq >= since and (not args.type or type(rec.event).__name__ == args.type):
+                out_json(entry(RecordEntry, cycle, rec, hash=rec.hash))
     return 0
 
 
@@ -241,10 +272,13 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def cmd_timeline(args: argparse.Namespace) -> int:
+    from adapters.cli.forensics import resolve_name
+    from projections.explain import generation_names
     from projections.timeline import timeline
 
     with open_app(args) as app:
-        entries = timeline(app.store.ledger.records(), args.generation)
+        name = resolve_name(generation_names(app.store.ledger.records()), args.generation)
+        entries = timeline(app.store.ledger.records(), name)
     if not entries:
         raise WorkspaceError(f"no generation or candidate named {args.generation!r} in the ledger")
     if args.json:
@@ -255,7 +289,50 @@ def cmd_timeline(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_completion(args: argparse.Namespace) -> int:
+    import shtab
+
+    sys.stdout.write(shtab.complete(build_parser(), shell=args.shell))
+    return 0
+
+
 # ---------------------------------------------------------------- parser
+
+# shtab's completers (what shtab.FILE and shtab.DIRECTORY hold), named here so that building the
+# parser never imports shtab: only `evo completion` does.
+FILE_COMPLETION = {"bash": "_shtab_compgen_files", "zsh": "_files", "tcsh": "f"}
+DIR_COMPLETION = {"bash": "_shtab_compgen_dirs", "zsh": "_files -/", "tcsh": "d"}
+HOME_HELP = "the workspace (default: $EVO_HOME, else ./evo-home)"
+
+
+class _Version(argparse.Action):
+    """``--version``: the installed package's version, looked up only when asked."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help="print evo's version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            text = version("evo")
+        except PackageNotFoundError:
+            text = "unknown (not installed: pip install -e .)"
+        sys.stdout.write(f"evo {text}\n")
+        parser.exit()
+
+
+def _home_everywhere(parser: argparse.ArgumentParser) -> None:
+    """Every subcommand (nested ones too) takes ``--home`` after its name as well; main checks
+    that it agrees with one given before the command."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):
+                if not any("--home" in a.option_strings for a in sub._actions):
+                    sub.add_argument(
+                        "--home", dest="home_after", default=argparse.SUPPRESS, help=HOME_HELP
+                    ).complete = DIR_COMPLETION
+                _home_everywhere(sub)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -264,7 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="The Evolution Scheduler: an append-only, hash-chained ledger that decides "
         "when the agent's own model may change.",
     )
-    p.add_argument("--home", help="the workspace (default: $EVO_HOME, else ./evo-home)")
+    p.add_argument("--home", help=HOME_HELP).complete = DIR_COMPLETION  # type: ignore[attr-defined]
+    p.add_argument("--version", action=_Version)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, fn: Callable[[argparse.Namespace], int], help: str, json: bool = True) -> argparse.ArgumentParser:
@@ -290,8 +368,19 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: $EVO_OPERATOR_KEY.pub, else ~/.config/evo/operator.key.pub, if it exists)",
     )
 
-    sp = add("ingest", cmd_ingest, "add the agent's conversations from a JSONL file (duplicate ids ignored)")
-    sp.add_argument("file", help="one JSON conversation per line: id, cycle, karma, messages")
+    sp = add("ingest", cmd_ingest, "add the agent's conversations from a JSONL file or stdin (duplicate ids ignored)")
+    sp.add_argument(
+        "file", help="one JSON conversation per line (evo's rows, OpenAI messages, Hugging Face chat rows or "
+        "ShareGPT); - reads stdin",
+    ).complete = FILE_COMPLETION  # type: ignore[attr-defined]
+    sp.add_argument(
+        "--format", choices=("auto", "evo", "openai", "sharegpt", "hf"), default="auto",
+        help="the file's format (default auto: recognised from its lines; a file mixing formats is refused)",
+    )
+    sp.add_argument(
+        "--strict", action="store_true",
+        help="refuse a file with fields the store does not keep (default: drop them, one warning per field)",
+    )
 
     from adapters.cli import probes as cli_probes
 
@@ -366,7 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--until-idle", action="store_true", help="do everything that is due now, then exit (scripts, cron, tests)")
 
     sp = add("timeline", cmd_timeline, "everything the ledger says about one generation or candidate")
-    sp.add_argument("generation", help="a generation or candidate name (e.g. Luna-G001-a-c10000)")
+    sp.add_argument("generation", help="a generation or candidate name, or a unique prefix (e.g. Luna-G001-a)")
 
     from adapters.cli.forensics import cmd_explain, cmd_report
 
@@ -375,9 +464,17 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("report", cmd_report, "write a static HTML report: lineage graph, metrics plots, window table")
     sp.add_argument("--out", metavar="PATH", help="where to write it (default <home>/models/report.html)")
 
+    from adapters.cli import config_cmd
+
+    config_cmd.add_commands(add)
+    sp = add("completion", cmd_completion, "print a shell completion script (e.g. evo completion bash > "
+             "~/.local/share/bash-completion/completions/evo)", json=False)
+    sp.add_argument("shell", choices=("bash", "zsh", "tcsh"), help="the shell to complete in")
+
     from adapters.cli import mlflow_sync
 
     mlflow_sync.add_command(add)
+    _home_everywhere(p)  # last: every command added above takes --home after its name
     return p
 
 
@@ -401,8 +498,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"evo: error: argument {bad!r} is not valid UTF-8 text; give it in UTF-8", file=sys.stderr)
         return UsageError.exit_code
     args = parser.parse_args(argv)
+    after = getattr(args, "home_after", None)
+    if after is not None:
+        if args.home is not None and args.home != after:
+            parser.print_usage(sys.stderr)
+            print(
+                f"evo: error: --home given twice, {args.home!r} before the command and {after!r} after it: give one",
+                file=sys.stderr,
+            )
+            return UsageError.exit_code
+        args.home = after
     try:
-        return int(args.fn(args))
+        code = int(args.fn(args))
+        sys.stdout.flush()  # a reader that went away is seen here, not at exit
+        return code
+    except (StdoutClosed, BrokenPipeError):
+        return stdout_closed()
     except EvoError as exc:  # by type, never by message: one line and the error's exit code
         if isinstance(exc, UsageError):
             parser.print_usage(sys.stderr)

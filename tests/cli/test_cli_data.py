@@ -35,7 +35,9 @@ def test_ingest_adds_and_counts_duplicates(evo: Evo, tmp_path: Path) -> None:
     assert r.code == 0 and r.out == "added 20, duplicates 0 (store: 20 conversations)\n"
     more = jsonl(tmp_path / "b.jsonl", demo_lines(501, 1500))
     r = evo("ingest", "--json", str(more))
-    assert r.code == 0 and json.loads(r.out) == {"added": 10, "duplicates": 10, "total": 30}
+    assert r.code == 0 and json.loads(r.out) == {
+        "added": 10, "duplicates": 10, "total": 30, "format": "evo", "dropped": {},
+    }
     assert [c.id for c in load(Workspace(evo.home))] == [c.id for c in w.conversations(1, 1500, seed=0)]
 
 

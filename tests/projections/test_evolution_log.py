@@ -54,9 +54,10 @@ def test_entries_carry_seq_cycle_timestamp_and_skip_heartbeats(story: Sim) -> No
         record = story.records[x["seq"]]
         assert x["timestamp"] == record.at
         assert not isinstance(record.event, ev.Heartbeat)
-        assert isinstance(x["message"], str) and x["message"]
+        assert isinstance(x["summary"], str) and x["summary"]
+        assert (x["at"], x["type"]) == (record.at, ev.event_name(record.event))  # the shape log --json shares
     advanced = next(x for x in lines if x["action"] == "GEN_HEAD_ADVANCED")
-    assert "GEN_HEAD advanced to " + A in str(advanced["message"])
+    assert "GEN_HEAD advanced to " + A in str(advanced["summary"])
 
 
 def test_no_promotion_rejection_and_automatic_rollback(sim: Sim) -> None:
