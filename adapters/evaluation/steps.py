@@ -148,6 +148,9 @@ def freeze_candidate(app: App, config: EvoConfig, action: FreezeCandidate) -> No
             manifest_hash=frozen.manifest_hash,
         )
     )
+    from adapters.training.generation_weights import retire_work
+
+    retire_work(app.ws, action.candidate)  # the archive holds the GGUF, the cache the weights
 
 
 def conclude(app: App, config: EvoConfig, action: ConcludeWindow) -> None:

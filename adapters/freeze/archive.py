@@ -12,9 +12,14 @@ The returned ``archive_hash`` goes into the CandidateFrozen event; ``verify_arch
 a folder against it and against the folder's own ``hashes.csv``; ``verify_ledger_archives``
 does that for every archive the ledger names (``evo verify --deep``).
 
-Besides the spec's ten artifacts the archive keeps ``weights/`` and ``adapter/`` (a promoted
-candidate teaches the next window), ``training.json``, ``export.json``, ``data_ids.json`` and
-the charts ``metrics.png`` and ``loss.png`` (when training recorded a curve) that EVAL.md shows.
+Besides the spec's ten artifacts the archive keeps ``adapter/`` (a promoted candidate teaches
+the next window), ``training.json``, ``export.json``, ``data_ids.json`` and the charts
+``metrics.png`` and ``loss.png`` (when training recorded a curve) that EVAL.md shows. A trained
+candidate's merged weights are not archived: its adapter and its parent rebuild them byte for
+byte (``adapters.models.merge``: the adapter's ``evo_merge.json`` names the parent and the merged
+tensors' hash), so ``model.gguf`` is the one copy of the whole model; its ``model_hash`` is then
+the GGUF's blake3 (what serving checks). A folder without a merge record (a genesis, an older
+workspace's candidate) keeps ``weights/``.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import msgspec
 
 from adapters.freeze.documents import Facts, eval_md, metrics_json, model_card, pictures
 from adapters.hashing import hash_file, hash_tree
+from adapters.models.merge import read_record
 from adapters.runtime.workspace import Workspace, WorkspaceError, write_atomic
 from ledger.recovery import fsync_dir
 from evo_core.events import CandidateFrozen, Event, GenerationRegistered
@@ -177,6 +183,8 @@ def _fill(
             missing.append(name)
     for folder in FOLDERS:
         src = work / folder
+        if folder == "weights" and read_record(work / "adapter") is not None:
+            continue  # rebuilt from the adapter and the parent (see the module doc)
         if src.is_dir():
             shutil.copytree(src, tmp / folder, copy_function=shutil.copyfile)
         else:

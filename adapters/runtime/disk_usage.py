@@ -29,11 +29,12 @@ def folder_bytes(path: str | os.PathLike[str]) -> int:
     return total
 
 
-def generation_usage(folder: str | os.PathLike[str]) -> dict[str, int]:
+def generation_usage(folder: str | os.PathLike[str], *, merged: bool = False) -> dict[str, int]:
     """``{weights, adapter, gguf, other, total}`` bytes of a generation's folder: ``weights/``,
-    ``adapter/``, every ``*.gguf`` at its top, and everything else."""
+    ``adapter/``, every ``*.gguf`` at its top, and everything else; ``merged``: the folder is a
+    Hugging Face folder itself (the cache's rebuilt weights), all of it weights."""
     root = Path(folder)
-    weights = folder_bytes(root / "weights")
+    weights = folder_bytes(root if merged else root / "weights")
     adapter = folder_bytes(root / "adapter")
     gguf = sum(folder_bytes(p) for p in root.glob("*.gguf"))
     total = folder_bytes(root)

@@ -31,6 +31,7 @@ from typing import Any, Callable
 
 from adapters.runtime import activity
 from adapters.runtime.app import App
+from adapters.training.generation_weights import generation_dir, prune_cache, retire_frozen
 from adapters.training.pool import Done, Progress, run_pool, threads_per_worker
 from adapters.training.spec import Distill, Lora, Schedule, TrainResult, TrainSpec
 from adapters.runtime.workspace import Workspace
@@ -41,12 +42,6 @@ from evo_core.reactions import TrainCandidate, reactions
 from evo_core.state import Candidate, CandidateStatus, Phase, State, Window
 
 REPLAY_GENERATIONS = 3  # HEAD, its parent and its grandparent (spec: the last 3 generations)
-
-
-def generation_dir(ws: Workspace, name: str) -> Path:
-    """A generation's loadable HF folder: its archive once frozen, its work folder before."""
-    archived = ws.archive / name / "weights"
-    return archived if archived.is_dir() else ws.home / "work" / name / "weights"
 
 
 def work_dir(ws: Workspace, name: str) -> Path:
@@ -118,6 +113,8 @@ def build_specs(app: App, config: EvoConfig, state: State, window: Window, todo:
     )
     delta = sampling.data_delta_hash(new)
 
+    retire_frozen(ws, state)  # one copy of each candidate's weights, even after a crash
+    prune_cache(ws, {window.head} | ({window.parent} if window.parent else set()))
     parent_dir = generation_dir(ws, window.head)
     stabilizer_dir = generation_dir(ws, window.parent) if window.parent else None
     window_dir = ws.home / "work" / f"window-{window.number}"

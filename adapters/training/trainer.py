@@ -14,7 +14,7 @@ The run, in order:
    of which teachers know each example (w = 0 when the window has no stabilizer). The budget is
    checked before and after every step; the first breach stops the run; the divergence guard
    fails a run whose loss is not finite or climbs far above its best (nothing is exported);
-5. on success: the adapter to ``adapter/``, the merged model (``merge_and_unload``) and the
+5. on success: the adapter to ``adapter/``, the merged model (``adapters.models.merge``) and the
    parent's tokenizer to ``weights/``, then ``evo_manifest.json`` and ``training.json``; the disk
    budget is checked after saving (a breach there keeps the weights written, status "breached").
    A run breached or failed before that writes ``training.json`` and ``evo_manifest.json`` too
@@ -268,12 +268,16 @@ def train_step(
     return parts._replace(total=parts.total.detach())
 
 
-def _save_weights(model: Any, tokenizer: Any, out: Path) -> None:
-    model.save_pretrained(str(out / "adapter"))
-    merged = model.merge_and_unload()
+def _save_weights(model: Any, tokenizer: Any, out: Path, parent: str) -> None:
+    """The adapter, then the merged model (``adapters.models.merge``: the same bytes on every
+    CPU, so the archive can keep the adapter alone) and its merge record beside the adapter."""
     from adapters.models.hf import save_generation  # the models adapter's one way to save
+    from adapters.models.merge import merge_lora, record_merge
 
+    model.save_pretrained(str(out / "adapter"))
+    merged = merge_lora(model)
     save_generation(merged, tokenizer, out / "weights")
+    record_merge(out / "adapter", parent=parent, merged=merged)
 
 
 def _finish(run: _Run, out: Path, status: str, breach: Any = None, reason: str = "") -> None:
@@ -360,7 +364,7 @@ def _train(spec: TrainSpec, progress: Progress | None, run: _Run) -> TrainResult
             })
 
     if breach is None:
-        _save_weights(model, tokenizer, out)
+        _save_weights(model, tokenizer, out, spec.parent)
         _finish(run, out, "finished")
         breach = meter.after_save()
     if breach is not None:
