@@ -36,7 +36,9 @@ from typing import Any
 
 import msgspec
 
-from adapters.freeze.documents import Facts, eval_md, metrics_json, model_card, pictures
+from adapters.freeze.card_lineage import inherited
+from adapters.freeze.documents import CardLineage, Facts, eval_md, metrics_json, model_card, pictures
+from adapters.freeze.portable import make_portable
 from adapters.hashing import hash_file, hash_tree
 from adapters.models.merge import read_record
 from adapters.runtime.workspace import Workspace, WorkspaceError, write_atomic
@@ -116,7 +118,8 @@ def freeze(
     _remove(tmp)
     tmp.mkdir()
     try:
-        facts = _fill(tmp, Path(work_dir), candidate, status, window, head_metrics, gates)
+        lineage = inherited(ws.archive / candidate.parent)
+        facts = _fill(tmp, Path(work_dir), candidate, status, window, head_metrics, gates, home=ws.home, lineage=lineage)
         for name, picture in pictures(facts, history).items():
             _write(tmp, name, picture)
         _write(tmp, "metrics.json", json.dumps(metrics_json(facts), indent=2) + "\n")
@@ -173,6 +176,9 @@ def _fill(
     window: Window | None,
     head_metrics: Metrics | None,
     gates: tuple[GateResult, ...],
+    *,
+    home: Path,
+    lineage: CardLineage,
 ) -> Facts:
     missing: list[str] = []
     for name, rel in COPIED:
@@ -189,6 +195,7 @@ def _fill(
             shutil.copytree(src, tmp / folder, copy_function=shutil.copyfile)
         else:
             missing.append(f"{folder}/")
+    make_portable(tmp, home, candidate.parent, lineage.base_model)
     return Facts(
         candidate=candidate,
         status=status,
@@ -200,6 +207,7 @@ def _fill(
         missing=missing,
         model_hash=_model_hash(tmp),
         manifest_hash=hash_file(tmp / "evo_manifest.json") if (tmp / "evo_manifest.json").is_file() else "",
+        lineage=lineage,
     )
 
 

@@ -4,7 +4,6 @@ MODEL_CARD.md and the pictures EVAL.md shows. Text and PNG bytes from values;
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,6 +20,17 @@ PLOT_NAME = "metrics.png"
 LOSS_PLOT = "loss.png"  # only when training recorded a curve
 
 
+class CardLineage(msgspec.Struct, frozen=True, kw_only=True):
+    """What a model card inherits from the generation it descends from (``adapters.freeze.card_lineage``):
+    the Hugging Face Hub model everything descends from, when the genesis came from one, and its
+    license, when the genesis folder said it."""
+
+    base_model: str | None = None
+    license: str | None = None
+    license_name: str | None = None  # with license "other"
+    license_link: str | None = None
+
+
 class Facts(msgspec.Struct, kw_only=True):
     """Everything the reports need, gathered once by the freeze."""
 
@@ -34,6 +44,7 @@ class Facts(msgspec.Struct, kw_only=True):
     missing: list[str]  # artifacts the work folder did not have
     model_hash: str
     manifest_hash: str
+    lineage: CardLineage = CardLineage()  # what the card inherits from the lineage
 
 
 def _eval(m: Metrics | None) -> dict[str, float | None]:
@@ -236,21 +247,58 @@ def eval_md(f: Facts) -> str:
     return "\n".join(lines)
 
 
-def _yaml(value: Any) -> str:
-    return json.dumps(value)  # a JSON scalar is a YAML scalar
+# the probe results a card's model-index reports, with what each one measures
+CARD_RESULTS = (
+    ("recall", "recall (facts kept)"),
+    ("generalize", "generalize (held-out questions)"),
+    ("tone_drift", "tone drift from HEAD"),
+    ("law_violations", "law violations"),
+)
+
+
+def _card_data(f: Facts) -> Any:
+    """The card's metadata as ``huggingface_hub``'s ``ModelCardData``: the Hub's fields
+    (``model-index`` with the probe results; ``base_model`` only when the genesis came from the
+    Hub: a generation's own name is no Hub id) and evo's lineage, verdict and hash beside them."""
+    from huggingface_hub import EvalResult, ModelCardData
+
+    c, lineage = f.candidate, f.lineage
+    results = []
+    if c.metrics is not None:
+        values = [(key, name, float(getattr(c.metrics, key))) for key, name in CARD_RESULTS]
+        if c.score is not None:
+            values.append(("score", "composite score", c.score))
+        dataset = f"evo probes, window {c.window}"
+        results = [
+            EvalResult(
+                task_type="text-generation", dataset_type="evo-probes", dataset_name=dataset,
+                metric_type=key, metric_name=name, metric_value=value,
+            )
+            for key, name, value in values
+        ]
+    tags = ["evo", "distillation", "lora"] + ([] if "model.gguf" in f.missing else ["gguf"])
+    return ModelCardData(
+        model_name=c.id,
+        base_model=lineage.base_model,
+        license=lineage.license,
+        license_name=lineage.license_name,
+        license_link=lineage.license_link,
+        library_name="transformers" if "adapter/" in f.missing else "peft",
+        pipeline_tag="text-generation",
+        tags=tags,
+        eval_results=results or None,
+        parents=[c.parent] + ([c.stabilizer] if c.stabilizer else []),
+        status=f.status,
+        model_hash=f.model_hash,
+    )
 
 
 def model_card(f: Facts) -> str:
+    """MODEL_CARD.md: a Hugging Face model card (``huggingface_hub.ModelCard``; its front matter
+    parses as ``ModelCardData``) whose text says what the candidate is and where it stands."""
+    from huggingface_hub import ModelCard
+
     c = f.candidate
-    parents = [c.parent] + ([c.stabilizer] if c.stabilizer else [])
-    front = ["---", f"base_model: {_yaml(c.parent)}", "parents:"]
-    front += [f"- {_yaml(p)}" for p in parents]
-    front += ["library_name: transformers", "tags:", "- evo", "- distillation", "- lora", "metrics:"]
-    for key, value in _eval(c.metrics).items():
-        front.append(f"  {key}: {_yaml(value)}")
-    front.append(f"  law_violations: {_yaml(c.metrics.law_violations if c.metrics else None)}")
-    front.append(f"  score: {_yaml(c.score)}")
-    front += [f"status: {_yaml(f.status)}", f"model_hash: {_yaml(f.model_hash)}", "---", ""]
     gates = ", ".join(f"{g.name} {'pass' if g.passed else 'FAIL'}" for g in f.gates) or "not evaluated"
     body = [
         f"# {c.id}",
@@ -266,9 +314,26 @@ def model_card(f: Facts) -> str:
         "`metrics.json`, `EVAL.md`, `hashes.csv` (blake3 of every file)",
         "- **Use:** only once promoted by the operator (`evo approve`); until then it is an archived candidate.",
     ]
+    if f.lineage.base_model:
+        body.append(f"- **Descends from:** [{f.lineage.base_model}](https://huggingface.co/{f.lineage.base_model}), "
+                    "the genesis of this workspace")
     if f.missing:
         body.append(f"- **Missing:** {', '.join(f.missing)}")
-    return "\n".join(front + body) + "\n"
+    card = ModelCard(f"---\n{_card_data(f).to_yaml()}\n---\n\n" + "\n".join(body) + "\n")
+    return str(card)
+
+
+def genesis_card(name: str, lineage: CardLineage, about: str) -> str:
+    """A genesis generation's MODEL_CARD.md: what every candidate's card inherits
+    (``adapters.freeze.card_lineage``)."""
+    from huggingface_hub import ModelCard, ModelCardData
+
+    data = ModelCardData(
+        model_name=name, base_model=lineage.base_model, license=lineage.license, license_name=lineage.license_name,
+        license_link=lineage.license_link, library_name="transformers", pipeline_tag="text-generation",
+        tags=["evo", "gguf"], status="GENESIS",
+    )
+    return str(ModelCard(f"---\n{data.to_yaml()}\n---\n\n# {name}\n\nThe genesis generation (G000) of an evo workspace. {about}\n"))
 
 
 def chart_series(history: Sequence[tuple[str, Metrics]], f: Facts) -> list[tuple[str, dict[str, float | None]]]:
