@@ -24,8 +24,9 @@ from typing import Any
 RECORDS = ("train_args.json", "evo_manifest.json", "training.json", "export.json")
 ADAPTER_CONFIG = "adapter/adapter_config.json"
 ADAPTER_README = "adapter/README.md"
-# an absolute POSIX path in free text: not the tail of a URL or of another path
-_ABSOLUTE = re.compile(r"(?<![\w.:/~-])/(?:[\w.@+~-]+/)*[\w.@+~-]+/?")
+# an absolute POSIX path in free text: not the tail of a URL ("https://...": a slash follows a
+# slash) or of a relative path
+_ABSOLUTE = re.compile(r"(?<![\w./~-])/(?:[\w.@+~-]+/)*[\w.@+~-]+/?")
 
 
 def _homes(home: Path) -> list[str]:
@@ -87,8 +88,21 @@ def make_portable(folder: Path, home: Path, parent: str, hub_model: str | None =
     readme = folder / ADAPTER_README
     if readme.is_file():
         text = readme.read_text(encoding="utf-8")
-        line = f"base_model: {hub_model}\n" if hub_model else ""
-        new = re.sub(r"(?m)^base_model: .*\n", line, text, count=1)
-        new = portable_text(new, homes)
+        new = _adapter_card(text, homes, hub_model)
         if new != text:
             readme.write_text(new, encoding="utf-8")
+
+
+def _adapter_card(text: str, homes: list[str], hub_model: str | None) -> str:
+    """PEFT's README.md (a Hub card): its ``base_model`` and ``base_model:adapter:<path>`` tag
+    name the Hub model the lineage descends from, or go; its text's paths made portable."""
+    from huggingface_hub import ModelCard
+
+    card = ModelCard(text, ignore_metadata_errors=True)
+    data: Any = card.data  # ModelCardData
+    data.base_model = hub_model
+    tags = [t for t in (data.tags or []) if not str(t).startswith("base_model:")]
+    data.tags = tags + ([f"base_model:adapter:{hub_model}"] if hub_model else []) or None
+    front = data.to_yaml()
+    body = portable_text(card.text, homes)
+    return f"---\n{front}\n---\n{body}" if front else body
