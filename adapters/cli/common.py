@@ -74,3 +74,32 @@ def print_events(outcome: Any, json_out: bool) -> int:
         for event in outcome.events:
             out(describe(event))
     return 0
+
+
+OWN_PACKAGES = ("adapters", "evo_core", "ledger", "projections")
+
+
+def missing_package(exc: ModuleNotFoundError) -> str | None:
+    """The one line for a command that needs an optional package not installed, naming the extra
+    (read from evo's installed metadata) that brings it; None for a module of evo's own (a bug)."""
+    import re
+
+    name = (exc.name or "").split(".")[0]
+    if not name or name in OWN_PACKAGES:
+        return None
+    extra = None
+    try:
+        from importlib.metadata import metadata
+
+        for requirement in metadata("evo").get_all("Requires-Dist") or []:
+            found = re.match(r"([A-Za-z0-9_.-]+).*extra == \"([\w-]+)\"", requirement)
+            if found and re.sub(r"[-.]", "_", found[1].lower()).startswith(name.lower()):
+                extra = found[2]
+                break
+    except ImportError:  # no metadata (evo not installed): the line names no extra
+        pass
+    how = (
+        f"install evo's {extra} extra (from the source tree: .venv/bin/pip install -c constraints.txt -e '.[{extra}]')"
+        if extra else "install it (see README, Install)"
+    )
+    return f"this command needs the Python package {name!r}, which is not installed: {how}"

@@ -15,7 +15,16 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
-from adapters.cli.common import EXIT_ERROR, StdoutClosed, open_app, out, out_json, print_events, stdout_closed
+from adapters.cli.common import (
+    EXIT_ERROR,
+    StdoutClosed,
+    missing_package,
+    open_app,
+    out,
+    out_json,
+    print_events,
+    stdout_closed,
+)
 from adapters.cli.pipeline import cmd_ask, cmd_evaluate, cmd_export, cmd_train
 from adapters.runtime.workspace import WorkspaceError, resolve_home
 from evo_core.errors import EvoError, UsageError
@@ -521,6 +530,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except OSError as exc:
         print(f"evo: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        return EXIT_ERROR
+    except ModuleNotFoundError as exc:  # an optional extra not installed (e.g. serve's gguf for init --demo)
+        line = missing_package(exc)
+        if line is None:
+            raise
+        print(f"evo: error: {line}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130

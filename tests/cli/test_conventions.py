@@ -142,3 +142,25 @@ def test_log_timeline_and_the_evolution_log_share_one_json_shape(evo: Evo, drive
     assert log[-1]["event"]["type"] == log[-1]["type"]
     since = [json.loads(line) for line in evo("log", "--json", "--since", str(log[-2]["seq"])).out.splitlines()]
     assert since == log[-2:]  # a record's cycle does not depend on where the listing starts
+
+
+def test_a_command_needing_an_extra_not_installed_says_which_in_one_line(
+    evo: Evo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import adapters.cli.evo as cli
+
+    def needs_gguf(args: object) -> int:
+        raise ModuleNotFoundError("No module named 'gguf'", name="gguf")
+
+    monkeypatch.setattr(cli, "cmd_head", needs_gguf)  # as `evo init --demo` without the serve extra
+    r = evo("head")
+    assert r.code == 1 and r.out == "" and r.err.count("\n") == 1
+    assert r.err.startswith("evo: error: this command needs the Python package 'gguf', which is not installed")
+    assert "serve extra" in r.err and "-e '.[serve]'" in r.err
+
+    def bug(args: object) -> int:
+        raise ModuleNotFoundError("No module named 'adapters.nowhere'", name="adapters.nowhere")
+
+    monkeypatch.setattr(cli, "cmd_head", bug)  # evo's own module missing is a bug: never dressed up
+    with pytest.raises(ModuleNotFoundError):
+        evo("head")
