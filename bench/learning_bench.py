@@ -76,15 +76,18 @@ def _events(home: Path) -> list[dict[str, Any]]:
 
 
 def _configure(home: Path, **changes: Any) -> None:
-    """Rewrite the workspace's config.toml: a dict updates that section's fields, any other value
-    replaces the top-level setting; the config's own model validates the result."""
-    from evo_core.config import EvoConfig, parse_config, render_config
+    """Set values in the workspace's config.toml with `evo config set`'s editor (comments kept,
+    the whole file validated before it is written): a dict sets that section's fields, any other
+    value the top-level setting."""
+    from adapters.cli.config_cmd import set_values
 
-    path = home / "config.toml"
-    data = parse_config(path.read_text()).model_dump()
+    flat: dict[str, Any] = {}
     for name, value in changes.items():
-        data[name] = {**data[name], **value} if isinstance(value, dict) else value
-    path.write_text(render_config(EvoConfig.model_validate(data)))
+        if isinstance(value, dict):
+            flat.update({f"{name}.{field}": v for field, v in value.items()})
+        else:
+            flat[name] = list(value) if isinstance(value, tuple) else value
+    set_values(home / "config.toml", flat)
 
 
 def _operator_key(root: Path) -> Path:

@@ -59,18 +59,8 @@ run evo trust list
 # the rollout phases last is shortened for a demo whose agent is quiet: the shadow replays the
 # agent's recorded TRIVIAL queries for 200 cycles, the burn-in watches 100 cycles and >= 5 live
 # answers (half of them also timed on the old HEAD).
-python - "$EVO_HOME/config.toml" <<'PY'
-import sys
-from pathlib import Path
-from evo_core.config import parse_config, render_config
-path = Path(sys.argv[1])
-c = parse_config(path.read_text())
-c = c.model_copy(update={
-    "shadow": c.shadow.model_copy(update={"cycles": 200, "replay": True, "min_samples": 20}),
-    "burn_in": c.burn_in.model_copy(update={"cycles": 100, "min_answers": 5, "latency_percent": 50.0}),
-})
-path.write_text(render_config(c))
-PY
+run evo config set shadow.cycles 200 shadow.replay true shadow.min_samples 20 \
+  burn_in.cycles 100 burn_in.min_answers 5 burn_in.latency_percent 50.0
 run evo ask "$GENESIS_QUESTION"   # a genesis fact: HEAD knows it
 
 phase "agent: conversations and heartbeats to the first window"
