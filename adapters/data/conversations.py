@@ -169,6 +169,7 @@ def parse(
             cycle.append(default_cycle())
         return cycle[0]
 
+    known_bad = {number for number, _ in bad}
     good: list[Conversation] = []
     counts: Counter[str] = Counter()
     first: dict[str, int] = {}
@@ -177,7 +178,7 @@ def parse(
             row, dropped = chat_formats.normalise(value, fmt, once if default_cycle is not None else None)
             good.append(msgspec.convert(row, Conversation))
         except (chat_formats.LineError, msgspec.ValidationError) as exc:
-            if not any(n == number for n, _ in bad):
+            if number not in known_bad:  # a line whose kind was not recognised is reported once
                 bad.append((number, str(exc)))
             continue
         for path in dict.fromkeys(dropped):
