@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from typing import Any, TextIO
 
-from adapters.runtime.activity import bar, tenth
+from adapters.runtime.activity import bar, counted, tenth
 from adapters.training.spec import TrainResult
 
 
@@ -40,6 +40,14 @@ class ProgressBoard:
         self.drawn = False
 
     def update(self, candidate: str, p: dict[str, Any]) -> None:
+        if "export" in p:  # after its last step, the worker exports its GGUF and checks parity
+            what, done, total = str(p["export"]), int(p.get("done", 0)), p.get("total")
+            self.lines[candidate] = f"{candidate}  exporting GGUF: {what} {counted(what, done, total)}"
+            if self.live:
+                self._draw()
+            elif done == 0:  # a log line per export step, not per tensor
+                print(self.lines[candidate], file=self.stream, flush=True)
+            return
         step, steps = int(p.get("step", 0)), int(p.get("steps", 0))
         self.lines[candidate] = (
             f"{candidate}  {bar(step, steps, self.width)} {step}/{steps}  loss {p.get('loss', float('nan')):.3f}"

@@ -214,6 +214,7 @@ class TrainingTally:
         self.label = f"training window {window}"
         self.steps: dict[str, tuple[int, int]] = {c: (0, 0) for c in candidates}
         self.done: set[str] = set()
+        self.exports: dict[str, str] = {}  # candidate: "parity 3/8 prompts"
         self.step = step
         self.what = ""
 
@@ -222,11 +223,18 @@ class TrainingTally:
         what = f"{self.label}: {len(self.done)}/{len(self.steps)} candidates done"
         if exporting:
             what += f", {len(exporting)} exporting GGUF"
+            where = [f"{c} {self.exports[c]}" for c in exporting if c in self.exports]
+            what += f" ({'; '.join(where)})" if where else ""
         if what != self.what:
             self.what = what
             self.step.describe(what)
 
     def progress(self, candidate: str, p: dict[str, Any]) -> None:
+        if "export" in p:  # the worker's export, after its last step
+            step = str(p["export"])
+            self.exports[candidate] = f"{step} {activity.counted(step, int(p.get('done', 0)), p.get('total'))}"
+            self.describe()
+            return
         self.steps[candidate] = (int(p.get("step", 0)), int(p.get("steps", 0)))
         self.describe()
         self.step("train", sum(k for k, _ in self.steps.values()), sum(n for _, n in self.steps.values()))

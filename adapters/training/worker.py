@@ -3,7 +3,8 @@
 ``main(spec_bytes, conn)`` decodes the ``TrainSpec`` (msgspec JSON), trains, exports a finished
 candidate's ``model.gguf`` and checks its parity with llama.cpp (``export.json``; a GGUF that
 does not match turns the result into a failure, ``FAIL - export parity``), sends every progress
-dict as ``("progress", {...})`` and, last, ``("result", <TrainResult as msgspec JSON>)``. torch
+dict as ``("progress", {...})`` (training steps, then the export's: ``{"export": "parity", "done":
+3, "total": 8}``) and, last, ``("result", <TrainResult as msgspec JSON>)``. torch
 and transformers are imported only inside, in the child, so the parent stays light. If the parent
 has gone away, the next progress send fails, the run stops as failed and the worker exits: an
 orphan never keeps training.
@@ -12,6 +13,8 @@ orphan never keeps training.
 from __future__ import annotations
 
 from typing import Any
+
+from adapters.runtime.activity import Progress, silent
 
 
 def main(spec_bytes: bytes, conn: Any) -> None:
@@ -32,7 +35,11 @@ def main(spec_bytes: bytes, conn: Any) -> None:
 
         result = train(spec, lambda info: conn.send(("progress", info)))
         if result.status == "finished":
-            result = export(spec, result)
+
+            def exporting(step: str, done: int, total: int | None) -> None:
+                conn.send(("progress", {"candidate": spec.candidate, "export": step, "done": done, "total": total}))
+
+            result = export(spec, result, exporting)
     try:
         conn.send(("result", msgspec.json.encode(result)))
         conn.close()
@@ -40,15 +47,17 @@ def main(spec_bytes: bytes, conn: Any) -> None:
         pass
 
 
-def export(spec: Any, result: Any) -> Any:
-    """Export the candidate's weights to model.gguf and check parity; a mismatch fails it."""
+def export(spec: Any, result: Any, progress: Progress = silent) -> Any:
+    """Export the candidate's weights to model.gguf and check parity; a mismatch fails it.
+    ``progress(step, done, total)`` hears the export's steps (load, export, write, parity,
+    quantize), which the parent shows as ``{"export": step, "done", "total"}`` dicts."""
     from msgspec.structs import replace
 
     from adapters.serving.gguf_export import ExportError, export_generation
 
     try:
         # the spec's served type (config [model] gguf_type, resolved by the orchestrator)
-        record = export_generation(spec.out_dir, dtype=spec.gguf_type, name=spec.candidate)
+        record = export_generation(spec.out_dir, dtype=spec.gguf_type, name=spec.candidate, progress=progress)
     except (ExportError, OSError, ValueError, RuntimeError) as exc:
         return replace(result, status="failed", reason=f"export failed: {exc}")
     if not record.parity.passed:

@@ -200,6 +200,9 @@ def test_the_training_tally_counts_steps_and_candidates(tmp_path: Path, monkeypa
         assert live.describe(live.started) == (
             "training window 3: 0/2 candidates done, 1 exporting GGUF (14/20 steps, 0s)"
         )
+        tally.progress("a", {"candidate": "a", "export": "parity", "done": 3, "total": 8})  # the worker's export
+        (live,), _ = activity.read_all(home)
+        assert live.what == "training window 3: 0/2 candidates done, 1 exporting GGUF (a parity 3/8 prompts)"
         tally.finished("a")
         (live,), _ = activity.read_all(home)
         assert live.what == "training window 3: 1/2 candidates done"

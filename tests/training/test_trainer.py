@@ -142,7 +142,11 @@ def test_worker_sends_progress_then_the_result(make_spec) -> None:  # type: igno
             messages.append(receiver.recv())
         except EOFError:  # the worker closed its end after the result
             break
-    assert [m[0] for m in messages] == ["progress", "progress", "result"]
+    assert [m[0] for m in messages[:-1]] == ["progress"] * (len(messages) - 1) and messages[-1][0] == "result"
+    assert [m[1]["step"] for m in messages[:2]] == [1, 2]  # the training steps, then the export's steps
+    exported = [m[1] for m in messages[2:-1]]
+    assert {p["export"] for p in exported} >= {"export", "parity"}
+    assert all(p["candidate"] == spec.candidate and 0 <= p["done"] <= (p["total"] or p["done"]) for p in exported)
     result = msgspec.json.decode(messages[-1][1], type=TrainResult)
     assert result.status == "finished" and result.candidate == spec.candidate
     receiver, sender = multiprocessing.Pipe(duplex=False)
@@ -174,6 +178,6 @@ def test_worker_in_a_spawned_process(make_spec) -> None:  # type: ignore[no-unty
             break
     proc.join(60)
     assert proc.exitcode == 0
-    assert [m[0] for m in messages] == ["progress", "progress", "result"]
+    assert [m[0] for m in messages[:-1] if "step" in m[1]] == ["progress", "progress"] and messages[-1][0] == "result"
     assert msgspec.json.decode(messages[-1][1], type=TrainResult).status == "finished"
     assert (Path(spec.out_dir) / "weights" / "model.safetensors").exists()
