@@ -263,8 +263,8 @@ def run(report: Report) -> None:
         gen_bytes = sum(p.stat().st_size for p in (out / "weights").glob("*.safetensors"))
         adapter_bytes = sum(p.stat().st_size for p in (out / "adapter").iterdir())
         report(
-            "a student's files: merged weights/ and adapter/",
-            f"weights {gen_bytes / GB:.2f} GB, adapter {adapter_bytes / 1e6:.1f} MB", "",
+            "a student's files: adapter/ (archived) and merged weights/ (work folder, then the cache: not archived)",
+            f"adapter {adapter_bytes / 1e6:.1f} MB, weights {gen_bytes / GB:.2f} GB", "one copy of the weights",
             f"f32 weights would be {params * 4 / GB:.2f} GB",
         )
 
