@@ -122,8 +122,11 @@ def _build_genesis(
             "(`evo init --demo` or `evo init --base-model DIR` registers a model).\n",
         )
         return "none", "", []
+    from adapters.freeze.card_lineage import from_model_folder
+    from adapters.freeze.documents import CardLineage, genesis_card
     from adapters.models.hf import weights_hash
 
+    lineage = CardLineage()  # what every candidate's card inherits (adapters.freeze.card_lineage)
     home = folder.parent.parent.parent  # <home>/models/archive/<genesis>
     tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -152,8 +155,10 @@ def _build_genesis(
                     shutil.copy2(path, tmp / "weights" / path.name)
                     copied("copy", i, len(files))
             write_atomic(tmp / "data_ids.json", "[]\n")
-            source = str(base)
-            about = f"Copied from the local model folder {base}.\n"
+            source = str(base)  # the ledger keeps the folder's path; the archive only its name
+            lineage = from_model_folder(base, base)
+            hub = f" (the Hugging Face Hub's `{lineage.base_model}`)" if lineage.base_model else ""
+            about = f"Copied from the local model folder `{base.name}`{hub}.\n"
         with activity.step(home, "hash", f"hashing the weights of {genesis}", subject=genesis, echo=echo):
             model_hash = weights_hash(tmp / "weights")
         what = f"exporting GGUF for {genesis} and checking its parity"
@@ -165,6 +170,7 @@ def _build_genesis(
             f"weights/ (Hugging Face folder), weights hash (blake3): {model_hash}\n"
             f"{served}",
         )
+        write_atomic(tmp / "MODEL_CARD.md", genesis_card(genesis, lineage, about.strip()))
         if folder.exists():  # left by an init that died before writing config.toml
             shutil.rmtree(folder)
         os.replace(tmp, folder)
