@@ -43,9 +43,10 @@ def merge_lora(peft_model: Any) -> Any:
     from peft.tuners.lora import LoraLayer
 
     with torch.no_grad():
-        for name, module in peft_model.named_modules():
-            if not isinstance(module, LoraLayer):
+        for name, layer in peft_model.named_modules():
+            if not isinstance(layer, LoraLayer):
                 continue
+            module: Any = layer  # peft's LoraLayer is typed through nn.Module's __getattr__
             for adapter in module.active_adapters:
                 if adapter not in module.lora_A:
                     continue
