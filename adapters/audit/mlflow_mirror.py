@@ -88,7 +88,7 @@ def default_uri(ws: Workspace) -> str:
     return f"sqlite:///{(ws.home / 'mlflow' / 'mlflow.db').absolute()}"
 
 
-def _client(uri: str) -> Any:
+def _client_class() -> Any:
     os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"  # never call home
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
@@ -98,13 +98,14 @@ def _client(uri: str) -> Any:
         raise TrackingError(f"MLflow is not installed ({exc.name}): pip install 'evo[track]'") from None
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    return MlflowClient
 
 
 def _errors() -> tuple[type[BaseException], ...]:
     from mlflow.exceptions import MlflowException
 
-    kinds: list[type[BaseException]] = [MlflowException, OSError, ValueError]
+    # ImportError: a store whose driver is missing (the SQL store without sqlalchemy)
+    kinds: list[type[BaseException]] = [MlflowException, OSError, ValueError, ImportError]
     try:
         from sqlalchemy.exc import SQLAlchemyError
 
@@ -147,8 +148,9 @@ def sync(
     files = {name: _archive_files(ws, tc.candidate.archive) for name, tc in t.candidates.items()}
     report = SyncReport(tracking_uri=uri, experiment=experiment, model=model, windows=len(t.windows),
                         candidates=len(t.candidates), head=t.head)
-    client = _client(uri)
+    make_client = _client_class()  # before the try: an evo without MLflow says how to add it
     try:
+        client = make_client(tracking_uri=uri, registry_uri=uri)
         report.experiment_id = _experiment(client, experiment, local)
         ids = _sync_runs(client, report, ledger_id, runs(t, files))
         _sync_registry(client, report, ws, ledger_id, versions(t), ids, t.head)

@@ -137,9 +137,10 @@ def test_text_output_says_up_to_date_the_second_time(evo: Evo) -> None:
 
 
 def test_an_unreachable_store_or_a_bad_workspace_is_one_line(evo: Evo, tmp_path: Path) -> None:
-    r = evo("mlflow-sync", "--tracking-uri", "http://127.0.0.1:9")
-    assert r.code == 1 and r.out == ""
-    assert r.err.startswith("evo: error: tracking store http://127.0.0.1:9") and len(r.err.splitlines()) == 1
-    assert "Traceback" not in r.err
+    # nothing listens on the discard port; an unknown scheme; MLflow's file store (maintenance mode)
+    for uri in ("http://127.0.0.1:9", "nope://x", (tmp_path / "runs").as_uri()):
+        r = evo("mlflow-sync", "--tracking-uri", uri)
+        assert r.code == 1 and r.out == "", (uri, r.out)
+        assert r.err.startswith(f"evo: error: tracking store {uri}: ") and len(r.err.splitlines()) == 1, r.err
     missing = Evo(tmp_path / "nowhere", evo.capsys)("mlflow-sync")
     assert missing.code == 1 and len(missing.err.splitlines()) == 1 and "no evo workspace" in missing.err
