@@ -79,6 +79,16 @@ def print_events(outcome: Any, json_out: bool) -> int:
 OWN_PACKAGES = ("adapters", "evo_core", "ledger", "projections")
 
 
+def require_packages(*names: str) -> None:
+    """``ModuleNotFoundError`` for the first of ``names`` not installed (found, never imported:
+    a command checks its extras before it starts work it could not finish)."""
+    from importlib.util import find_spec
+
+    for name in names:
+        if find_spec(name) is None:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+
 def missing_package(exc: ModuleNotFoundError) -> str | None:
     """The one line for a command that needs an optional package not installed, naming the extra
     (read from evo's installed metadata) that brings it; None for a module of evo's own (a bug)."""

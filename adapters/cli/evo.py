@@ -20,6 +20,7 @@ from adapters.cli.common import (
     StdoutClosed,
     missing_package,
     open_app,
+    require_packages,
     out,
     out_json,
     print_events,
@@ -67,6 +68,8 @@ def cmd_init(args: argparse.Namespace) -> int:
 
     home = resolve_home(args.home)
     base = Path(args.base_model) if args.base_model else None
+    if args.demo or base is not None:  # a model genesis is built or copied, exported to GGUF, checked
+        require_packages("torch", "transformers", "gguf", "llama_cpp")  # before anything is written
     if args.demo:
         print("building the demo genesis model (tokenizer + a 0.94M-parameter Llama, about 1-2 min)...", file=sys.stderr)
     keys = _operator_keys(args.operator_key)

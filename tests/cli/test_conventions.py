@@ -164,3 +164,18 @@ def test_a_command_needing_an_extra_not_installed_says_which_in_one_line(
     monkeypatch.setattr(cli, "cmd_head", bug)  # evo's own module missing is a bug: never dressed up
     with pytest.raises(ModuleNotFoundError):
         evo("head")
+
+
+def test_init_demo_without_the_serve_extra_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    code = (
+        "import sys; sys.modules['gguf'] = None;"  # as if the serve extra were not installed
+        "from adapters.cli import main; sys.exit(main(['--home', sys.argv[1], 'init', '--demo']))"
+    )
+    r = subprocess.run([sys.executable, "-c", code, str(home)], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr == (
+        "evo: error: this command needs the Python package 'gguf', which is not installed: install evo's serve "
+        "extra (from the source tree: .venv/bin/pip install -c constraints.txt -e '.[serve]')\n"
+    )
+    assert not home.exists()
