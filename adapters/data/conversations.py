@@ -35,6 +35,7 @@ import msgspec
 from adapters.data import chat_formats
 from adapters.data.chat_formats import FORMATS, Role
 from adapters.runtime.workspace import WorkspaceError
+from evo_core.errors import InvalidInput
 
 MAX_REPORTED = 5
 SCHEMA_PATH = Path(__file__).with_name("conversation.schema.json")
@@ -280,8 +281,8 @@ def ingest(
     return IngestReport(report.added, report.duplicates, report.total, parsed.format, parsed.dropped)
 
 
-def load(ws: object) -> list[Conversation]:
-    """Every stored conversation, in the order ingested (a torn final line is ignored)."""
+def _load_stored(ws: object) -> list[Conversation]:
+    """Every stored conversation as written, in the order ingested (a torn final line is ignored)."""
     path = store_path(ws)
     try:
         raw = path.read_bytes()
@@ -299,3 +300,104 @@ def new_since(conversations: Iterable[Conversation], after_cycle: int, upto_cycl
 def by_id(conversations: Iterable[Conversation]) -> dict[str, Conversation]:
     return {c.id: c for c in conversations}
 
+
+# ---------------------------------------------------------------- what the agent records
+#
+# ``Agent.respond`` and ``evo serve`` record each conversation they answer (``record``: the
+# messages and the answer, a fresh id, karma 0 until the agent says otherwise) through the same
+# lock, torn-tail handling and fsync as ``add``. The store stays append-only: karma set later
+# (``set_karma``) is appended to ``<home>/data/karma.jsonl`` (``{"id", "karma"}`` a line) and
+# ``load`` applies the last value given for each id, so ``evo ingest``'s readers, the samplers
+# and the probe drafter see it. A torn final line of karma.jsonl is ignored and set aside the same
+# way. Karma for an id the store does not hold is refused (``UnknownConversation``).
+
+
+class UnknownConversation(InvalidInput):
+    """``set_karma`` for an id the conversation store does not hold."""
+
+
+class KarmaUpdate(msgspec.Struct, frozen=True):
+    id: Annotated[str, msgspec.Meta(min_length=1)]
+    karma: float
+
+
+_karma_decoder = msgspec.json.Decoder(KarmaUpdate)
+
+
+def karma_path(ws: object) -> Path:
+    return _home_data(ws) / "karma.jsonl"
+
+
+def _append_durably(data: Path, path: Path, line: bytes) -> None:
+    """Append ``line`` to ``path`` (under ``_locked(data)``, held by the caller), fsync'd."""
+    created = not path.exists()
+    if not created:
+        _set_torn_tail_aside(path)
+    with open(path, "ab") as f:
+        f.write(line)
+        f.flush()
+        os.fsync(f.fileno())
+    if created:
+        dfd = os.open(data, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+
+def record(ws: object, messages: Iterable[Message], *, cycle: int, karma: float = 0.0) -> Conversation:
+    """Store one conversation the agent had, under a fresh id (``agent-<32 hex>``); returns it."""
+    import uuid
+
+    conversation = Conversation(id=f"agent-{uuid.uuid4().hex}", cycle=cycle, karma=check_karma(karma),
+                                messages=list(messages))
+    _decoder.decode(encode(conversation))  # the checks a reader applies (cycle >= 0, messages)
+    data = _home_data(ws)
+    with _locked(data):
+        _append_durably(data, data / "conversations.jsonl", encode(conversation) + b"\n")
+    return conversation
+
+
+def set_karma(ws: object, conversation_id: str, karma: float) -> None:
+    """Record ``karma`` for the stored conversation ``conversation_id`` (the last value wins)."""
+    value = check_karma(karma)
+    data = _home_data(ws)
+    with _locked(data):
+        if conversation_id not in {c.id for c in _load_stored(ws)}:
+            raise UnknownConversation(f"no conversation {conversation_id!r} in {store_path(ws)}")
+        _append_durably(data, karma_path(ws), _encoder.encode(KarmaUpdate(id=conversation_id, karma=value)) + b"\n")
+
+
+def check_karma(value: object) -> float:
+    """``value`` as a karma (a finite number), else ``InvalidInput``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InvalidInput(f"karma must be a finite number, got {value!r}")
+    return float(value)
+
+
+def karma_updates(ws: object) -> dict[str, float]:
+    """The karma set later for each conversation id (the last value given; a torn tail ignored)."""
+    try:
+        raw = karma_path(ws).read_bytes()
+    except FileNotFoundError:
+        return {}
+    end = raw.rfind(b"\n") + 1
+    updates: dict[str, float] = {}
+    for line in raw[:end].splitlines():
+        if line:
+            update = _karma_decoder.decode(line)
+            updates[update.id] = update.karma
+    return updates
+
+
+def _with_karma(ws: object, conversations: list[Conversation]) -> list[Conversation]:
+    updates = karma_updates(ws)
+    if not updates:
+        return conversations
+    return [msgspec.structs.replace(c, karma=updates[c.id]) if c.id in updates else c for c in conversations]
+
+
+def load(ws: object) -> list[Conversation]:
+    """Every stored conversation, in the order ingested (a torn final line is ignored), with the
+    karma set later (``set_karma``) applied."""
+    return _with_karma(ws, _load_stored(ws))

@@ -68,7 +68,7 @@ from typing import TYPE_CHECKING, Protocol
 import blake3
 
 from adapters.serving import quality
-from adapters.serving.served import Answer, Comparison, Completion, RouterStats, Served
+from adapters.serving.served import GREEDY, Answer, Comparison, Completion, Query, RouterStats, Sampling, Served, query_text
 from adapters.serving.similarity import compare
 from evo_core.commands import RecordAnswer, RecordShadow
 from evo_core.decide_rollout import judged, plausible
@@ -202,13 +202,13 @@ def _verdict(s: quality.Score, prompt_floor: float, logprob_floor: float) -> boo
 
 
 def mirror(router: Host, head: Served, shadow_name: str, prompt: str, head_text: str,
-           head_latency: float, query_id: str, query: str = "") -> Comparison | None:
-    """The shadow answers ``prompt``; the comparison and HEAD's score of the shadow's answer
-    (never the answer) go to the ledger."""
+           head_latency: float, query_id: str, query: str = "", sampling: Sampling = GREEDY) -> Comparison | None:
+    """The shadow answers ``prompt`` (with HEAD's ``sampling``); the comparison and HEAD's score
+    of the shadow's answer (never the answer) go to the ledger."""
     try:
         shadow = router.model(shadow_name)
         t0 = time.perf_counter()
-        done = shadow.complete(prompt, router.max_tokens)
+        done = shadow.complete(prompt, router.max_tokens, sampling)
         shadow_latency = time.perf_counter() - t0
         tokenize = head.llm.tokenize
         match = compare(
@@ -356,15 +356,19 @@ class BurnInObserver:
             return bool(violations(text))
         return False
 
-    def respond(self, head: Served, query: str, burn: BurnIn, t0: float) -> Answer:
-        """HEAD (the generation under burn-in) answers ``query``; the answer is observed."""
+    def respond(self, head: Served, query: Query, burn: BurnIn, t0: float, sampling: Sampling = GREEDY,
+                on_text: Callable[[str], None] | None = None) -> Answer:
+        """HEAD (the generation under burn-in) answers ``query``; the answer is observed (a
+        sampled one is not scored for quality: the old HEAD's likelihood of a random draw
+        measures the temperature, not the generation)."""
         router = self.router
         n = self.n
         self.n += 1
-        query_id = f"burn:{router.seed}:{n}:{query_digest(query)}"
+        words = query_text(query)
+        query_id = f"burn:{router.seed}:{n}:{query_digest(words)}"
         g0 = time.perf_counter()
         try:
-            done = head.complete(head.render(query), router.max_tokens)
+            done = head.complete(head.render(query), router.max_tokens, sampling, on_text)
             text, tokens = done.text, done.tokens
         except Exception as exc:
             self.record(RecordAnswer(error=True, law_violation=False, query_id=query_id))
@@ -373,20 +377,23 @@ class BurnInObserver:
                 raise
             log.warning("evo router: %s failed (%s); the hot standby %s answers", head.name, exc, standby.name)
             router.stats.standby_answers += 1
-            text, tokens = standby.generate(standby.render(query), router.max_tokens)
-            return Answer(text=text, latency_s=time.perf_counter() - t0, generation=standby.name,
-                          tokens=tokens, query_id=query_id)
+            done = standby.complete(standby.render(query), router.max_tokens, sampling)
+            if on_text is not None and done.text:
+                on_text(done.text)
+            return Answer(text=done.text, latency_s=time.perf_counter() - t0, generation=standby.name,
+                          tokens=done.tokens, query_id=query_id, finished=done.finished,
+                          prompt_tokens=done.prompt_tokens)
         head_s = time.perf_counter() - g0
         answer = Answer(text=text, latency_s=time.perf_counter() - t0, generation=head.name,
-                        tokens=tokens, query_id=query_id)
+                        tokens=tokens, query_id=query_id, finished=done.finished, prompt_tokens=done.prompt_tokens)
         try:
             config = self.config()
             error = not text.strip()
             law = self.breaks_law(text)
             ratio, scored = None, None
             if not error and latency_draw(router.seed, n) < config.latency_percent / 100.0:
-                ratio = self.time_old(burn.previous_head, query, head_s)
-            if not error and quality_draw(router.seed, n) < config.quality_percent / 100.0:
+                ratio = self.time_old(burn.previous_head, query, head_s, sampling)
+            if not error and sampling.greedy and quality_draw(router.seed, n) < config.quality_percent / 100.0:
                 scored = self.score_old(burn.previous_head, query, done)
         except Exception as exc:
             self._failed(f"observing {query_id}: {exc}")
@@ -398,11 +405,11 @@ class BurnInObserver:
         self.record(RecordAnswer(error=error, law_violation=law, latency_ratio=ratio, query_id=query_id, **scores))
         return answer
 
-    def score_old(self, old: str, query: str, answer: Completion) -> quality.Score | None:
+    def score_old(self, old: str, query: Query, answer: Completion) -> quality.Score | None:
         """The old HEAD's scores of ``query`` and of the new HEAD's answer to it."""
         try:
             served = self.router.model(old)
-            scored = _score(served, served.render(query), query, answer)
+            scored = _score(served, served.render(query), query_text(query), answer)
         except Exception as exc:
             self._failed(f"scoring by the old HEAD {old}: {exc}")
             return None
@@ -410,13 +417,13 @@ class BurnInObserver:
             self.router.stats.scored += 1
         return scored
 
-    def time_old(self, old: str, query: str, new_s: float) -> float | None:
+    def time_old(self, old: str, query: Query, new_s: float, sampling: Sampling = GREEDY) -> float | None:
         """The new HEAD's generation time over the old HEAD's on the same query (its text discarded)."""
         router = self.router
         try:
             served = router.model(old)
             t0 = time.perf_counter()
-            served.generate(served.render(query), router.max_tokens)
+            served.generate(served.render(query), router.max_tokens, sampling)
             old_s = time.perf_counter() - t0
         except Exception as exc:
             self._failed(f"timing the old HEAD {old}: {exc}")

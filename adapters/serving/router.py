@@ -49,9 +49,12 @@ answer, except when HEAD raises during burn-in and the old HEAD is hot: then the
 answers (see that module).
 
 Generation is greedy (temperature 0, top-k 1, no repeat penalty) with at most ``max_tokens``
-new tokens; the prompt is the chat text the model was trained on (``adapters.data.format``: the
-GGUF's embedded ``tokenizer.chat_template`` when it differs from evo's plain template, rendered
-with Jinja as transformers does; else evo's plain template), followed by the assistant tag.
+new tokens, unless the caller passes other ``Sampling`` (``evo serve``'s clients do: then only
+greedy answers are mirrored, and the burn-in scores only greedy answers); a query is one user
+turn or a whole conversation (system prompt and history); the prompt is the chat text the
+model was trained on (``adapters.data.format``: the GGUF's embedded ``tokenizer.chat_template``
+when it differs from evo's plain template, rendered with Jinja as transformers does; else evo's
+plain template), followed by the assistant tag.
 Prompt processing uses as many threads as generation (``load_llama`` sets ``n_threads_batch``).
 """
 
@@ -78,13 +81,17 @@ from adapters.serving.generations import (
 )
 from adapters.serving.observe import ReplayReport, latency_draw, mirror_draw, quality_draw, query_digest
 from adapters.serving.served import (
+    GREEDY,
     Answer,
     Comparison,
     Completion,
+    Query,
     RouterStats,
+    Sampling,
     Served,
     generation_params,
     prompt_renderer,
+    query_text,
 )
 from evo_core.state import Phase, State
 
@@ -293,16 +300,24 @@ class Router:
 
     # ------------------------------------------------------------------ answering
 
-    def answer(self, query: str, generation: str | None = None) -> Answer:
+    def answer(self, query: Query, generation: str | None = None, sampling: Sampling = GREEDY,
+               on_text: Callable[[str], None] | None = None) -> Answer:
         """One answer from ``generation`` (default HEAD); never mirrored, never recorded."""
         t0 = time.perf_counter()
         served = self.model(generation) if generation is not None else self.serve_head()
-        text, tokens = served.generate(served.render(query), self.max_tokens)
-        return Answer(text=text, latency_s=time.perf_counter() - t0, generation=served.name, tokens=tokens)
+        done = served.complete(served.render(query), self.max_tokens, sampling, on_text)
+        return Answer(text=done.text, latency_s=time.perf_counter() - t0, generation=served.name, tokens=done.tokens,
+                      finished=done.finished, prompt_tokens=done.prompt_tokens)
 
-    def respond(self, query: str, kind: str = TRIVIAL) -> Answer:
+    def respond(self, query: Query, kind: str = TRIVIAL, sampling: Sampling = GREEDY,
+                on_text: Callable[[str], None] | None = None) -> Answer:
         """HEAD's answer; a TRIVIAL query may be mirrored to the shadow (never returned), and
-        during burn-in the new HEAD's answer is observed (``adapters.serving.observe``)."""
+        during burn-in the new HEAD's answer is observed (``adapters.serving.observe``).
+
+        ``query`` is one user turn or a whole conversation (``served.Query``); ``sampling`` how
+        HEAD draws its answer (default greedy). Only greedy answers are mirrored: the shadow
+        answers the same prompt with the same settings, and comparing two random draws would
+        measure the dice. ``on_text`` gets HEAD's text piece by piece as it is generated."""
         t0 = time.perf_counter()
         state = self.state()
         head = self.serve_head()
@@ -315,19 +330,20 @@ class Router:
             self.stats.trivial += 1
             shadow = state.shadow
             if state.phase is Phase.SHADOW and shadow is not None and shadow.generation != head.name:
-                query_id = f"{self.seed}:{n}:{query_digest(query)}"
-                if mirror_draw(self.seed, n) < shadow.traffic_percent / 100.0:
+                query_id = f"{self.seed}:{n}:{query_digest(query_text(query))}"
+                if sampling.greedy and mirror_draw(self.seed, n) < shadow.traffic_percent / 100.0:
                     mirror_to = shadow.generation
         burn = state.burn_in
         if state.phase is Phase.BURN_IN and burn is not None and burn.generation == head.name:
-            return self._burn_in.respond(head, query, burn, t0)
+            return self._burn_in.respond(head, query, burn, t0, sampling, on_text)
         prompt = head.render(query)
-        text, tokens = head.generate(prompt, self.max_tokens)
+        done = head.complete(prompt, self.max_tokens, sampling, on_text)
         latency = time.perf_counter() - t0
-        answer = Answer(text=text, latency_s=latency, generation=head.name, tokens=tokens, query_id=query_id)
+        answer = Answer(text=done.text, latency_s=latency, generation=head.name, tokens=done.tokens,
+                        query_id=query_id, finished=done.finished, prompt_tokens=done.prompt_tokens)
         if mirror_to is not None:
             self.stats.mirrored += 1
-            observe.mirror(self, head, mirror_to, prompt, text, latency, query_id, query)
+            observe.mirror(self, head, mirror_to, prompt, done.text, latency, query_id, query_text(query), sampling)
         return answer
 
     def shadow_failed(self, message: str) -> None:
@@ -367,6 +383,9 @@ __all__ = [
     "Answer",
     "Comparison",
     "Completion",
+    "GREEDY",
+    "Query",
+    "Sampling",
     "ReplayReport",
     "Router",
     "RouterStats",
@@ -379,6 +398,7 @@ __all__ = [
     "mirror_draw",
     "prompt_renderer",
     "quality_draw",
+    "query_text",
     "servable",
     "trivial_queries",
 ]

@@ -8,10 +8,14 @@ Both the router (``adapters.serving.router``) and what it watches while it serve
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
+
+# What a caller asks: one user turn (a string) or a whole conversation, as ``Message``s or
+# ``{"role", "content"}`` mappings (roles system, user, assistant), ending with the user's turn.
+Query = Union[str, Sequence[Any]]
 
 
 @dataclass(frozen=True)
@@ -21,6 +25,9 @@ class Answer:
     generation: str
     tokens: int = 0  # new tokens generated
     query_id: str = ""
+    finished: bool = True  # the answer ended (end-of-turn or a stop string), not cut at max_tokens
+    prompt_tokens: int = 0
+    conversation_id: str = ""  # set by ``Agent.respond`` when it recorded the conversation
 
 
 @dataclass(frozen=True)
@@ -28,6 +35,56 @@ class Completion:
     text: str
     tokens: int  # new tokens generated
     finished: bool  # the answer ended (end-of-turn), not cut at max_tokens
+    prompt_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How one answer is drawn. The default is evo's: greedy (what the shadow compares and the
+    old HEAD scores). ``max_tokens`` None: the router's bound; ``seed`` None: the model's."""
+
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_tokens: int | None = None
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0
+
+    def params(self, max_tokens: int) -> dict[str, Any]:
+        """llama-cpp-python's arguments: ``generation_params`` when greedy, else temperature and
+        nucleus sampling alone (no top-k, min-p or repeat penalty: what the OpenAI API means)."""
+        bound = self.max_tokens if self.max_tokens is not None else max_tokens
+        if self.greedy:
+            params = generation_params(bound)
+        else:
+            params = dict(max_tokens=bound, temperature=self.temperature, top_k=0, top_p=self.top_p,
+                          min_p=0.0, repeat_penalty=1.0)
+        if self.stop:
+            params["stop"] = list(self.stop)
+        if self.seed is not None:
+            params["seed"] = self.seed
+        return params
+
+
+GREEDY = Sampling()
+
+
+def query_text(query: Query) -> str:
+    """The user's words of ``query``: the string, or the content of the conversation's last user
+    turn (what the old HEAD's familiarity is measured on, and what a query id digests)."""
+    if isinstance(query, str):
+        return query
+    for message in reversed(query):
+        if _field(message, "role") == "user":
+            return str(_field(message, "content"))
+    return ""
+
+
+def _field(message: Any, name: str) -> Any:
+    return message[name] if isinstance(message, Mapping) else getattr(message, name)
 
 
 @dataclass(frozen=True)
@@ -70,17 +127,41 @@ class Served:
         self.name, self.path, self.llm = name, path, llm
         self.render = prompt_renderer(llm)
 
-    def generate(self, prompt: str, max_tokens: int) -> tuple[str, int]:
-        completion = self.complete(prompt, max_tokens)
+    def generate(self, prompt: str, max_tokens: int, sampling: Sampling = GREEDY) -> tuple[str, int]:
+        completion = self.complete(prompt, max_tokens, sampling)
         return completion.text, completion.tokens
 
-    def complete(self, prompt: str, max_tokens: int) -> Completion:
-        out = self.llm(prompt, **generation_params(max_tokens), stopping_criteria=_bounded(self.llm, max_tokens))
-        choice = out["choices"][0]
+    def complete(self, prompt: str, max_tokens: int, sampling: Sampling = GREEDY,
+                 on_text: Callable[[str], None] | None = None) -> Completion:
+        """``prompt`` completed as ``sampling`` says (``max_tokens``: the bound when it names
+        none); ``on_text`` gets each piece of text as llama.cpp streams it."""
+        params = sampling.params(max_tokens)
+        stop = _bounded(self.llm, params["max_tokens"])
+        if on_text is None:
+            out = self.llm(prompt, **params, stopping_criteria=stop)
+            choice = out["choices"][0]
+            usage = out["usage"]
+            return Completion(
+                text=choice["text"],
+                tokens=int(usage["completion_tokens"]),
+                finished=choice.get("finish_reason") == "stop",
+                prompt_tokens=int(usage["prompt_tokens"]),
+            )
+        pieces: list[str] = []
+        finish = None
+        for chunk in self.llm(prompt, **params, stopping_criteria=stop, stream=True):
+            choice = chunk["choices"][0]
+            if choice["text"]:
+                pieces.append(choice["text"])
+                on_text(choice["text"])
+            finish = choice.get("finish_reason") or finish
+        text = "".join(pieces)
+        tokenize = self.llm.tokenize  # a stream reports no usage: count as llama.cpp tokenises
         return Completion(
-            text=choice["text"],
-            tokens=int(out["usage"]["completion_tokens"]),
-            finished=choice.get("finish_reason") == "stop",
+            text=text,
+            tokens=len(tokenize(text.encode("utf-8"), add_bos=False, special=False)) if text else 0,
+            finished=finish == "stop",
+            prompt_tokens=len(tokenize(prompt.encode("utf-8"), add_bos=True, special=True)),
         )
 
     def close(self) -> None:
@@ -113,15 +194,26 @@ def generation_params(max_tokens: int) -> dict[str, Any]:
     return dict(max_tokens=max_tokens, temperature=0.0, top_k=1, top_p=1.0, min_p=0.0, repeat_penalty=1.0)
 
 
-def prompt_renderer(llm: Any) -> Callable[[str], str]:
+def chat(query: Query) -> list[dict[str, str]]:
+    """``query`` as the ``[{"role", "content"}]`` list a chat template reads."""
+    if isinstance(query, str):
+        return [{"role": "user", "content": query}]
+    return [{"role": str(_field(m, "role")), "content": str(_field(m, "content"))} for m in query]
+
+
+def prompt_renderer(llm: Any) -> Callable[[Query], str]:
     """query -> the prompt text, as ``adapters.data.format.render(..., add_generation_prompt=True)``."""
     from adapters.data.format import CHAT_TEMPLATE, END, ROLE_TOKENS
 
     metadata = getattr(llm, "metadata", None) or {}
     template = metadata.get("tokenizer.chat_template")
     if not template or template == CHAT_TEMPLATE:
-        user, assistant = ROLE_TOKENS["user"], ROLE_TOKENS["assistant"]
-        return lambda query: f"{user}{query}{END}{assistant}"
+
+        def plain(query: Query) -> str:
+            turns = "".join(f"{ROLE_TOKENS[m['role']]}{m['content']}{END}" for m in chat(query))
+            return turns + ROLE_TOKENS["assistant"]
+
+        return plain
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
     env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"])
@@ -139,8 +231,8 @@ def prompt_renderer(llm: Any) -> Callable[[str], str]:
     # as render() does: a template that writes BOS itself loses it when llama.cpp adds one
     strip = specials.get("bos_token") if str(metadata.get("tokenizer.ggml.add_bos_token", "true")).lower() == "true" else None
 
-    def rendered(query: str) -> str:
-        text = compiled.render(messages=[{"role": "user", "content": query}], add_generation_prompt=True, **specials)
+    def rendered(query: Query) -> str:
+        text = compiled.render(messages=chat(query), add_generation_prompt=True, **specials)
         return text[len(strip):] if strip and text.startswith(strip) else text
 
     return rendered
