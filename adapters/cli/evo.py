@@ -460,6 +460,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--generation", metavar="G", help="a generation name or unique prefix (default: HEAD)")
     sp.add_argument("--max-tokens", type=_positive, default=64, help="new tokens at most (default 64)")
 
+    from adapters.cli.serve import add_options as serve_options, cmd_serve
+
+    sp = add("serve", cmd_serve, "answer OpenAI-compatible HTTP requests (/v1/chat/completions) through the router: HEAD, shadow, burn-in")
+    serve_options(sp, _positive)
+
     add("evaluate", cmd_evaluate, "evaluate the trained candidates and HEAD on the window's probes, rank, freeze every candidate, propose")
     from adapters.cli.run import cmd_run
 
