@@ -71,8 +71,6 @@ class TrackedGeneration(msgspec.Struct, kw_only=True):
     archive: str
     archive_hash: str
     model_hash: str
-    became_head_at: str
-    source: str = ""  # the genesis's (a local folder, "demo", ...)
     proposal_hash: str = ""
     revoked: bool = False  # a rollback took it off HEAD: it never serves again
 
@@ -119,7 +117,7 @@ def tracking(records: Iterable[LedgerRecord], step: Callable[[State, ev.Event], 
         if len(after.flagged) == len(state.flagged):  # applied
             _feed(t, after, record.event, record.at)
             if after.head is not None and after.head != state.head:
-                _became_head(t, after, after.head, record.at, record.event)
+                _became_head(t, after, after.head, record.event)
         state = after
     for name, tc in t.candidates.items():
         tc.candidate = state.candidates.get(name, tc.candidate)
@@ -130,7 +128,7 @@ def tracking(records: Iterable[LedgerRecord], step: Callable[[State, ev.Event], 
     return t
 
 
-def _became_head(t: Tracking, state: State, name: str, at: str, e: ev.Event) -> None:
+def _became_head(t: Tracking, state: State, name: str, e: ev.Event) -> None:
     if name in t.generations:
         return
     g = state.generations.get(name)
@@ -138,9 +136,7 @@ def _became_head(t: Tracking, state: State, name: str, at: str, e: ev.Event) -> 
         return
     t.generations[name] = TrackedGeneration(
         name=name, gen=g.gen, window=g.window, archive=g.archive, archive_hash=g.archive_hash,
-        model_hash=g.model_hash, became_head_at=at,
-        source=state.genesis_source if name == state.genesis else "",
-        proposal_hash=e.proposal_hash if isinstance(e, ev.Promoted) else "",
+        model_hash=g.model_hash, proposal_hash=e.proposal_hash if isinstance(e, ev.Promoted) else "",
     )
 
 
