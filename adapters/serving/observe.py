@@ -5,10 +5,11 @@ burn-in answers. Both only ever append to the ledger; neither changes what the c
 Theory of operation
 -------------------
 **Shadow phase** (``Phase.SHADOW``): the n-th TRIVIAL query a router answers is mirrored to the
-shadow generation when ``mirror_draw(seed, n) < traffic_percent / 100``; ``mirror_draw`` reads
-the first 8 bytes of ``blake3("evo-shadow:<seed>:<n>")`` as a fraction of 2**64 (uniform in
-[0, 1), seeded, reproducible). HEAD answers first and the caller's ``Answer`` is HEAD's (its
-``latency_s`` ends when HEAD's text is ready). Then the shadow answers the same prompt, the two
+shadow generation when ``mirror_draw(seed, n) < traffic_percent / 100`` and HEAD's answer is
+greedy (the shadow answers with the same settings; two random draws would measure the dice);
+``mirror_draw`` reads the first 8 bytes of ``blake3("evo-shadow:<seed>:<n>")`` as a fraction of
+2**64 (uniform in [0, 1), seeded, reproducible). HEAD answers first and the caller's
+``Answer`` is HEAD's (its ``latency_s`` ends when HEAD's text is ready). Then the shadow answers the same prompt, the two
 are compared (``similarity.compare``: exact match, character similarity, token agreement) and
 ``RecordShadow`` is appended (``sync=False``: the record is the shadow's only effect). The
 shadow's answer never leaves the router; a failure on the shadow's side (no gguf, a generation
@@ -38,8 +39,9 @@ generation under burn-in is observed, and ``RecordAnswer`` is appended (``sync=F
   the old HEAD answers the same query, its text is discarded, and the ratio is the new HEAD's
   generation time over the old one's (None when not drawn, on an error, or when the old HEAD
   cannot answer);
-- ``prompt_logprob``, ``logprob``: for a seeded ``quality_percent`` of the answers that are not
-  errors (``quality_draw(seed, n)``, ``blake3("evo-quality:<seed>:<n>")``), the old HEAD's scores
+- ``prompt_logprob``, ``logprob``: for a seeded ``quality_percent`` of the greedy answers that
+  are not errors (``quality_draw(seed, n)``, ``blake3("evo-quality:<seed>:<n>")``; a sampled
+  answer, ``Sampling.temperature > 0``, is never scored), the old HEAD's scores
   of the query and of the new HEAD's answer (``quality.score``), recorded with ``[burn_in]``'s
   floors (None when not drawn or when the old HEAD cannot score). The burn-in fails when too
   few of the judged answers are plausible.
