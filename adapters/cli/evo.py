@@ -70,12 +70,20 @@ def cmd_init(args: argparse.Namespace) -> int:
     base = Path(args.base_model) if args.base_model else None
     if args.demo or base is not None:  # a model genesis is built or copied, exported to GGUF, checked
         require_packages("torch", "transformers", "gguf", "llama_cpp")  # before anything is written
+    if args.family is not None:  # a usage error before anything is built (init_workspace checks it too)
+        from adapters.models.tiny import FAMILIES
+
+        if not args.demo:
+            raise UsageError("--family chooses the demo model's architecture: give it with --demo")
+        if args.family not in FAMILIES:
+            raise UsageError(f"unknown --family {args.family!r}; one of {', '.join(FAMILIES)}")
     if args.demo:
-        print("building the demo genesis model (tokenizer + a 0.94M-parameter Llama, about 1-2 min)...", file=sys.stderr)
+        model = f"{args.family} model" if args.family else "0.94M-parameter Llama"
+        print(f"building the demo genesis model (tokenizer + a {model}, about 1-2 min)...", file=sys.stderr)
     keys = _operator_keys(args.operator_key)
     with init_workspace(
         home, period=args.period, max_concurrent=args.max_concurrent, demo=args.demo, base_model=base,
-        operator_keys=keys,
+        operator_keys=keys, family=args.family,
     ) as app:
         state = app.state()
         out(f"initialised {home}: HEAD is {state.head}")
@@ -373,6 +381,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     model.add_argument(
         "--base-model", metavar="DIR", help="genesis = a local Hugging Face causal-LM folder (copied)"
+    )
+    sp.add_argument(
+        "--family", metavar="NAME",
+        help="with --demo: the demo model on this architecture, tokenizer kind and chat template instead of "
+        "the default Llama (llama2, llama3, mistral, qwen2, qwen3, gemma2, gemma3, phi3)",
     )
     sp.add_argument(
         "--operator-key", metavar="FILE", action="append", default=[],

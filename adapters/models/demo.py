@@ -121,14 +121,39 @@ def batch(tokenizer: Any, texts: list[str]) -> dict[str, Any]:
     return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "labels": labels}
 
 
-def build_demo_genesis(folder: str | Path, *, seed: int = 0, steps: int = STEPS) -> DemoGenesis:
-    """Train the demo tokenizer and pre-train the tiny Llama; save them under ``folder``."""
+def _family_parts(family: str, folder: Path) -> tuple[Any, Any]:
+    """(tokenizer, config) of a ``family`` demo: ``adapters.models.tiny``'s tokenizer of that
+    family's kind and chat template, trained on the demo corpus (its files, SentencePiece's model
+    included, written into ``folder``), and its config class at the demo's size."""
+    from adapters.models.tiny import family_config, family_tokenizer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tokenizer = family_tokenizer(family, folder, VOCAB_SIZE)
+    if tokenizer.pad_token is None:  # batches are padded (and the padding masked)
+        tokenizer.pad_token = tokenizer.eos_token
+    config = family_config(
+        family, tokenizer, hidden=HIDDEN, layers=LAYERS, heads=HEADS, kv_heads=HEADS,
+        intermediate=INTERMEDIATE, positions=MAX_POSITIONS,
+    )
+    return tokenizer, config
+
+
+def build_demo_genesis(
+    folder: str | Path, *, seed: int = 0, steps: int = STEPS, family: str | None = None
+) -> DemoGenesis:
+    """Train the demo tokenizer and pre-train the tiny Llama; save them under ``folder``.
+    ``family`` (one of ``adapters.models.tiny.FAMILIES``): the same demo world and recipe on that
+    family's architecture, tokenizer kind and chat template instead."""
     import torch
-    from transformers import GenerationConfig, LlamaForCausalLM
+    from transformers import AutoModelForCausalLM, GenerationConfig, LlamaForCausalLM
 
     started = time.perf_counter()
     out = Path(folder)
-    tokenizer = train_tokenizer()
+    if family is None:
+        tokenizer = train_tokenizer()
+        config = demo_config(tokenizer)
+    else:
+        tokenizer, config = _family_parts(family, out / "weights")
     convs = genesis_corpus(seed)
     data = batch(tokenizer, [render(c, tokenizer) for c in convs])
 
@@ -139,7 +164,7 @@ def build_demo_genesis(folder: str | Path, *, seed: int = 0, steps: int = STEPS)
     torch.use_deterministic_algorithms(True)
     torch.manual_seed(seed)
     try:
-        model = LlamaForCausalLM(demo_config(tokenizer))
+        model = LlamaForCausalLM(config) if family is None else AutoModelForCausalLM.from_config(config)
         model.train()
         optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, weight_decay=0.0)
         recipe = Schedule(warmup_steps=WARMUP)

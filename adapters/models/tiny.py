@@ -128,7 +128,7 @@ def _byte_bpe(folder: Path, *, vocab: int, regex: str, specials: list[str], bos:
     return PreTrainedTokenizerFast(tokenizer_object=tok, **config)
 
 
-def _tokenizer(family: str, folder: Path, vocab: int) -> Any:
+def family_tokenizer(family: str, folder: Path, vocab: int) -> Any:
     from adapters.serving.gguf_vocab import LLAMA3_REGEX, QWEN2_REGEX
 
     from tokenizers import AddedToken
@@ -170,7 +170,7 @@ def _tokenizer(family: str, folder: Path, vocab: int) -> Any:
 # ---------------------------------------------------------------- models
 
 
-def _config(family: str, tok: Any, *, hidden: int, layers: int, heads: int, kv_heads: int, intermediate: int,
+def family_config(family: str, tok: Any, *, hidden: int, layers: int, heads: int, kv_heads: int, intermediate: int,
             positions: int) -> Any:
     import transformers
 
@@ -217,8 +217,8 @@ def build_tiny(
         raise ValueError(f"unknown family {family!r}; one of {', '.join(FAMILIES)}")
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
-    tok = _tokenizer(family, out, vocab)
-    config = _config(family, tok, hidden=hidden, layers=layers, heads=heads, kv_heads=kv_heads,
+    tok = family_tokenizer(family, out, vocab)
+    config = family_config(family, tok, hidden=hidden, layers=layers, heads=heads, kv_heads=kv_heads,
                      intermediate=intermediate, positions=positions)
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)

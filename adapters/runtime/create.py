@@ -22,11 +22,13 @@ def init_workspace(
     demo: bool = False,
     base_model: Path | None = None,
     operator_keys: Sequence[tuple[bytes, str]] = (),
+    family: str | None = None,
 ) -> App:
     """Create a workspace: config.toml, the folders, and the genesis generation as HEAD.
 
     The genesis model is the embedded demo (``demo``: a tiny Llama pre-trained on the demo
-    world's genesis corpus, whose conversations are ingested at cycle 0), a local Hugging Face
+    world's genesis corpus, whose conversations are ingested at cycle 0; ``family``: the same demo
+    on another architecture of ``adapters.models.tiny.FAMILIES``), a local Hugging Face
     causal-LM folder (``base_model``: validated, then its top-level files copied), or none.
     Everything is validated before anything is written; an existing workspace is refused.
     A model genesis is also exported to ``model.gguf`` with its parity result (``export.json``),
@@ -44,6 +46,13 @@ def init_workspace(
         raise WorkspaceError(f"{home} is already an evo workspace (config.toml or ledger.jsonl exists)")
     if demo and base_model is not None:
         raise WorkspaceError("--demo and --base-model exclude each other")
+    if family is not None:
+        from adapters.models.tiny import FAMILIES
+
+        if not demo:
+            raise WorkspaceError("--family chooses the demo model's architecture: give it with --demo")
+        if family not in FAMILIES:
+            raise WorkspaceError(f"unknown --family {family!r}; one of {', '.join(FAMILIES)}")
     base: Path | None = None
     if base_model is not None:
         from adapters.models.hf import validate_model_dir
@@ -70,7 +79,7 @@ def init_workspace(
         folder.mkdir(parents=True, exist_ok=True)
     folder = ws.archive / genesis
     echo = activity.StderrProgress()
-    source, model_hash, trained_on = _build_genesis(folder, genesis, demo=demo, base=base, echo=echo)
+    source, model_hash, trained_on = _build_genesis(folder, genesis, demo=demo, base=base, echo=echo, family=family)
     from adapters.freeze.archive import seal
 
     with activity.step(ws.home, "seal", f"sealing the archive of {genesis}", subject=genesis, echo=echo):
@@ -105,7 +114,8 @@ def init_workspace(
 
 
 def _build_genesis(
-    folder: Path, genesis: str, *, demo: bool, base: Path | None, echo: activity.StderrProgress | None = None
+    folder: Path, genesis: str, *, demo: bool, base: Path | None, echo: activity.StderrProgress | None = None,
+    family: str | None = None,
 ) -> tuple[str, str, list[Any]]:
     """Fill the genesis archive folder: ``(source, model_hash, conversations trained on)``.
 
@@ -138,10 +148,11 @@ def _build_genesis(
 
             # `evo init --demo` says so on stderr itself: the activity file only
             with activity.step(home, "build", f"building the demo genesis model {genesis}", subject=genesis):
-                built = build_demo_genesis(tmp)
+                built = build_demo_genesis(tmp, family=family)
+            # "demo" whatever the family: the demo world's probes and laws apply (its config.json names the architecture)
             source, trained_on = "demo", built.conversations
             about = (
-                f"The embedded demo model: a {built.parameters:,}-parameter Llama pre-trained on the demo\n"
+                f"The embedded demo model: a {built.parameters:,}-parameter {family or 'Llama'} model pre-trained on the demo\n"
                 "world's genesis corpus (`adapters/data/demo_world.py`), ids in `data_ids.json`.\n"
             )
         else:
