@@ -14,9 +14,12 @@ The agent owns two calls and nothing else:
   new HEAD answers and the burn-in watches its answers, after a rollback the old one is back;
   all of it through the same call.
 
-The agent's conversations are what the next generation learns from: a real agent stores them
-(``evo ingest conversations.jsonl``, with their karma). This example asks questions about the
-demo world (an ``evo init --demo`` workspace) and prints each answer with the phase.
+The agent's conversations are what the next generation learns from: a real agent lets
+``agent.respond(messages)`` record each one and sets its karma later (``agent.set_karma``), or
+stores them itself (``evo ingest conversations.jsonl``). This example asks questions about the
+demo world (an ``evo init --demo`` workspace) and prints each answer with the phase; it records
+nothing (``record=False``): the demo world's conversations, with their karma, are ingested by
+``scripts/demo.sh``, and the demo's learning is measured on them alone.
 """
 
 from __future__ import annotations
@@ -66,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
             if cycle % args.ask_every == 0:
                 query, kind = question(cycle, asked)
                 asked += 1
-                answer = agent.respond(query, kind=kind)
+                answer = agent.respond(query, kind=kind, record=False)
                 print(f"cycle {cycle} [{phase}] {answer.generation} ({kind}) {query!r} -> {answer.text.strip()!r}")
             if args.cycle_seconds:
                 time.sleep(args.cycle_seconds)
