@@ -208,6 +208,7 @@ def _fill(
         model_hash=_model_hash(tmp),
         manifest_hash=hash_file(tmp / "evo_manifest.json") if (tmp / "evo_manifest.json").is_file() else "",
         lineage=lineage,
+        adapter_only=read_record(tmp / "adapter") is not None,
     )
 
 

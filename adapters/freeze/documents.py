@@ -45,6 +45,7 @@ class Facts(msgspec.Struct, kw_only=True):
     model_hash: str
     manifest_hash: str
     lineage: CardLineage = CardLineage()  # what the card inherits from the lineage
+    adapter_only: bool = False  # weights not archived: the adapter and its parent rebuild them
 
 
 def _eval(m: Metrics | None) -> dict[str, float | None]:
@@ -310,8 +311,11 @@ def model_card(f: Facts) -> str:
         "",
         f"- **Status:** `{f.status}`",
         f"- **Gates:** {gates}",
-        "- **Files:** `model.gguf` (llama.cpp), `weights/` (Hugging Face), `adapter/` (LoRA), "
-        "`metrics.json`, `EVAL.md`, `hashes.csv` (blake3 of every file)",
+        "- **Files:** `model.gguf` (llama.cpp), "
+        + ("" if f.adapter_only else "`weights/` (Hugging Face), ")
+        + "`adapter/` (LoRA"
+        + (f"; merged into `{c.parent}` it gives the weights: `evo_merge.json`" if f.adapter_only else "")
+        + "), `metrics.json`, `EVAL.md`, `hashes.csv` (blake3 of every file)",
         "- **Use:** only once promoted by the operator (`evo approve`); until then it is an archived candidate.",
     ]
     if f.lineage.base_model:
