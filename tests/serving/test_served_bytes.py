@@ -61,7 +61,8 @@ class FakeLlama:
         return 256
 
     def __call__(self, prompt: str, **kw: Any) -> dict[str, Any]:
-        return {"choices": [{"text": self.tag, "finish_reason": "stop"}], "usage": {"completion_tokens": 1}}
+        usage = {"prompt_tokens": len(prompt.split()), "completion_tokens": 1}  # llama-cpp-python's shape
+        return {"choices": [{"text": self.tag, "finish_reason": "stop"}], "usage": {**usage, "total_tokens": usage["prompt_tokens"] + 1}}
 
 
 class FakeLoader:
