@@ -36,8 +36,10 @@ from ledger.store import ConcurrencyError
 
 ROOT = Path(__file__).resolve().parent.parent
 # Not errors a user is told about: a training run's divergence (caught and recorded by the
-# trainer) and the runner's stop signal (a BaseException on purpose, so no handler eats it).
-OUTSIDE = {"Diverged", "Interrupted"}
+# trainer), the runner's stop signal (a BaseException on purpose, so no handler eats it), a
+# closed stdout (the reader left: the command ends quietly, exit 0) and evo serve's HTTP answer
+# to a refused request (caught by the server's handler and sent as an OpenAI error body).
+OUTSIDE = {"Diverged", "Interrupted", "StdoutClosed", "ApiError"}
 BUILTIN_EXCEPTIONS = {name for name, value in vars(builtins).items()
                       if isinstance(value, type) and issubclass(value, BaseException)}
 

@@ -37,6 +37,8 @@ from typing import Any, Callable, Literal
 import blake3
 import msgspec
 
+from evo_core.errors import InvalidInput
+
 FORMATS = ("evo", "openai", "hf", "sharegpt")
 NAMES = {"evo": "evo's native rows", "openai": "OpenAI chat messages", "hf": "Hugging Face chat rows",
          "sharegpt": "ShareGPT"}
@@ -50,11 +52,11 @@ _OPENAI_TOP = ("tools", "parallel_tool_calls", "functions")  # fields only an Op
 _encoder = msgspec.json.Encoder()
 
 
-class LineError(ValueError):
+class LineError(InvalidInput):
     """What is wrong with one line, and how to fix it."""
 
 
-class MixedFormats(ValueError):
+class MixedFormats(InvalidInput):
     """A file whose lines are of formats that cannot be read as one."""
 
 
