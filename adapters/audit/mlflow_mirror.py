@@ -34,6 +34,7 @@ from typing import Any, Callable, Mapping
 
 import msgspec
 
+from adapters.freeze.archive import resolve_archive
 from adapters.runtime.workspace import Workspace
 from evo_core.errors import EnvironmentFault
 from evo_core.events import Event
@@ -162,7 +163,7 @@ def sync(
 def _archive_files(ws: Workspace, archive: str) -> dict[str, Any]:
     if not archive:
         return {}
-    folder = _archive_path(ws, archive)
+    folder = resolve_archive(ws, archive)
     out = {}
     for key, name in (("training", "training.json"), ("train_args", "train_args.json")):
         try:
@@ -172,17 +173,6 @@ def _archive_files(ws: Workspace, archive: str) -> dict[str, Any]:
         if isinstance(value, dict):
             out[key] = value
     return out
-
-
-def _archive_path(ws: Workspace, archive: str) -> Path:
-    """An event's ``archive``: relative to ``models/`` (``archive/<g>``), or to the home."""
-    p = Path(archive)
-    if p.is_absolute():
-        return p
-    for base in (ws.models, ws.home):
-        if (base / p).exists():
-            return base / p
-    return ws.models / p
 
 
 def _experiment(client: Any, name: str, artifacts: Path | None) -> str:
@@ -318,7 +308,7 @@ def _sync_registry(
         tags = {**plan.tags, LEDGER_TAG: ledger_id}
         version = found.get(plan.generation)
         if version is None:
-            source = _archive_path(ws, plan.archive).absolute().as_uri() if plan.archive else ws.models.absolute().as_uri()
+            source = resolve_archive(ws, plan.archive).absolute().as_uri() if plan.archive else ws.models.absolute().as_uri()
             version = client.create_model_version(
                 report.model, source=source, run_id=run_ids.get(plan.run) if plan.run else None,
                 tags=tags, description=plan.description,

@@ -36,6 +36,7 @@ from adapters.data import chat_formats
 from adapters.data.chat_formats import FORMATS, Role
 from adapters.runtime.workspace import WorkspaceError
 from evo_core.errors import InvalidInput
+from ledger.recovery import fsync_dir
 
 MAX_REPORTED = 5
 SCHEMA_PATH = Path(__file__).with_name("conversation.schema.json")
@@ -248,11 +249,7 @@ def add(ws: object, conversations: Iterable[Conversation]) -> IngestReport:
                 f.flush()
                 os.fsync(f.fileno())
             if created:
-                dfd = os.open(data, os.O_RDONLY)
-                try:
-                    os.fsync(dfd)
-                finally:
-                    os.close(dfd)
+                fsync_dir(data)
     return IngestReport(added=len(fresh), duplicates=duplicates, total=stored + len(fresh))
 
 
@@ -338,11 +335,7 @@ def _append_durably(data: Path, path: Path, line: bytes) -> None:
         f.flush()
         os.fsync(f.fileno())
     if created:
-        dfd = os.open(data, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        fsync_dir(data)
 
 
 def record(ws: object, messages: Iterable[Message], *, cycle: int, karma: float = 0.0) -> Conversation:
