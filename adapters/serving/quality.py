@@ -16,8 +16,10 @@ The measure
 -----------
 For a query ``q`` (the user's words), its prompt ``p`` as served (the chat template around
 ``q``, up to the assistant tag) and the new generation's answer ``a``, all tokenised by the
-**old** HEAD (``q`` without special tokens; ``a`` without, followed by the end-of-turn token
-when the answer ended there rather than at ``max_tokens``), in one pass of the old HEAD::
+**old** HEAD as they are served (``q`` is the run of ``p``'s tokens that spell the query, found
+in context: ``segments``; ``a`` as it is tokenised after ``p``, followed by
+the end-of-turn token when the answer ended there rather than at ``max_tokens``), in one pass
+of the old HEAD::
 
     prompt_logprob = (1/|q|) * sum_{t in q} log P_old(t | what precedes t in p)
     logprob        = (1/|a|) * sum_{t in a} log P_old(t | p, the answer before t)
@@ -83,6 +85,54 @@ def continuation(llm: Any, answer: str, finished: bool) -> list[int]:
     return tokens
 
 
+def _tokens(llm: Any, text: str, special: bool = True) -> list[int]:
+    return [int(t) for t in llm.tokenize(text.encode("utf-8"), add_bos=True, special=special)]
+
+
+def _plain(llm: Any, text: str, special: bool) -> list[int]:
+    return [int(t) for t in llm.tokenize(text.encode("utf-8"), add_bos=False, special=special)]
+
+
+def _common(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def segments(llm: Any, prompt: str, query: str, answer: str,
+             finished: bool) -> tuple[list[int], list[int], list[int], list[int]]:
+    """``prompt`` tokenised as it is served, cut into (before the query, the query, the rest of
+    the prompt), and ``answer`` tokenised where it follows the prompt (plus the end-of-turn token
+    when it ended there).
+
+    Tokenising the pieces apart is wrong for a SentencePiece vocabulary that prefixes a space
+    (Llama 2, Mistral): ``"[INST] "`` alone ends in a lone ``"▁"`` and ``"What"`` alone
+    becomes ``"▁What"``, a sequence the model never saw, so the old HEAD found every question
+    unlikely and judged nothing. The cuts are found instead where the served tokens stop agreeing
+    with those of the text up to each cut (the longest common prefix): a token that straddles a
+    cut goes to the piece after it. The answer is tokenised after the prompt likewise (a space
+    prefix after the assistant tag, as in Phi-3, is the model's), alone and without special tokens
+    when it spells a control token (scored as the text it is, never as an end of turn) or when
+    its first token would merge with the prompt's last."""
+    served = _tokens(llm, prompt)
+    at = prompt.rfind(query) if query else -1
+    if at < 0:
+        k0 = k1 = len(served)
+    else:
+        k0 = _common(_tokens(llm, prompt[:at]), served)
+        k1 = max(k0, _common(_tokens(llm, prompt[: at + len(query)]), served))
+    both = _tokens(llm, prompt + answer) if answer else served
+    k = _common(served, both)
+    spells_control = answer and _plain(llm, answer, True) != _plain(llm, answer, False)
+    a = both[k:] if k == len(served) and not spells_control else continuation(llm, answer, False)
+    if finished:
+        a = a + [int(llm.token_eos())]
+    return served[:k0], served[k0:k1], served[k1:], a
+
+
 def token_logprobs(llm: Any, prefix: list[int], tokens: list[int]) -> list[float]:
     """``log P(tokens[i] | prefix, tokens[:i])`` under ``llm`` for every i (``prefix`` not empty).
 
@@ -146,14 +196,10 @@ def _mean(values: list[float]) -> float | None:
 def score(llm: Any, prompt: str, query: str, answer: str, finished: bool) -> Score:
     """How likely the old HEAD ``llm`` finds ``query`` in ``prompt``, and ``answer`` after it
     (see the module doc). ``prompt`` is the served prompt around ``query``."""
-    at = prompt.rfind(query) if query else -1
-    before, words, after = (prompt, "", "") if at < 0 else (prompt[:at], query, prompt[at + len(query):])
-    prefix = [int(t) for t in llm.tokenize(before.encode("utf-8"), add_bos=True, special=True)]
-    q = [int(t) for t in llm.tokenize(words.encode("utf-8"), add_bos=False, special=False)] if words else []
-    tail = [int(t) for t in llm.tokenize(after.encode("utf-8"), add_bos=False, special=True)] if after else []
+    prefix, q, tail, a = segments(llm, prompt, query, answer, finished)
+    found = bool(q)
     if not prefix:  # nothing before the query (no BOS, no template): its first token has no context
         prefix, q = q[:1], q[1:]
-    a = continuation(llm, answer, finished)
     room = int(llm.n_ctx()) - len(prefix) - len(q) - len(tail)
     a = a[: max(0, room)]
     if not prefix or not a:
@@ -161,9 +207,9 @@ def score(llm: Any, prompt: str, query: str, answer: str, finished: bool) -> Sco
     lps = token_logprobs(llm, prefix, q + tail + a)
     return Score(
         logprob=_mean(lps[len(q) + len(tail):]),
-        prompt_logprob=_mean(lps[: len(q)]) if at >= 0 else None,
+        prompt_logprob=_mean(lps[: len(q)]) if found else None,
         tokens=len(a),
     )
 
 
-__all__ = ["LOWEST", "Score", "continuation", "score", "token_logprobs"]
+__all__ = ["LOWEST", "Score", "continuation", "score", "segments", "token_logprobs"]

@@ -17,6 +17,7 @@ from adapters.cli import main
 from adapters.models.tiny import FAMILIES, build_tiny
 from adapters.serving.gguf_export import ExportError, check_exportable, export_gguf
 from adapters.serving.parity import check_parity
+from evo_core.config import EvoConfig
 from tests.serving.llama_converter import convert, read
 
 # llama.cpp's pre-tokenizer for each family (the converter is told it: see llama_converter.py)
@@ -184,6 +185,57 @@ def test_a_lora_student_of_each_family_learns_merges_and_still_exports_faithfull
     out = save_generation(merged, tok, tmp_path / "student")
     gguf = export_gguf(out, tmp_path / "student.gguf")
     assert check_parity(out, gguf.path).passed
+    # as an old HEAD in a shadow, the student scores exactly the tokens it was trained on (on
+    # Llama 2 and Mistral the question, tokenised apart from its prompt, once looked unknown to it)
+    from adapters.serving import quality
+    from adapters.serving.llama import load_llama
+    from adapters.serving.served import Served
+
+    served = Served("s", Path(gguf.path), load_llama(Path(gguf.path), n_ctx=256))
+    query = "Where does the zwob live?"
+    prompt = served.render(query)
+    bos = tok.bos_token or ""
+    trained = text[len(bos):] if bos and text.startswith(bos) else text
+    assert trained.startswith(prompt)
+    answer = trained[len(prompt): trained.index(tok.eos_token, len(prompt))]  # then the turn's end
+    prefix, q, tail, a = quality.segments(served.llm, prompt, query, answer, True)
+    ids = ids[:, : len(prefix + q + tail + a)]
+    assert prefix + q + tail + a == ids[0].tolist()
+    scored = quality.score(served.llm, prompt, query, answer, True)
+    with torch.no_grad():
+        logp = torch.log_softmax(merged(input_ids=ids).logits[0].double(), dim=-1)
+    lp = [float(logp[i - 1, ids[0, i]]) for i in range(len(prefix), ids.shape[1])]
+    assert scored.prompt_logprob == pytest.approx(sum(lp[: len(q)]) / len(q), abs=1e-3)
+    assert scored.logprob == pytest.approx(sum(lp[-len(a):]) / len(a), abs=1e-3)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_the_quality_judge_scores_the_tokens_that_are_served(built: dict[str, Path], family: str,
+                                                           tmp_path: Path) -> None:
+    """The old HEAD scores a query as the run of the served prompt's tokens that spell it, and
+    an answer as it is tokenised after the prompt, whatever the family's tokenizer (a
+    SentencePiece vocabulary with a space prefix tokenises a piece differently alone)."""
+    from adapters.serving import quality
+    from adapters.serving.llama import load_llama
+    from adapters.serving.served import Served
+
+    gguf = Path(export_gguf(built[family], tmp_path / "model.gguf").path)
+    llm = load_llama(gguf, n_ctx=256)
+    render = Served("g", gguf, llm).render
+    for query in ["What does the brax eat?", [{"role": "user", "content": "Hello!"},
+                                              {"role": "assistant", "content": "Hi."},
+                                              {"role": "user", "content": "Where does the zwob live?"}]]:
+        words = query if isinstance(query, str) else query[-1]["content"]
+        prompt = render(query)
+        for answer in ["The zwob lives in Kirent.", " The zwob lives in Kirent."]:
+            prefix, q, tail, a = quality.segments(llm, prompt, words, answer, True)
+            served = list(llm.tokenize((prompt + answer).encode(), add_bos=True, special=True))
+            assert prefix + q + tail + a[:-1] == served
+            assert a[-1] == llm.token_eos()
+            assert llm.detokenize(q).decode().strip() == words
+    eot = llm.detokenize([llm.token_eos()], special=True).decode()  # an answer that spells the end of turn
+    *_, a = quality.segments(llm, prompt, words, eot, True)
+    assert a == list(llm.tokenize(eot.encode(), add_bos=False, special=False)) + [llm.token_eos()]
 
 
 def test_a_model_that_babbles_stray_bytes_still_stops_at_its_token_bound(built: dict[str, Path], tmp_path: Path) -> None:
