@@ -12,7 +12,7 @@ export EVO_HOME
 $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,train,serve,http,track]' --config-settings editable_mode=compat
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,train,serve,http,track,ray]' --config-settings editable_mode=compat
 	$(BIN)/python -m compileall -q evo_core ledger projections adapters
 	touch $(STAMP)
 
@@ -36,7 +36,7 @@ demo: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh
 
 $(VENV)/.bench: $(STAMP)
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,train,serve,http,track,bench]' --config-settings editable_mode=compat
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,train,serve,http,track,ray,bench]' --config-settings editable_mode=compat
 	touch $(VENV)/.bench
 
 bench: $(VENV)/.bench

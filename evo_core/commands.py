@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from evo_core.values import BudgetUsed, Metrics, Proposal, TrainingStats
+from evo_core.values import BudgetUsed, Metrics, Placement, Proposal, TrainingStats
 
 if TYPE_CHECKING:
     from evo_core.config import EvoConfig
@@ -59,12 +59,14 @@ class FinishTraining(Command, frozen=True, kw_only=True):
     candidate: str
     stats: TrainingStats
     budget_used: BudgetUsed
+    placement: Placement | None = None
 
 
 class FailTraining(Command, frozen=True, kw_only=True):
     candidate: str
     reason: str
     budget_used: BudgetUsed = BudgetUsed()
+    placement: Placement | None = None
 
 
 class BreachBudget(Command, frozen=True, kw_only=True):
@@ -73,6 +75,7 @@ class BreachBudget(Command, frozen=True, kw_only=True):
     limit: float
     used: float
     budget_used: BudgetUsed
+    placement: Placement | None = None
 
 
 class RecordBaseline(Command, frozen=True, kw_only=True):

@@ -131,6 +131,18 @@ class TrainConfig(_Section):
     new_per_branch: int = Field(200, gt=0, description="new conversations each branch samples")
     replay_size: int = Field(300, ge=0, description="replay buffer, shared by every branch")
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    executor: Literal["local", "ray"] = Field(
+        "local",
+        description='where candidates train: "local" (a process each on this machine) or "ray" (a Ray actor '
+        "each on the cluster; README: Training on a Ray cluster)",
+    )
+    ray_address: str = Field(
+        "", description='the Ray cluster (e.g. "10.0.0.5:6379"); "": RAY_ADDRESS, else a local Ray for the runner'
+    )
+    cpus_per_candidate: float = Field(
+        0, ge=0, description="CPUs per candidate (torch threads: its integer part, at least 1); 0: this machine's "
+        "cores (local) or the cluster's CPUs (Ray) divided among the window's candidates",
+    )
 
 
 class ModelConfig(_Section):

@@ -9,7 +9,7 @@ from evo_core.errors import DomainError, InvalidInput, NothingPending
 from evo_core.gates import budget_breaches, check_metrics, evaluate_gates, score
 from evo_core.guards import Events, finite, is_hex64
 from evo_core.state import Candidate, CandidateStatus, Phase, State
-from evo_core.values import BudgetUsed
+from evo_core.values import BudgetUsed, Placement
 from evo_core.window import candidate_name, draft_proposal, plan_branches, rank, verdict
 
 
@@ -68,9 +68,20 @@ def _check_used(used: BudgetUsed) -> None:
     finite(**{k: float(getattr(used, k)) for k in used.__struct_fields__})
 
 
+def _check_placement(placement: Placement | None) -> None:
+    if placement is None:
+        return
+    finite(cpus=placement.cpus, gpus=placement.gpus, memory_gb=placement.memory_gb)
+    if min(placement.cpus, placement.gpus, placement.memory_gb) < 0:
+        raise InvalidInput("a placement's resources are >= 0")
+    if not placement.executor.strip() or not placement.node.strip():
+        raise InvalidInput("a placement names its executor and node")
+
+
 def finish_training(state: State, c: cmd.FinishTraining) -> Events:
     cand = _window_candidate(state, c.candidate, CandidateStatus.TRAINING)
     _check_used(c.budget_used)
+    _check_placement(c.placement)
     finite(loss_start=c.stats.loss_start, loss_final=c.stats.loss_final)
     breaches = budget_breaches(c.budget_used, cand.budget)
     if breaches:  # the adapter should have stopped it; the core never lets it pass
@@ -82,22 +93,25 @@ def finish_training(state: State, c: cmd.FinishTraining) -> Events:
                 limit=limit,
                 used=used,
                 budget_used=c.budget_used,
+                placement=c.placement,
             )
         ]
-    return [ev.TrainingFinished(candidate=c.candidate, stats=c.stats, budget_used=c.budget_used)]
+    return [ev.TrainingFinished(candidate=c.candidate, stats=c.stats, budget_used=c.budget_used, placement=c.placement)]
 
 
 def fail_training(state: State, c: cmd.FailTraining) -> Events:
     _window_candidate(state, c.candidate, CandidateStatus.SPAWNED, CandidateStatus.TRAINING)
     _check_used(c.budget_used)
+    _check_placement(c.placement)
     if not c.reason.strip():
         raise InvalidInput("a training failure needs a reason")
-    return [ev.TrainingFailed(candidate=c.candidate, reason=c.reason, budget_used=c.budget_used)]
+    return [ev.TrainingFailed(candidate=c.candidate, reason=c.reason, budget_used=c.budget_used, placement=c.placement)]
 
 
 def breach(state: State, c: cmd.BreachBudget) -> Events:
     _window_candidate(state, c.candidate, CandidateStatus.TRAINING)
     _check_used(c.budget_used)
+    _check_placement(c.placement)
     finite(limit=c.limit, used=c.used)
     return [
         ev.BudgetBreached(
@@ -106,6 +120,7 @@ def breach(state: State, c: cmd.BreachBudget) -> Events:
             limit=c.limit,
             used=c.used,
             budget_used=c.budget_used,
+            placement=c.placement,
         )
     ]
 

@@ -18,7 +18,7 @@ from typing import Literal, Union
 
 import msgspec
 
-from evo_core.values import BudgetLimits, BudgetUsed, GateResult, Metrics, Proposal, TrainingStats, Value
+from evo_core.values import BudgetLimits, BudgetUsed, GateResult, Metrics, Placement, Proposal, TrainingStats, Value
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag=True):
@@ -90,6 +90,7 @@ class TrainingFinished(Event, frozen=True):
     candidate: str
     stats: TrainingStats
     budget_used: BudgetUsed
+    placement: Placement | None = None  # where it trained (None: records before placements)
 
 
 class TrainingFailed(Event, frozen=True):
@@ -98,6 +99,7 @@ class TrainingFailed(Event, frozen=True):
     candidate: str
     reason: str
     budget_used: BudgetUsed = BudgetUsed()
+    placement: Placement | None = None  # where it ran, when it got that far
 
 
 class BudgetBreached(Event, frozen=True):
@@ -108,6 +110,7 @@ class BudgetBreached(Event, frozen=True):
     limit: float
     used: float
     budget_used: BudgetUsed
+    placement: Placement | None = None
 
 
 class BaselineEvaluated(Event, frozen=True):

@@ -51,6 +51,19 @@ class BudgetLimits(Value, frozen=True):
     max_disk_gb: float
 
 
+class Placement(Value, frozen=True):
+    """Where a candidate trained: the executor (``"local"``: a process of the runner's machine;
+    ``"ray"``: a Ray actor), the node (hostname; on Ray the node's id), its address, and the
+    resources it was given (CPUs, GPUs, memory in GiB; 0: none reserved)."""
+
+    executor: str
+    node: str
+    address: str = ""
+    cpus: float = 0.0
+    gpus: float = 0.0
+    memory_gb: float = 0.0
+
+
 class TrainingStats(Value, frozen=True):
     steps: int = 0
     loss_start: float = 0.0

@@ -87,6 +87,7 @@ def failed(spec: TrainSpec, reason: str) -> TrainResult:
         stats=TrainingStats(),
         budget_used=BudgetUsed(),
         reason=reason,
+        placement=spec.placement,
     )
 
 

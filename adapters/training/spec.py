@@ -25,7 +25,7 @@ from typing import Literal
 
 import msgspec
 
-from evo_core.values import BudgetLimits, BudgetUsed, TrainingStats
+from evo_core.values import BudgetLimits, BudgetUsed, Placement, TrainingStats
 
 
 class Distill(msgspec.Struct, frozen=True, kw_only=True):
@@ -89,6 +89,7 @@ class TrainSpec(msgspec.Struct, frozen=True, kw_only=True):
     dtype: str = "float32"
     gguf_type: str = "f32"
     gradient_checkpointing: bool = False  # recompute activations in backward (less memory)
+    placement: Placement | None = None  # where it runs (the executor fills it in: local or Ray)
 
 
 class TrainResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -101,3 +102,4 @@ class TrainResult(msgspec.Struct, frozen=True, kw_only=True):
     used: float = 0.0
     reason: str = ""  # for "failed"
     walltime_s: float = 0.0
+    placement: Placement | None = None  # the spec's, handed back to be recorded

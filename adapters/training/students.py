@@ -11,15 +11,18 @@
    older than HEAD (its parent's or grandparent's data) G(N) and G(N-1).
 3. The teachers' outputs over the union of all branches' examples are computed once into the
    window's teacher cache (``work/window-<n>/``) and shared by every branch.
-4. Each due candidate gets ``TrainingStarted`` appended, then all train at once in the pool;
-   each outcome is appended (FinishTraining / BreachBudget / FailTraining) as soon as it is in.
+4. Each due candidate gets ``TrainingStarted`` appended, then all train at once: in the local
+   pool (``[train] executor = "local"``: a process each) or on a Ray cluster (``"ray"``: an actor
+   each, ``adapters.training.ray_pool``); each outcome is appended (FinishTraining /
+   BreachBudget / FailTraining, with where it ran: ``Placement``) as soon as it is in.
 
 While it runs, the workspace's activity file says "training window W: k/n candidates done"
 with the steps of all of them (``adapters.runtime.activity``; ``evo status`` shows it).
 
 Idempotent after a crash: a candidate still TRAINING in the ledger is trained again from
-scratch (its output folder is cleared; ``TrainingStarted`` counts the attempt), a finished one
-is never trained twice, and a complete teacher cache is reused.
+scratch (its output folder is cleared; ``TrainingStarted`` counts the attempt), unless its Ray
+actor is still alive (then the runner reattaches to it); a finished one is never trained twice,
+and a complete teacher cache is reused.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ import json
 import shutil
 from pathlib import Path
 from typing import Any, Callable
+
+from msgspec.structs import replace
 
 from adapters.runtime import activity
 from adapters.runtime.app import App
@@ -40,6 +45,7 @@ from evo_core.config import EvoConfig
 from evo_core.errors import NothingPending
 from evo_core.reactions import TrainCandidate, reactions
 from evo_core.state import Candidate, CandidateStatus, Phase, State, Window
+from evo_core.values import Placement
 
 REPLAY_GENERATIONS = 3  # HEAD, its parent and its grandparent (spec: the last 3 generations)
 
@@ -192,7 +198,8 @@ def record(app: App, result: TrainResult) -> None:
     """The core command a worker's result becomes; appended at once."""
     command: cmd.Command
     if result.status == "finished":
-        command = cmd.FinishTraining(candidate=result.candidate, stats=result.stats, budget_used=result.budget_used)
+        command = cmd.FinishTraining(candidate=result.candidate, stats=result.stats, budget_used=result.budget_used,
+                                     placement=result.placement)
     elif result.status == "breached":
         command = cmd.BreachBudget(
             candidate=result.candidate,
@@ -200,9 +207,11 @@ def record(app: App, result: TrainResult) -> None:
             limit=result.limit,
             used=result.used,
             budget_used=result.budget_used,
+            placement=result.placement,
         )
     else:
-        command = cmd.FailTraining(candidate=result.candidate, reason=result.reason or "training failed", budget_used=result.budget_used)
+        command = cmd.FailTraining(candidate=result.candidate, reason=result.reason or "training failed",
+                                   budget_used=result.budget_used, placement=result.placement)
     app.execute(command)
 
 
@@ -285,7 +294,24 @@ def _train(
                 app.execute(cmd.StartTraining(candidate=c.id))
             app.execute(cmd.FailTraining(candidate=c.id, reason=reason))
         return {}
+    t = config.train
+    ray: Any = None  # the connected ray module under executor = "ray"
+    ns, cpus = "", 0.0
+    attached: set[str] = set()
+    if t.executor == "ray":
+        from adapters.training import ray_pool
+
+        ray = ray_pool.connect(t.ray_address)
+        ns = ray_pool.namespace(state.ledger_id)
+        attached = ray_pool.live(ray, ns) & {s.candidate for s in specs}  # still on the cluster
+        ray_pool.sweep(ray, ns, keep=attached)  # recorded meanwhile, or an older window's
+        cpus = ray_pool.cpus_each(ray, len(specs), t.cpus_per_candidate)
+        specs = [replace(s, threads=max(1, int(cpus))) for s in specs]
+    else:
+        specs = [local_placement(s, t.cpus_per_candidate) for s in specs]
     for spec in specs:
+        if spec.candidate in attached:
+            continue  # its actor trains on (or has finished): reattach, never train it twice
         shutil.rmtree(spec.out_dir, ignore_errors=True)  # a crashed attempt starts afresh
         app.execute(cmd.StartTraining(candidate=spec.candidate))
 
@@ -307,7 +333,20 @@ def _train(
         if on_done is not None:
             on_done(result)
 
+    if ray is not None:
+        return ray_pool.run_ray(specs, ray=ray, ns=ns, cpus=cpus, on_progress=progress, on_done=done)
     return run_pool(specs, on_progress=progress, on_done=done, target=target)
+
+
+def local_placement(spec: TrainSpec, cpus: float) -> TrainSpec:
+    """``spec`` placed on this machine: its threads (``cpus`` when configured) and GPU."""
+    import socket
+
+    threads = max(1, int(cpus)) if cpus > 0 else spec.threads
+    return replace(spec, threads=threads, placement=Placement(
+        executor="local", node=socket.gethostname(), cpus=float(threads),
+        gpus=1.0 if spec.device.startswith("cuda") else 0.0,
+    ))
 
 
 def train_window(

@@ -134,6 +134,7 @@ def train_args(spec: TrainSpec, run: _Run, cache: Any) -> dict[str, Any]:
         },
         "device": spec.device,
         "threads": spec.threads,
+        "placement": msgspec.to_builtins(spec.placement) if spec.placement else None,
         "dtype": {"base": spec.dtype, "adapter": "float32", "gradient_checkpointing": spec.gradient_checkpointing},
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__},
     }

@@ -19,6 +19,7 @@ from adapters.runtime.activity import Progress, silent
 
 def main(spec_bytes: bytes, conn: Any) -> None:
     import msgspec
+    from msgspec.structs import replace
 
     from adapters.training.spec import TrainResult, TrainSpec
     from evo_core.values import BudgetUsed, TrainingStats
@@ -40,6 +41,7 @@ def main(spec_bytes: bytes, conn: Any) -> None:
                 conn.send(("progress", {"candidate": spec.candidate, "export": step, "done": done, "total": total}))
 
             result = export(spec, result, exporting)
+        result = replace(result, placement=spec.placement)
     try:
         conn.send(("result", msgspec.json.encode(result)))
         conn.close()
