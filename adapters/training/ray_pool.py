@@ -68,6 +68,8 @@ def connect(address: str = "") -> Any:
 
     if not ray.is_initialized():
         target = address or os.environ.get("RAY_ADDRESS") or None
+        if target and target != "auto":
+            _reachable(target)  # ray.init retries an unreachable GCS for minutes
         try:
             ray.init(address=target, log_to_driver=False, include_dashboard=False, logging_level=logging.ERROR,
                      configure_logging=False)
@@ -79,6 +81,23 @@ def connect(address: str = "") -> Any:
                 "or fix [train] ray_address / RAY_ADDRESS"
             ) from None
     return ray
+
+
+def _reachable(target: str, timeout_s: float = 5.0) -> None:
+    """Refuse at once, in one line, a cluster address nothing answers at."""
+    import socket
+
+    hostport = target.split("://", 1)[-1].rstrip("/")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise RayUnavailable(f"the Ray address {target!r} is not HOST:PORT: fix [train] ray_address / RAY_ADDRESS")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise RayUnavailable(
+            f"cannot reach the Ray cluster at {target} ({exc.strerror or exc}): start it with `ray start --head` "
+            "or fix [train] ray_address / RAY_ADDRESS"
+        ) from None
 
 
 def resources(spec: TrainSpec, cpus: float) -> dict[str, float]:

@@ -286,6 +286,12 @@ def _train(
     on_done: Done | None,
     target: Callable[..., Any] | None,
 ) -> dict[str, TrainResult]:
+    t = config.train
+    ray: Any = None  # the connected ray module under executor = "ray"
+    if t.executor == "ray":  # an unreachable cluster is refused before the teacher cache is built
+        from adapters.training import ray_pool
+
+        ray = ray_pool.connect(t.ray_address)
     specs = build_specs(app, config, state, window, todo)
     if not specs:  # nothing new to learn: every due candidate fails with the reason
         reason = f"no new conversations in cycles {window.since_cycle + 1}..{window.cycle} to learn from"
@@ -294,14 +300,9 @@ def _train(
                 app.execute(cmd.StartTraining(candidate=c.id))
             app.execute(cmd.FailTraining(candidate=c.id, reason=reason))
         return {}
-    t = config.train
-    ray: Any = None  # the connected ray module under executor = "ray"
     ns, cpus = "", 0.0
     attached: set[str] = set()
-    if t.executor == "ray":
-        from adapters.training import ray_pool
-
-        ray = ray_pool.connect(t.ray_address)
+    if ray is not None:
         ns = ray_pool.namespace(state.ledger_id)
         attached = ray_pool.live(ray, ns) & {s.candidate for s in specs}  # still on the cluster
         ray_pool.sweep(ray, ns, keep=attached)  # recorded meanwhile, or an older window's

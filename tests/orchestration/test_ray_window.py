@@ -148,3 +148,17 @@ def test_a_runner_killed_mid_window_reattaches_and_trains_no_candidate_twice(
     finished = [e["candidate"] for e in events(home, "TrainingFinished")]
     assert sorted(finished) == sorted(started)
     assert not ray.util.list_named_actors(all_namespaces=True)
+
+
+def test_an_unreachable_cluster_is_one_line_and_trains_nothing(window_workspace: Path, tmp_path: Path) -> None:
+    config = RAY_CONFIG.model_copy(update={"train": RAY_CONFIG.train.model_copy(update={"ray_address": "127.0.0.1:1"})})
+    home = _workspace(window_workspace, tmp_path / "home", config)
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    done = subprocess.run([sys.executable, "-m", "adapters.cli", "--home", str(home), "train"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "evo: error: cannot reach the Ray cluster at 127.0.0.1:1 (Connection refused): start it with `ray start --head` "
+        "or fix [train] ray_address / RAY_ADDRESS"
+    ]
+    assert not events(home, "TrainingStarted") and not (home / "work" / "window-1").exists()
