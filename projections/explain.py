@@ -217,12 +217,9 @@ def _candidate(f: _Facts, head: str | None, baselines: dict[int, ev.BaselineEval
             resource=b.resource, limit=b.limit, used=b.used, over=b.used - b.limit, unit=UNITS.get(b.resource, "")
         )
     used: BudgetUsed | None = None
-    if f.breached is not None:
-        used = f.breached.budget_used
-    elif f.failed is not None:
-        used = f.failed.budget_used
-    elif f.finished is not None:
-        used = f.finished.budget_used
+    outcome = f.breached or f.failed or f.finished
+    if outcome is not None:
+        used = outcome.budget_used
     score = done.score if done is not None else None
     rank = f.ranking.index(s.candidate) + 1 if s.candidate in f.ranking else None
     verdict = f.frozen.status if f.frozen is not None else ""
@@ -252,6 +249,7 @@ def _candidate(f: _Facts, head: str | None, baselines: dict[int, ev.BaselineEval
         training_failure=f.failed.reason if f.failed else None,
         breach=breach,
         budget_used=used,
+        placement=outcome.placement if outcome is not None else None,
         metrics=done.metrics if done else None,
         gates=done.gates if done else (),
         passed=done.passed if done else (False if f.failed or f.breached else None),

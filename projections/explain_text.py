@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from evo_core.gates import BUDGET_RESOURCES
-from evo_core.values import BudgetLimits, BudgetUsed, GateResult, Metrics
+from evo_core.values import BudgetLimits, BudgetUsed, GateResult, Metrics, Placement
 
 from projections.explanation import Explanation
 from projections.explain_gates import COMPARE, UNITS, breach_text, evidence_text, quantity
@@ -65,6 +65,8 @@ def render_explanation(expl: Explanation) -> list[str]:
             lines.append("budget (used / limit):")
             lines += _budget_lines(x.budget, x.budget_used)
         lines.append(_training_line(x))
+        if x.placement is not None:
+            lines.append(f"trained on: {placement_text(x.placement)}")
         if x.gates:
             lines.append(f"gates (vs HEAD {x.baseline_generation or '-'}):")
             for g in x.gates:
@@ -98,6 +100,16 @@ def render_explanation(expl: Explanation) -> list[str]:
         lines += [f"  seq {s.seq} cycle {s.cycle}: {s.summary}" for s in x.rollout]
     lines.append(f"HEAD now: {'yes' if x.head_now else 'no'}")
     return lines
+
+
+def placement_text(p: Placement) -> str:
+    """``ray node 3f2a9c1d0b7e (host 10.0.0.5), 0.66 CPUs, 2.0 GiB memory``."""
+    where = f"{p.executor} node {p.node[:12]}" if p.executor != "local" else f"this runner's machine ({p.node})"
+    if p.address:
+        where += f" ({p.address})"
+    given = [f"{p.cpus:g} CPU{'s' if p.cpus != 1 else ''}"] + ([f"{p.gpus:g} GPU{'s' if p.gpus != 1 else ''}"] if p.gpus else []) + (
+        [f"{p.memory_gb:g} GiB memory"] if p.memory_gb else [])
+    return f"{where}, {', '.join(given)}"
 
 
 def _training_line(x: Explanation) -> str:

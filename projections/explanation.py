@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import msgspec
 
-from evo_core.values import BudgetLimits, BudgetUsed, GateResult, Metrics, TrainingStats
+from evo_core.values import BudgetLimits, BudgetUsed, GateResult, Metrics, Placement, TrainingStats
 
 
 class BudgetBreach(msgspec.Struct, frozen=True, kw_only=True):
@@ -62,6 +62,7 @@ class Explanation(msgspec.Struct, frozen=True, kw_only=True):
     training_failure: str | None = None
     breach: BudgetBreach | None = None
     budget_used: BudgetUsed | None = None
+    placement: Placement | None = None  # where it trained (the outcome event's)
     # evaluation
     metrics: Metrics | None = None
     gates: tuple[GateResult, ...] = ()

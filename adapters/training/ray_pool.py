@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
 import time
 from typing import Any, Sequence
@@ -70,6 +71,7 @@ def connect(address: str = "") -> Any:
         target = address or os.environ.get("RAY_ADDRESS") or None
         if target and target != "auto":
             _reachable(target)  # ray.init retries an unreachable GCS for minutes
+        handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             ray.init(address=target, log_to_driver=False, include_dashboard=False, logging_level=logging.ERROR,
                      configure_logging=False)
@@ -80,6 +82,10 @@ def connect(address: str = "") -> Any:
                 f"cannot reach the Ray cluster at {where} ({first}): start it with `ray start --head` "
                 "or fix [train] ray_address / RAY_ADDRESS"
             ) from None
+        finally:  # ray.init installs its own SIGTERM handler: the runner's must stay (WorkInterrupted)
+            for number, handler in handlers.items():
+                if handler is not None and threading.current_thread() is threading.main_thread():
+                    signal.signal(number, handler)
     return ray
 
 

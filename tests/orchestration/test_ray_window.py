@@ -38,11 +38,14 @@ def cluster() -> Iterator[str]:
     """A local Ray cluster of 2 CPUs; its address for other processes."""
     if ray.is_initialized():
         ray.shutdown()
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     try:
         yield ray.get_runtime_context().gcs_address
     finally:
         ray.shutdown()
+        for s, handler in handlers.items():  # Ray leaves SIGINT ignored in the driver
+            signal.signal(s, handler)
 
 
 def _workspace(window_workspace: Path, at: Path, config: EvoConfig) -> Path:
@@ -72,7 +75,7 @@ def verdicts(home: Path) -> dict[int, tuple[Any, ...]]:
 
 
 def test_a_window_on_ray_reaches_the_local_pools_results_and_records_where_each_ran(
-    cluster: str, window_workspace: Path, tmp_path: Path
+    cluster: str, window_workspace: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     local = _workspace(window_workspace, tmp_path / "local", LOCAL_CONFIG)
     on_ray = _workspace(window_workspace, tmp_path / "ray", RAY_CONFIG)
@@ -90,6 +93,9 @@ def test_a_window_on_ray_reaches_the_local_pools_results_and_records_where_each_
         assert args["placement"]["node"] == node and args["threads"] == 1
     for f in events(local, "TrainingFinished"):
         assert f["placement"]["executor"] == "local" and f["placement"]["cpus"] == 1.0
+    capsys.readouterr()
+    assert evo(on_ray, "explain", str(events(on_ray, "TrainingFinished")[0]["candidate"])) == 0
+    assert f"trained on: ray node {node[:12]} (" in capsys.readouterr().out
     assert not ray.util.list_named_actors(all_namespaces=True)  # every actor freed once recorded
 
 
