@@ -131,23 +131,31 @@ def test_an_actor_killed_mid_training_becomes_a_failed_candidate(cluster: str, w
     assert len(others) == 2 and victim[0] not in others
 
 
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM"])
 def test_a_runner_killed_mid_window_reattaches_and_trains_no_candidate_twice(
-    cluster: str, window_workspace: Path, tmp_path: Path
+    cluster: str, window_workspace: Path, tmp_path: Path, how: str
 ) -> None:
+    """SIGKILL: ``evo train`` dies with no cleanup; SIGTERM: the runner (``evo run``) stops as it
+    does locally (exit 143, ``WorkInterrupted``: Ray's own SIGTERM handler did not replace
+    its), leaving the students training on the cluster. Either way the next run reattaches."""
     home = _workspace(window_workspace, tmp_path / "home", RAY_CONFIG)
     env = {**os.environ, "RAY_ADDRESS": cluster}
-    runner = [sys.executable, "-m", "adapters.cli", "--home", str(home), "train"]
-    first = subprocess.Popen(runner, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    evo_cmd = [sys.executable, "-m", "adapters.cli", "--home", str(home)]
+    first_cmd = evo_cmd + (["train"] if how == "SIGKILL" else ["run", "--until-idle"])
+    first = subprocess.Popen(first_cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 300
     while len(events(home, "TrainingStarted")) < 3 and time.monotonic() < deadline:
         time.sleep(0.2)
     assert len(events(home, "TrainingStarted")) == 3
     time.sleep(3)  # the actors are training
-    first.send_signal(signal.SIGKILL)
-    first.wait()
+    first.send_signal(getattr(signal, how))
+    code = first.wait(60)
+    if how == "SIGTERM":
+        assert code == 143
+        assert [e["signal"] for e in events(home, "WorkInterrupted")] == ["SIGTERM"]
     done_before = {e["candidate"] for e in events(home, "TrainingFinished")}
     assert len(done_before) < 3, "the runner was killed too late to test a reattach"
-    second = subprocess.run(runner, env=env, capture_output=True, text=True, timeout=600)
+    second = subprocess.run(evo_cmd + ["train"], env=env, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stderr
     started = [e["candidate"] for e in events(home, "TrainingStarted")]
     assert len(started) == 3  # none started again: the restarted runner reattached to all three
