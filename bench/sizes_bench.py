@@ -8,17 +8,19 @@ beside its goal and an anchor measured in the same run:
 - ``evo init --base-model`` wall time (a child process: copy, hash, GGUF export in the served
   type config ``[model] gguf_type`` "auto" picks, f16 here, parity check), goal < 120 s; anchor:
   copying the weights folder (the floor of any init that copies them);
-- the window's teacher cache (the teacher in the dtype "auto" picks) and one student's steps in
-  a child process (``adapters.training.trainer.train``, batch 8 of up to 128 tokens, LoRA r 16 on
-  every projection): peak RSS (goal < 3 GB), training tokens/s, seconds per step and the
-  projected 20-step window (goal: feasible on 2 cores, i.e. minutes); anchor: the base weights'
-  bytes in memory (bf16) and the teacher's forward-only tokens/s;
+- the window's teacher cache (the teacher in the dtype "auto" picks) and one student's 20 steps
+  in a child process (``adapters.training.trainer.train`` with the default config's precision,
+  activation checkpointing and LoRA: r 16 on every projection, batch 8), twice: on the corpus's
+  short examples (~23 tokens) and on full-length ones (every row at the cache's 128 tokens, the
+  most a step can hold): peak RSS in GiB (goal < 3 GB), training tokens/s, seconds per step and
+  the 20-step window (goal: feasible on 2 cores, i.e. minutes); anchor: the base weights' bytes
+  in memory (bf16) and the teacher's forward-only tokens/s;
 - llama.cpp serving: tokens/s of generation and of prompt processing on the f16 GGUF and on
   q4_k_m made from it (``adapters.serving.quantize``), with the quantized file's check;
 - disk per generation: ``export.json``'s ``disk`` of the genesis.
 
 Runs only when asked (it takes minutes and ~6 GB of memory): ``python -m bench sizes`` or
-``BENCH_SIZES=1 make bench``. ``BENCH_QUICK=1``: 3 training steps instead of 5.
+``BENCH_SIZES=1 make bench``. ``BENCH_QUICK=1``: 5 training steps instead of 20.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from typing import Any
 Report = Callable[[str, str, str, str], None]
 
 QUICK = os.environ.get("BENCH_QUICK") == "1"
-STEPS = 3 if QUICK else 5
+STEPS = 5 if QUICK else 20
 SHAPE = {"hidden_size": 1024, "intermediate_size": 2816, "num_hidden_layers": 32, "num_attention_heads": 16}
 VOCAB = 32000
 ROOT = Path(__file__).resolve().parent.parent
@@ -122,11 +124,15 @@ def _forward_rate(folder: Path, dtype: str) -> float:
     return float(json.loads(r.stdout.strip().splitlines()[-1])["tokens_per_s"]) if r.returncode == 0 else 0.0
 
 
-def _examples(n: int) -> list[tuple[str, str]]:
+def _examples(n: int, lines_each: int = 3) -> list[tuple[str, str]]:
+    """n examples of ``lines_each`` demo-corpus lines (3: ~23 tokens; 24: past 128)."""
     from adapters.models.demo import CORPUS_PATH
 
     lines = [line for line in CORPUS_PATH.read_text().splitlines() if line.strip()]
-    return [(f"ex{i:03d}", " ".join(lines[(i * 3 + j) % len(lines)] for j in range(3))) for i in range(n)]
+    return [
+        (f"ex{i:03d}", " ".join(lines[(i * lines_each + j) % len(lines)] for j in range(lines_each)))
+        for i in range(n)
+    ]
 
 
 def _serve(gguf: Path, prompt: str, tokens: int = 64) -> tuple[float, float]:
@@ -156,7 +162,7 @@ def run(report: Report) -> None:
     import msgspec
 
     from adapters.serving.quantize import check_quantized, quantize_gguf
-    from adapters.training.precision import parameter_count, resolve_dtype
+    from adapters.training.precision import parameter_count, resolve_checkpointing, resolve_dtype
     from adapters.training.spec import Distill, Lora, TrainSpec
     from evo_core.config import EvoConfig
     from evo_core.values import BudgetLimits
@@ -212,54 +218,59 @@ def run(report: Report) -> None:
             "the same model and batch in float32",
         )
         cfg = EvoConfig()
-        dtype = resolve_dtype(cfg.model.dtype, "cpu", parameter_count(genesis))
-        examples = _examples(64)
-        cache = tmp / "cache.safetensors"
-        r = _python(_CACHE, json.dumps({
-            "parent": str(genesis / "weights"), "examples": examples, "out": str(cache), "dtype": dtype,
-        }))
-        if r.returncode != 0:
-            report("teacher cache", f"FAILED: {r.stderr.strip().splitlines()[-1:]}", "", "")
-            return
-        built_cache = json.loads(r.stdout.strip().splitlines()[-1])
-        cache_rss = built_cache["rss_gb"]
-        teacher_tps = built_cache["tokens"] / built_cache["seconds"]
-        report(
-            f"teacher cache ({len(examples)} examples, teacher in {dtype})",
-            f"{built_cache['seconds']:.0f} s, {teacher_tps:.0f} tokens/s, peak RSS {cache_rss:.1f} GB", "", "",
-        )
-
+        parameters = parameter_count(genesis)
+        dtype = resolve_dtype(cfg.model.dtype, "cpu", parameters)
+        checkpointing = resolve_checkpointing(cfg.model.gradient_checkpointing, parameters)
         tc = cfg.train
-        spec = TrainSpec(
-            candidate="bench-a", window=1, gen=1, branch="a", seed=1, strategy="uniform_sample",
-            parent="G000", parent_dir=str(genesis / "weights"), stabilizer=None, stabilizer_dir=None,
-            cache_path=str(cache), example_ids=tuple(i for i, _ in examples), new_count=len(examples),
-            data_delta_hash="0" * 64, out_dir=str(tmp / "student"),
-            budget=BudgetLimits(max_steps=1000, max_walltime_minutes=60.0, max_gpu_memory_gb=100.0,
-                                max_tokens_processed=10**9, max_disk_gb=100.0),
-            distill=Distill(alpha=0.5, beta=0.5, temperature=2.0, stabilizer_weight=0.3),
-            lora=Lora(r=tc.lora_r, alpha=tc.lora_alpha, dropout=tc.lora_dropout, target_modules=tc.target_modules),
-            steps=STEPS, batch_size=tc.batch_size, learning_rate=tc.learning_rate, threads=2, dtype=dtype,
-            gguf_type="f16", gradient_checkpointing=cfg.model.gradient_checkpointing,
-        )
-        r = _python(_TRAIN, msgspec.json.encode(spec).decode())
-        out = tmp / "student"
-        if r.returncode != 0 or not (out / "training.json").is_file():
-            report("one student", f"FAILED: {(r.stderr or r.stdout).strip().splitlines()[-1:]}", "", "")
-            return
-        tr = json.loads((out / "training.json").read_text())
-        per_step = tr["walltime_minutes"] * 60 / max(1, tr["steps"])
-        report(
-            f"one student, {tr['steps']} steps of batch {tc.batch_size} (base {dtype}, LoRA f32), 2 threads",
-            f"peak RSS {tr['peak_memory_gb']:.2f} GB; {tr['tokens_per_second']:.0f} tokens/s; {per_step:.0f} s/step "
-            f"(incl. load and save)",
-            "< 3 GB", f"base weights in {dtype}: {params * (4 if dtype == 'float32' else 2) / GB:.2f} GB; "
-            f"teacher forward {teacher_tps:.0f} tokens/s",
-        )
-        report(
-            "a 20-step window: 3 students sharing 2 cores (projected from the run above)",
-            f"~{3 * 20 * per_step / 60:.0f} min", "feasible on 2 cores", f"1 student: ~{20 * per_step / 60:.0f} min",
-        )
+        students = []
+        for rows, examples in (("short rows, ~23 tokens", _examples(64)), ("full rows, 128 tokens", _examples(32, 24))):
+            cache = tmp / f"cache-{len(examples)}.safetensors"
+            r = _python(_CACHE, json.dumps({
+                "parent": str(genesis / "weights"), "examples": examples, "out": str(cache), "dtype": dtype,
+            }))
+            if r.returncode != 0:
+                report("teacher cache", f"FAILED: {r.stderr.strip().splitlines()[-1:]}", "", "")
+                return
+            built_cache = json.loads(r.stdout.strip().splitlines()[-1])
+            teacher_tps = built_cache["tokens"] / built_cache["seconds"]
+            report(
+                f"teacher cache ({len(examples)} examples, {built_cache['tokens']} tokens, teacher in {dtype})",
+                f"{built_cache['seconds']:.0f} s, {teacher_tps:.0f} tokens/s, peak RSS {built_cache['rss_gb']:.1f} GB",
+                "", "",
+            )
+            student = tmp / f"student-{len(examples)}"
+            spec = TrainSpec(
+                candidate="bench-a", window=1, gen=1, branch="a", seed=1, strategy="uniform_sample",
+                parent="G000", parent_dir=str(genesis / "weights"), stabilizer=None, stabilizer_dir=None,
+                cache_path=str(cache), example_ids=tuple(i for i, _ in examples), new_count=len(examples),
+                data_delta_hash="0" * 64, out_dir=str(student),
+                budget=BudgetLimits(max_steps=1000, max_walltime_minutes=60.0, max_gpu_memory_gb=100.0,
+                                    max_tokens_processed=10**9, max_disk_gb=100.0),
+                distill=Distill(alpha=0.5, beta=0.5, temperature=2.0, stabilizer_weight=0.3),
+                lora=Lora(r=tc.lora_r, alpha=tc.lora_alpha, dropout=tc.lora_dropout, target_modules=tc.target_modules),
+                steps=STEPS, batch_size=tc.batch_size, learning_rate=tc.learning_rate, threads=2, dtype=dtype,
+                gguf_type="f16", gradient_checkpointing=checkpointing,
+            )
+            r = _python(_TRAIN, msgspec.json.encode(spec).decode())
+            if r.returncode != 0 or not (student / "training.json").is_file():
+                report("one student", f"FAILED: {(r.stderr or r.stdout).strip().splitlines()[-1:]}", "", "")
+                return
+            tr = json.loads((student / "training.json").read_text())
+            per_step = tr["walltime_minutes"] * 60 / max(1, tr["steps"])
+            report(
+                f"one student, {tr['steps']} steps of batch {tc.batch_size}, {rows} (base {dtype}, LoRA f32 under "
+                f"bf16 autocast, activation checkpointing {'on' if checkpointing else 'off'}), 2 threads",
+                f"peak RSS {tr['peak_memory_gb']:.2f} GiB; {tr['tokens_per_second']:.0f} tokens/s; {per_step:.1f} s/step "
+                f"(incl. load, merge and save)",
+                "< 3 GB", f"base weights in {dtype}: {params * (4 if dtype == 'float32' else 2) / GB:.2f} GB; "
+                f"teacher forward {teacher_tps:.0f} tokens/s",
+            )
+            report(
+                f"a 20-step window, {rows}: 3 students sharing 2 cores (from the run above)",
+                f"~{3 * 20 * per_step / 60:.0f} min", "feasible on 2 cores", f"1 student: ~{20 * per_step / 60:.1f} min",
+            )
+            students.append(student)
+        out = students[0]  # the short rows' student
         gen_bytes = sum(p.stat().st_size for p in (out / "weights").glob("*.safetensors"))
         adapter_bytes = sum(p.stat().st_size for p in (out / "adapter").iterdir())
         report(
@@ -272,7 +283,7 @@ def run(report: Report) -> None:
         q4 = tmp / "q4_k_m.gguf"
         q_s = quantize_gguf(f16, q4, "q4_k_m")
         check = check_quantized(f16, q4, "q4_k_m", seconds=q_s)
-        prompt = " ".join(line for _, line in examples[:4])[:600]
+        prompt = " ".join(line for _, line in _examples(4))[:600]
         for label, path in (("f16", f16), ("q4_k_m", q4)):
             gen_tps, prompt_tps = _serve(path, prompt)
             report(

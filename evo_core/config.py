@@ -158,9 +158,18 @@ class ModelConfig(_Section):
         description='the served model.gguf of new generations; "auto": f32 under 50M parameters, else f16; '
         "quantized types are made by llama.cpp's quantizer from an f16 export that is parity-checked",
     )
-    gradient_checkpointing: bool = Field(
-        False, description="recompute activations in the backward pass: less memory per student, more time"
+    gradient_checkpointing: Literal["auto", True, False] = Field(
+        "auto",
+        description="recompute activations in the backward pass: less memory per student, more time; "
+        '"auto": on from 50M parameters, off under',
     )
+
+    @field_validator("gradient_checkpointing", mode="before")
+    @classmethod
+    def _auto_or_bool(cls, value: Any) -> Any:
+        if value == "auto" or isinstance(value, bool):  # 1 == True: an integer is not a switch here
+            return value
+        raise ValueError('should be "auto", true or false')
 
 
 class ShadowConfig(_Section):

@@ -38,10 +38,11 @@ KL over the positions that have a teacher (0.0 when none has).
 
 Top-k targets. The teacher cache keeps, per token, each teacher's k largest logits (values and
 vocabulary indices). Then each teacher's distribution is softmax over its own k logits / T
-(renormalised over its top-k: the tail mass is dropped), the two are scattered into the union of
-their indices and blended with (1 - w, w), and the student's log-probabilities are the FULL
+(renormalised over its top-k: the tail mass is dropped), the two are blended with (1 - w, w) on
+the union of their indices, and the student's log-probabilities are the FULL
 ``log_softmax(S / T)`` gathered at those indices. So q is a proper distribution over at most 2k
-tokens. When k >= vocab size this is exactly the dense formula above. ``dense_distill_loss`` is
+tokens, and it is kept that way: [N, 2k] shares, never a dense [N, V] q (on a 32k vocabulary
+each [N, V] float32 tensor of a batch of 8 x 128 tokens is 131 MB). When k >= vocab size this is exactly the dense formula above. ``dense_distill_loss`` is
 that dense formula, for full logits and for tests.
 
 With no stabilizer (first window) ``t2`` is None and w is taken as 0: q = softmax(t1 / T).
@@ -82,21 +83,20 @@ def _position_kinds(row_teachers: torch.Tensor | None, mask: torch.Tensor) -> to
 
 
 def _combine(
-    s_rows: torch.Tensor, targets: torch.Tensor, q: torch.Tensor, log_q: torch.Tensor,
-    s_logp: torch.Tensor, kinds: torch.Tensor, *, alpha: float, beta: float, temperature: float,
+    ce: torch.Tensor, kl: torch.Tensor, kinds: torch.Tensor, *, alpha: float, beta: float, temperature: float,
 ) -> LossParts:
-    n = targets.numel()
-    if n == 0:
-        zero = s_rows.sum() * 0.0
-        return LossParts(zero, zero.detach(), zero.detach(), 0)
-    ce = F.cross_entropy(s_rows.float(), targets, reduction="none")
-    kl = (q * (log_q - s_logp)).sum(-1)
+    """The loss parts from each counted position's CE and KL [N] (module doc)."""
     taught = kinds != NEW
     per_position = torch.where(
         taught, alpha * ce + beta * temperature**2 * kl, (alpha + beta) * ce
     )
     kd = kl[taught].mean() if bool(taught.any()) else kl.sum() * 0.0
-    return LossParts(per_position.mean(), ce.mean().detach(), kd.detach(), n)
+    return LossParts(per_position.mean(), ce.mean().detach(), kd.detach(), ce.numel())
+
+
+def _empty(s_rows: torch.Tensor) -> LossParts:
+    zero = s_rows.sum() * 0.0  # keeps the graph: backward works and changes nothing
+    return LossParts(zero, zero.detach(), zero.detach(), 0)
 
 
 def _stabilizer_share(kinds: torch.Tensor, w: float) -> torch.Tensor:
@@ -106,16 +106,29 @@ def _stabilizer_share(kinds: torch.Tensor, w: float) -> torch.Tensor:
 
 def _blend_topk(
     t1_vals: torch.Tensor, t1_idx: torch.Tensor, t2_vals: torch.Tensor | None,
-    t2_idx: torch.Tensor | None, w: torch.Tensor | None, temperature: float, vocab: int,
-) -> torch.Tensor:
-    """q over the vocabulary, dense [N, V], zero outside the union of the teachers' top-k."""
-    q = torch.zeros(t1_vals.shape[0], vocab, dtype=torch.float32, device=t1_vals.device)
+    t2_idx: torch.Tensor | None, w: torch.Tensor | None, temperature: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """q on the union of the teachers' top-k, sparse: (indices, q's share at each, log q there),
+    each [N, k] (one teacher) or [N, 2k] (both). An index both teachers hold appears twice,
+    each entry carrying its teacher's share and the SUMMED q's log, so that
+    ``sum_j share_j * (log_q_j - log_p[index_j])`` is ``KL(q || p)`` over the union exactly
+    as the dense q [N, V] gives it, without the [N, V] tensors (the memory of a long batch)."""
+    idx1 = t1_idx.long()
     p1 = torch.softmax(t1_vals.float() / temperature, dim=-1)
     if t2_vals is None or t2_idx is None or w is None:
-        return q.scatter_(-1, t1_idx.long(), p1)
-    p2 = torch.softmax(t2_vals.float() / temperature, dim=-1)
-    q.scatter_add_(-1, t1_idx.long(), (1.0 - w) * p1)
-    return q.scatter_add_(-1, t2_idx.long(), w * p2)
+        return idx1, p1, _log(p1)
+    idx2 = t2_idx.long()
+    a = (1.0 - w) * p1
+    b = w * torch.softmax(t2_vals.float() / temperature, dim=-1)
+    same = (idx1[:, :, None] == idx2[:, None, :]).to(torch.float32)  # [N, k1, k2]; top-k indices are distinct
+    q1 = a + torch.bmm(same, b[:, :, None]).squeeze(-1)  # an index's q: its own share + the other's, if held
+    q2 = b + torch.bmm(same.transpose(1, 2), a[:, :, None]).squeeze(-1)
+    return torch.cat([idx1, idx2], -1), torch.cat([a, b], -1), _log(torch.cat([q1, q2], -1))
+
+
+def _log(q: torch.Tensor) -> torch.Tensor:
+    """log q where q > 0, 0 elsewhere: a zero share's term vanishes (0 * log 0 := 0)."""
+    return torch.where(q > 0, q, torch.ones_like(q)).log()
 
 
 def distill_loss(
@@ -138,23 +151,26 @@ def distill_loss(
     ``t*_vals`` [B, L, k] float and ``t*_idx`` [B, L, k] int: the teacher's top-k logits at each
     position (the prediction of the next token), as the teacher cache serves them;
     ``row_teachers`` [B] int (NEW, PRIMARY, BOTH) or None (BOTH for every row).
+
+    Memory: besides the student's logits, two float32 [N, V] tensors (N counted positions):
+    the log-softmax at 1 (CE) and at T (KL), each kept for the backward pass; q stays sparse.
     """
     s_rows, targets, mask = _shift(student_logits, labels)
-    vocab = student_logits.shape[-1]
+    if targets.numel() == 0:
+        return _empty(s_rows)
     kinds = _position_kinds(row_teachers, mask)
     stabilized = t2_vals is not None and t2_idx is not None and stabilizer_weight != 0.0
     w = _stabilizer_share(kinds, float(stabilizer_weight)) if stabilized else None
-    q = _blend_topk(
+    idx, share, log_q = _blend_topk(
         t1_vals[mask], t1_idx[mask],
         None if t2_vals is None else t2_vals[mask], None if t2_idx is None else t2_idx[mask],
-        w, temperature, vocab,
+        w, temperature,
     )
-    s_logp = torch.log_softmax(s_rows.float() / temperature, dim=-1)
-    # q is zero outside the union: those terms vanish (0 * log 0 := 0; log_softmax is finite).
-    log_q = torch.where(q > 0, q, torch.ones_like(q)).log()
-    return _combine(
-        s_rows, targets, q, log_q, s_logp, kinds, alpha=alpha, beta=beta, temperature=temperature
-    )
+    s32 = s_rows.float()  # one float32 copy (none when the logits are float32)
+    ce = F.cross_entropy(s32, targets, reduction="none")
+    s_logp = torch.log_softmax(s32 / temperature, dim=-1).gather(-1, idx)
+    kl = (share * (log_q - s_logp)).sum(-1)
+    return _combine(ce, kl, kinds, alpha=alpha, beta=beta, temperature=temperature)
 
 
 def dense_distill_loss(
@@ -176,8 +192,9 @@ def dense_distill_loss(
     if t2_logits is not None and stabilizer_weight != 0.0:
         w = _stabilizer_share(kinds, float(stabilizer_weight))
         q = (1.0 - w) * q + w * torch.softmax(t2_logits[mask].float() / temperature, dim=-1)
+    if targets.numel() == 0:
+        return _empty(s_rows)
     s_logp = torch.log_softmax(s_rows.float() / temperature, dim=-1)
-    log_q = torch.where(q > 0, q, torch.ones_like(q)).log()
-    return _combine(
-        s_rows, targets, q, log_q, s_logp, kinds, alpha=alpha, beta=beta, temperature=temperature
-    )
+    kl = (q * (_log(q) - s_logp)).sum(-1)
+    ce = F.cross_entropy(s_rows.float(), targets, reduction="none")
+    return _combine(ce, kl, kinds, alpha=alpha, beta=beta, temperature=temperature)

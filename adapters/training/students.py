@@ -127,7 +127,7 @@ def build_specs(app: App, config: EvoConfig, state: State, window: Window, todo:
     window_dir.mkdir(parents=True, exist_ok=True)
     cache_path = window_dir / "teacher_cache.safetensors"
     device = _device(config)
-    from adapters.training.precision import parameter_count, resolve_dtype, resolve_gguf_type
+    from adapters.training.precision import parameter_count, resolve_checkpointing, resolve_dtype, resolve_gguf_type
 
     parameters = parameter_count(parent_dir)
     dtype = resolve_dtype(config.model.dtype, device, parameters)
@@ -188,7 +188,7 @@ def build_specs(app: App, config: EvoConfig, state: State, window: Window, todo:
             stabilizer_hash=stabilizer_hash,
             dtype=dtype,
             gguf_type=resolve_gguf_type(config.model.gguf_type, parameters),
-            gradient_checkpointing=config.model.gradient_checkpointing,
+            gradient_checkpointing=resolve_checkpointing(config.model.gradient_checkpointing, parameters),
         )
         for c in todo
     ]

@@ -115,6 +115,8 @@ def train_args(spec: TrainSpec, run: _Run, cache: Any) -> dict[str, Any]:
     import torch
     import transformers
 
+    from adapters.training.precision import compute_dtype
+
     return {
         "candidate": spec.candidate,
         "seed": spec.seed,
@@ -135,7 +137,10 @@ def train_args(spec: TrainSpec, run: _Run, cache: Any) -> dict[str, Any]:
         "device": spec.device,
         "threads": spec.threads,
         "placement": msgspec.to_builtins(spec.placement) if spec.placement else None,
-        "dtype": {"base": spec.dtype, "adapter": "float32", "gradient_checkpointing": spec.gradient_checkpointing},
+        "dtype": {
+            "base": spec.dtype, "adapter": "float32", "autocast": spec.dtype if compute_dtype(spec.dtype) is not None else None,
+            "gradient_checkpointing": spec.gradient_checkpointing,
+        },
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__},
     }
 
@@ -245,16 +250,31 @@ def add_lora(model: Any, lora: Lora, seed: int, *, gradient_checkpointing: bool 
     return peft_model
 
 
+def forward(model: Any, autocast: Any = None, **inputs: Any) -> Any:
+    """The student's logits. With an ``autocast`` dtype (``precision.compute_dtype``) the forward
+    runs under ``torch.autocast`` in it and peft's casting of each LoRA input to a float32 copy
+    is off: the adapter takes the base's activations as they are (``adapters.training.precision``)."""
+    import torch
+    from peft.helpers import disable_input_dtype_casting
+
+    kind = next(model.parameters()).device.type
+    mixed = autocast is not None
+    with torch.autocast(kind, dtype=autocast, enabled=mixed), disable_input_dtype_casting(model, active=mixed):
+        return model(**inputs).logits
+
+
 def train_step(
     model: Any, optimizer: Any, batch: dict[str, Any], distill: Distill, w: float, device: Any,
-    *, max_grad_norm: float = 0.0,
+    *, max_grad_norm: float = 0.0, autocast: Any = None,
 ) -> LossParts:
     """One optimizer step on a teacher-cache batch; returns the loss parts (total detached).
-    The gradient's global norm is clipped to ``max_grad_norm`` first (0: no clipping)."""
+    The gradient's global norm is clipped to ``max_grad_norm`` first (0: no clipping). The
+    forward runs in the ``autocast`` dtype when one is given (``forward``); the loss is float32
+    either way."""
     import torch
 
     t: dict[str, Any] = {k: (v.to(device) if v is not None else None) for k, v in batch.items()}
-    logits = model(input_ids=t["input_ids"], attention_mask=t["attention_mask"]).logits
+    logits = forward(model, autocast, input_ids=t["input_ids"], attention_mask=t["attention_mask"])
     parts = distill_loss(
         logits, t["labels"], t["t1_vals"], t["t1_idx"], t["t2_vals"], t["t2_idx"],
         alpha=distill.alpha, beta=distill.beta, temperature=distill.temperature,
@@ -291,6 +311,7 @@ def _train(spec: TrainSpec, progress: Progress | None, run: _Run) -> TrainResult
     from transformers.utils import logging as hf_logging
 
     from adapters.training.budget import BudgetMeter
+    from adapters.training.precision import compute_dtype
     from adapters.training.recipe import DivergenceGuard, lr_factor
     from adapters.training.teacher_cache import TeacherCache, load_model, load_tokenizer, model_hash
 
@@ -328,6 +349,7 @@ def _train(spec: TrainSpec, progress: Progress | None, run: _Run) -> TrainResult
         vocab = int(model.get_output_embeddings().weight.shape[0])
         if vocab != cache.vocab_size:
             raise ValueError(f"student vocab {vocab} != teacher cache vocab {cache.vocab_size}")
+        autocast = compute_dtype(spec.dtype)
         model = add_lora(model, spec.lora, spec.seed, gradient_checkpointing=spec.gradient_checkpointing)
         params = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=spec.learning_rate)
@@ -345,7 +367,7 @@ def _train(spec: TrainSpec, progress: Progress | None, run: _Run) -> TrainResult
         b = cache.batch(next(batches))
         parts = train_step(
             model, optimizer, b, spec.distill, run.effective_w, dev,
-            max_grad_norm=spec.schedule.max_grad_norm,
+            max_grad_norm=spec.schedule.max_grad_norm, autocast=autocast,
         )
         scheduler.step()
         loss = float(parts.total)

@@ -145,6 +145,32 @@ def test_topk_is_an_approximation_that_tightens_with_k() -> None:
     assert errors[0] > errors[1] > errors[2] - 1e-6 and errors[2] < 1e-4
 
 
+
+def _only_topk(t: torch.Tensor, k: int) -> torch.Tensor:
+    """The teacher's logits with everything outside its top-k at -inf: the dense q of the top-k."""
+    vals, idx = torch.topk(t, k)
+    return torch.full_like(t, float("-inf")).scatter(-1, idx, vals)
+
+
+@pytest.mark.parametrize(("k", "w", "seed"), [(1, 0.3, 0), (4, 0.3, 1), (6, 0.5, 2), (11, 1.0, 3), (5, 0.0, 4)])
+def test_sparse_topk_targets_equal_the_dense_q_they_stand_for(k: int, w: float, seed: int) -> None:
+    """q kept sparse over two top-k lists that partly overlap gives the loss and the gradient of
+    the dense q [N, V] scattered from them (zero outside the union)."""
+    student, t1, t2, labels = _inputs(seed)
+    t2 = t2 + t1  # correlated teachers: their top-k lists share some indices, not all
+    (v1, i1), (v2, i2) = torch.topk(t1, k), torch.topk(t2, k)
+    shared = (i1[..., :, None] == i2[..., None, :]).any(-1).float().mean()
+    assert k == 1 or 0 < shared < 1
+    kw = dict(KW, stabilizer_weight=w, row_teachers=torch.tensor([2, 1, 2]))
+    sparse = distill_loss(student, labels, v1, i1, v2, i2, **kw)
+    (g_sparse,) = torch.autograd.grad(sparse.total, student)
+    dense = dense_distill_loss(student, labels, _only_topk(t1, k), _only_topk(t2, k), **kw)
+    (g_dense,) = torch.autograd.grad(dense.total, student)
+    torch.testing.assert_close(sparse.total, dense.total, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(sparse.kd, dense.kd, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(g_sparse, g_dense, rtol=1e-5, atol=1e-7)
+
+
 # ---------------------------------------------------------------- each teacher where it knows
 
 
