@@ -110,17 +110,25 @@ def model_dir(folder: str | os.PathLike[str]) -> Path:
     return path / "weights" if (path / "weights" / "config.json").is_file() else path
 
 
+def load_tokenizer(folder: str | os.PathLike[str]) -> Any:
+    """The tokenizer of a HF folder (or a generation's folder holding ``weights/``), offline."""
+    from transformers import AutoTokenizer
+
+    path = validate_model_dir(model_dir(folder))
+    _quiet()
+    return AutoTokenizer.from_pretrained(path, local_files_only=True)
+
+
 def load_generation(
     folder: str | os.PathLike[str], *, device: str = "cpu", dtype: torch.dtype | None = None
 ) -> tuple[Any, Any]:
     """``(model, tokenizer)`` from a HF folder (or a generation's folder holding ``weights/``),
     offline, in eval mode."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
+    tokenizer = load_tokenizer(folder)
     path = validate_model_dir(model_dir(folder))
-    _quiet()
-    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     model = AutoModelForCausalLM.from_pretrained(
         path, local_files_only=True, dtype=dtype if dtype is not None else torch.float32
     )

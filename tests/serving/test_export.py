@@ -159,6 +159,41 @@ def test_f16_and_q8_0_exports_pass_within_their_looser_tolerance(
 # ---------------------------------------------------------------- the check can fail
 
 
+
+def test_the_parity_check_never_holds_both_models_at_once(
+    demo_genesis: Path, demo_gguf: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """llama.cpp's side runs and lets go of the GGUF before the torch reference is loaded (a
+    0.5B model's float32 reference and f16 GGUF together are 2.9 GB), and the verdict is the
+    same as ever: the order changes nothing but the memory."""
+    import adapters.models.hf as hf
+    import adapters.serving.llama as llama
+
+    events: list[str] = []
+    real_llama, real_model = llama.load_llama, hf.load_generation
+
+    def load_llama(*args: Any, **kwargs: Any) -> Any:
+        llm = real_llama(*args, **kwargs)
+        close = llm.close
+
+        def closing() -> None:
+            events.append("llama.cpp closed")
+            close()
+
+        llm.close = closing
+        events.append("llama.cpp loaded")
+        return llm
+
+    def load_generation(*args: Any, **kwargs: Any) -> Any:
+        events.append("torch loaded")
+        return real_model(*args, **kwargs)
+
+    monkeypatch.setattr(llama, "load_llama", load_llama)
+    monkeypatch.setattr(hf, "load_generation", load_generation)
+    report = check_parity(demo_genesis / "weights", demo_gguf)
+    assert events == ["llama.cpp loaded", "llama.cpp closed", "torch loaded"]
+    assert report.passed and report.greedy_agreement == 1.0 and report.max_logit_diff < 1e-4
+
 def test_a_wrong_permutation_fails_the_parity_check(
     demo_genesis: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
