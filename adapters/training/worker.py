@@ -35,6 +35,7 @@ def main(spec_bytes: bytes, conn: Any) -> None:
         from adapters.training.trainer import train
 
         result = train(spec, lambda info: conn.send(("progress", info)))
+        _let_go()  # the training step's memory, before the export's own peak
         if result.status == "finished":
 
             def exporting(step: str, done: int, total: int | None) -> None:
@@ -47,6 +48,16 @@ def main(spec_bytes: bytes, conn: Any) -> None:
         conn.close()
     except OSError:  # the parent is gone: nobody to tell
         pass
+
+
+def _let_go() -> None:
+    """Free what the last step left (peft's model holds reference cycles) and hand it back."""
+    import gc
+
+    from adapters.runtime import heap
+
+    gc.collect()
+    heap.release()
 
 
 def export(spec: Any, result: Any, progress: Progress = silent) -> Any:
