@@ -197,14 +197,13 @@ def check_parity(
     try:
         for done, (prompt, ids) in enumerate(zip(prompts, encoded), 1):
             tokens = tuple(list(llm.tokenize(prompt.encode("utf-8"), add_bos=add, special=True)) for add in (True, False))
-            if not ids:  # nothing to run (a tokenizer that adds no BOS, empty text)
+            if ids:  # else nothing to run (a tokenizer that adds no BOS, empty text)
+                llm.reset()
+                llm.eval(ids)
+                logits = np.array(llm.scores[: len(ids)])  # a copy: the buffer is reused
+                served.append(_Served(tokens, logits, *_greedy_llama(llm, greedy_tokens, eos)))
+            else:
                 served.append(_Served(tokens))
-                continue
-            llm.reset()
-            llm.eval(ids)
-            logits = np.array(llm.scores[: len(ids)])  # a copy: the buffer is reused
-            cont, rows = _greedy_llama(llm, greedy_tokens, eos)
-            served.append(_Served(tokens, logits, cont, rows))
             progress("parity", done, total)
     finally:
         close = getattr(llm, "close", None)
@@ -222,6 +221,7 @@ def check_parity(
                 mismatches.append(f"tokenize {prompt!r} (specials {add}): hf {hf_ids} vs llama.cpp {ll_ids}")
         if not ids:
             agreed += 1
+            progress("parity", len(prompts) + done, total)
             continue
         with torch.no_grad():
             hf_logits = model(torch.tensor([ids])).logits[0].float().numpy()

@@ -42,8 +42,9 @@ vocabulary indices). Then each teacher's distribution is softmax over its own k 
 the union of their indices, and the student's log-probabilities are the FULL
 ``log_softmax(S / T)`` gathered at those indices. So q is a proper distribution over at most 2k
 tokens, and it is kept that way: [N, 2k] shares, never a dense [N, V] q (on a 32k vocabulary
-each [N, V] float32 tensor of a batch of 8 x 128 tokens is 131 MB). When k >= vocab size this is exactly the dense formula above. ``dense_distill_loss`` is
-that dense formula, for full logits and for tests.
+each [N, V] float32 tensor of a batch of 8 x 128 tokens is 131 MB). When k >= vocab size this
+is exactly the dense formula above. ``dense_distill_loss`` is that dense formula, for full
+logits and for tests.
 
 With no stabilizer (first window) ``t2`` is None and w is taken as 0: q = softmax(t1 / T).
 """
