@@ -107,9 +107,16 @@ def placement_text(p: Placement) -> str:
     where = f"{p.executor} node {p.node[:12]}" if p.executor != "local" else f"this runner's machine ({p.node})"
     if p.address:
         where += f" ({p.address})"
-    given = [f"{p.cpus:g} CPU{'s' if p.cpus != 1 else ''}"] + ([f"{p.gpus:g} GPU{'s' if p.gpus != 1 else ''}"] if p.gpus else []) + (
-        [f"{p.memory_gb:g} GiB memory"] if p.memory_gb else [])
+    given = [_count(p.cpus, "CPU")]
+    if p.gpus:
+        given.append(_count(p.gpus, "GPU"))
+    if p.memory_gb:
+        given.append(f"{p.memory_gb:g} GiB memory")
     return f"{where}, {', '.join(given)}"
+
+
+def _count(n: float, what: str) -> str:
+    return f"{n:g} {what}{'s' if n != 1 else ''}"
 
 
 def _training_line(x: Explanation) -> str:

@@ -112,9 +112,12 @@ def model_dir(folder: str | os.PathLike[str]) -> Path:
 
 def load_tokenizer(folder: str | os.PathLike[str]) -> Any:
     """The tokenizer of a HF folder (or a generation's folder holding ``weights/``), offline."""
+    return _tokenizer(validate_model_dir(model_dir(folder)))
+
+
+def _tokenizer(path: Path) -> Any:
     from transformers import AutoTokenizer
 
-    path = validate_model_dir(model_dir(folder))
     _quiet()
     return AutoTokenizer.from_pretrained(path, local_files_only=True)
 
@@ -127,8 +130,8 @@ def load_generation(
     import torch
     from transformers import AutoModelForCausalLM
 
-    tokenizer = load_tokenizer(folder)
     path = validate_model_dir(model_dir(folder))
+    tokenizer = _tokenizer(path)
     model = AutoModelForCausalLM.from_pretrained(
         path, local_files_only=True, dtype=dtype if dtype is not None else torch.float32
     )

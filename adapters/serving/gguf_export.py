@@ -300,7 +300,6 @@ def export_generation(
     ``model.gguf``, checked against it within the type's tolerance, then deleted (a failed parity
     check keeps the f16 file as ``model.gguf`` instead, unquantized)."""
     from adapters.models.hf import weights_hash
-    from adapters.runtime import heap
     from adapters.runtime.disk_usage import generation_usage
     from adapters.serving.parity import check_parity, tolerance_for
     from adapters.serving.quantize import QUANT_TYPES, SERVED_TYPES, check_quantized, quantize_gguf
@@ -317,7 +316,6 @@ def export_generation(
         source = root / f".{GGUF_NAME}.f16-{os.getpid()}"
         try:
             info = export_gguf(weights, source, dtype="f16", name=name or root.name, progress=progress)
-            heap.release()  # the export's freed buffers, before the parity check's peak
             report = check_parity(
                 weights, source, tolerance=tolerance if tolerance is not None else tolerance_for("f16"),
                 progress=progress,
@@ -338,7 +336,6 @@ def export_generation(
             source.unlink(missing_ok=True)
     else:
         info = export_gguf(weights, target, dtype=dtype, name=name or root.name, progress=progress)  # type: ignore[arg-type]
-        heap.release()  # the export's freed buffers, before the parity check's peak
         report = check_parity(
             weights, info.path, tolerance=tolerance if tolerance is not None else tolerance_for(dtype), progress=progress
         )

@@ -141,9 +141,9 @@ class _Served(NamedTuple):
     added, the logits rows of the prompt, its greedy continuation and that continuation's rows."""
 
     tokens: tuple[list[int], ...]
-    logits: Any = None
-    cont: list[int] = []
-    rows: list[Any] = []
+    logits: Any  # None: nothing was run (no ids)
+    cont: list[int]
+    rows: list[Any]
 
 
 def _tolerance_floor(folder: Path) -> float:
@@ -177,6 +177,7 @@ def check_parity(
     import torch
 
     from adapters.models.hf import load_generation, load_tokenizer
+    from adapters.runtime import heap
     from adapters.serving.llama import load_llama
 
     tok = load_tokenizer(hf_dir)
@@ -203,13 +204,14 @@ def check_parity(
                 logits = np.array(llm.scores[: len(ids)])  # a copy: the buffer is reused
                 served.append(_Served(tokens, logits, *_greedy_llama(llm, greedy_tokens, eos)))
             else:
-                served.append(_Served(tokens))
+                served.append(_Served(tokens, None, [], []))
             progress("parity", done, total)
     finally:
         close = getattr(llm, "close", None)
         if close is not None:
             close()
     del llm
+    heap.release()  # what earlier steps freed (a GGUF export's buffers), before the reference's peak
     model, _ = load_generation(hf_dir)
     progress("load", 2, 2)
     mismatches: list[str] = []

@@ -68,11 +68,10 @@ def load_model(model_dir: str, device: str = "cpu", dtype: str = "float32") -> A
 
 
 def load_tokenizer(model_dir: str) -> Any:
-    from transformers import AutoTokenizer
+    """The tokenizer of a model folder (``adapters.models.hf.load_tokenizer``)."""
+    from adapters.models.hf import load_tokenizer as load
 
-    from adapters.models.hf import model_dir as resolve
-
-    return AutoTokenizer.from_pretrained(str(resolve(model_dir)), local_files_only=True)
+    return load(model_dir)
 
 
 def tokenize(tokenizer: Any, text: str, max_seq_len: int) -> tuple[list[int], bool, bool]:
